@@ -1,0 +1,10 @@
+"""fMRI Decoding Lab's core: data sets, masking, decoding, figures and exports.
+
+Pure Python; it never imports streamlit, so it runs from a notebook, a
+script, the command line or a test.
+"""
+
+from decoding_core.config import CV_SCHEMES, ESTIMATORS, SCORINGS, DecodingConfig
+from decoding_core.errors import DecodingInputError
+
+__all__ = ["CV_SCHEMES", "ESTIMATORS", "SCORINGS", "DecodingConfig", "DecodingInputError"]

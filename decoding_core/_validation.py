@@ -1,0 +1,55 @@
+"""Shared argument checks with one message template.
+
+Messages follow "'<name>' must be <expected>. Got <value!r>."
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from numbers import Real
+
+from decoding_core.errors import DecodingInputError, DecodingInputTypeError
+
+
+def check_in(value, allowed: Iterable, name: str) -> None:
+    """Raise `DecodingInputError` (a ``ValueError``) unless ``value`` is one of ``allowed``."""
+    allowed = list(allowed)
+    if value not in allowed:
+        raise DecodingInputError(f"'{name}' must be one of {allowed}. Got {value!r}.")
+
+
+def check_type(value, expected_type, name: str) -> None:
+    """Raise `DecodingInputTypeError` (a ``TypeError``) unless ``value`` is an instance of ``expected_type``."""
+    if not isinstance(value, expected_type):
+        if isinstance(expected_type, tuple):
+            expected = " or ".join(t.__name__ for t in expected_type)
+        else:
+            expected = expected_type.__name__
+        raise DecodingInputTypeError(f"'{name}' must be {expected}. Got {value!r}.")
+
+
+def check_range(
+    value,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+    integer: bool = False,
+) -> None:
+    """Raise `DecodingInputError` (a ``ValueError``) unless ``value`` is a number in the given interval."""
+    kind = "an integer" if integer else "a number"
+    ok_type = (
+        isinstance(value, int) if integer else isinstance(value, Real)
+    ) and not isinstance(value, bool)
+    left = "[" if low_inclusive else "("
+    right = "]" if high_inclusive else ")"
+    interval = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+    message = f"'{name}' must be {kind} in the range {interval}. Got {value!r}."
+    if not ok_type or value != value:  # value != value catches NaN
+        raise DecodingInputError(message)
+    if low is not None and (value < low or (value == low and not low_inclusive)):
+        raise DecodingInputError(message)
+    if high is not None and (value > high or (value == high and not high_inclusive)):
+        raise DecodingInputError(message)
