@@ -1,0 +1,237 @@
+"""The command line: the same core calls as the app, from a shell.
+
+Examples
+--------
+::
+
+    python -m decoding_core decode --dataset simulated
+    python -m decoding_core decode --dataset haxby:2 --cv kfold --folds 5 --json
+    python -m decoding_core decode --func bold.nii.gz --labels labels.txt \\
+        --mask mask_vt.nii.gz --conditions face cat --weights-out weights.nii.gz
+    python -m decoding_core info --dataset simulated
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from decoding_core.config import CV_SCHEMES, ESTIMATORS, SCORINGS, DecodingConfig
+from decoding_core.errors import DecodingInputError
+
+#: Exit status for input the user can fix (argparse uses 2 for usage errors too).
+EXIT_INPUT_ERROR = 2
+#: Exit status for anything unexpected.
+EXIT_INTERNAL_ERROR = 1
+
+
+def _add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data set (one of --dataset or --func/--labels)")
+    group.add_argument("--dataset", help="'simulated' (built-in, offline) or 'haxby:N' with N in 1..6")
+    group.add_argument("--data-dir", type=Path, help="directory for the Haxby download (nilearn's data_dir)")
+    group.add_argument("--func", type=Path, help="your 4D functional image (.nii or .nii.gz)")
+    group.add_argument("--labels", type=Path, help="your labels table: one row per volume (CSV, TSV or space separated)")
+    group.add_argument("--label-column", default="labels", help="column of the labels table with the conditions (default: labels)")
+    group.add_argument("--run-column", default="chunks",
+                       help="column of the labels table with the runs (default: chunks; 'none' for no runs)")
+    group.add_argument("--mask", type=Path, help="your 3D mask on the image's grid (default: computed EPI mask)")
+    group.add_argument("--anat", type=Path, help="your anatomical image (default: the mean functional image)")
+    group.add_argument("--tr", type=float, help="repetition time in seconds (default: from the image header)")
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = DecodingConfig()
+    group = parser.add_argument_group("decoding")
+    group.add_argument("--config", type=Path, help="a configuration JSON file (as the app exports); other options override it")
+    group.add_argument("--mask-name", help="which of the data set's masks to use (default: vt when present)")
+    group.add_argument("--conditions", nargs="+", help=f"conditions to decode (default: {' '.join(defaults.conditions)})")
+    group.add_argument("--cv", choices=list(CV_SCHEMES), help=f"evaluation scheme (default: {defaults.cv})")
+    group.add_argument("--folds", type=int, help=f"K of --cv kfold (default: {defaults.n_folds})")
+    group.add_argument("--holdout", type=int, help=f"number of last samples held out by --cv holdout (default: {defaults.holdout_size})")
+    group.add_argument("--C", type=float, dest="C", help=f"inverse regularisation strength (default: {defaults.C})")
+    group.add_argument("--estimator", choices=list(ESTIMATORS), help=f"classifier (default: {defaults.estimator})")
+    group.add_argument("--scoring", choices=list(SCORINGS), help=f"score (default: {defaults.scoring})")
+    group.add_argument("--screening", type=float, metavar="PERCENT",
+                       help="keep this percentage of voxels by ANOVA F-score, fitted in each training fold")
+    group.add_argument("--tune-C", action="store_true", default=None, help="choose C by an inner cross-validation")
+    group.add_argument("--no-standardize", action="store_true", help="do not z-score each voxel's time series")
+    group.add_argument("--detrend", action="store_true", default=None, help="remove a linear trend per voxel")
+    group.add_argument("--smoothing", type=float, metavar="FWHM_MM", help="Gaussian smoothing FWHM in mm")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m decoding_core``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m decoding_core",
+        description="fMRI Decoding Lab from the command line: decode conditions from fMRI volumes.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    decode_parser = commands.add_parser("decode", help="run one decoding analysis and print its scores")
+    _add_dataset_arguments(decode_parser)
+    _add_config_arguments(decode_parser)
+    output = decode_parser.add_argument_group("output")
+    output.add_argument("--json", action="store_true", help="print one JSON object instead of a text summary")
+    output.add_argument("--weights-out", type=Path, help="write the weight map to this .nii.gz file")
+    output.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
+
+    info_parser = commands.add_parser("info", help="describe a data set: shape, runs, conditions, masks")
+    _add_dataset_arguments(info_parser)
+    info_parser.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def load_dataset_from_args(args, progress=None):
+    """Load the data set that ``--dataset`` or ``--func``/``--labels`` names."""
+    from decoding_core import datasets
+
+    if args.dataset and args.func:
+        raise DecodingInputError("Give either --dataset or --func/--labels, not both.")
+    if args.dataset:
+        spec = args.dataset.strip().lower()
+        if spec.startswith("haxby"):
+            subject = spec.partition(":")[2] or "2"
+            try:
+                subject_number = int(subject)
+            except ValueError:
+                raise DecodingInputError(
+                    f"--dataset haxby:N needs a subject number N from 1 to 6. Got {args.dataset!r}."
+                ) from None
+            return datasets.load_haxby(subject_number, data_dir=args.data_dir, progress=progress)
+        if spec == "simulated":
+            return datasets.load_simulated()
+        raise DecodingInputError(
+            f"Unknown data set {args.dataset!r}. Use 'simulated' or 'haxby:N' (N from 1 to 6), "
+            "or give your own files with --func and --labels."
+        )
+    if args.func is None and args.labels is None:
+        return datasets.load_simulated()
+    if args.func is None or args.labels is None:
+        raise DecodingInputError("Your own data need both --func (the 4D image) and --labels (the labels table).")
+    run_column = None if str(args.run_column).lower() == "none" else args.run_column
+    return datasets.load_files(
+        args.func, args.labels, label_column=args.label_column, run_column=run_column,
+        mask=args.mask, anat=args.anat, tr=args.tr,
+    )
+
+
+def config_from_args(args, dataset) -> DecodingConfig:
+    """Merge ``--config`` (if any) with the options given on the command line."""
+    config = DecodingConfig.from_json(args.config.read_text()) if args.config else DecodingConfig()
+    changes = {}
+    if args.mask_name:
+        changes["mask_name"] = args.mask_name
+    elif not args.config and config.mask_name not in dataset.masks:
+        # Uploaded data have "uploaded" or "epi" rather than Haxby's "vt".
+        changes["mask_name"] = next(iter(dataset.masks))
+    for option, field_name in [("conditions", "conditions"), ("cv", "cv"), ("folds", "n_folds"),
+                               ("holdout", "holdout_size"), ("C", "C"), ("estimator", "estimator"),
+                               ("scoring", "scoring"), ("screening", "screening_percentile"),
+                               ("tune_C", "tune_C"), ("detrend", "detrend"), ("smoothing", "smoothing_fwhm")]:
+        value = getattr(args, option)
+        if value is not None:
+            changes[field_name] = tuple(value) if option == "conditions" else value
+    if args.no_standardize:
+        changes["standardize"] = False
+    config = config.replace(**changes) if changes else config
+    if config.mask_name not in dataset.masks:
+        raise DecodingInputError(
+            f"The data set has no mask named {config.mask_name!r}. Its masks are: {sorted(dataset.masks)}."
+        )
+    return config
+
+
+def _describe(dataset) -> dict:
+    import numpy as np
+
+    conditions, counts = np.unique(dataset.conditions, return_counts=True)
+    return {
+        "name": dataset.name,
+        "title": dataset.title,
+        "shape": [int(s) for s in dataset.shape],
+        "voxel_size_mm": [round(v, 3) for v in dataset.voxel_size],
+        "tr": dataset.tr,
+        "n_volumes": dataset.n_volumes,
+        "n_runs": dataset.n_runs,
+        "conditions": {str(c): int(n) for c, n in zip(conditions, counts)},
+        "masks": {name: int((np.asarray(img.dataobj) != 0).sum()) for name, img in dataset.masks.items()},
+        "description": dataset.description,
+        "digest": dataset.digest,
+    }
+
+
+def _progress_printer(quiet: bool):
+    if quiet:
+        return None
+    last = {"message": None}
+
+    def progress(fraction: float, message: str) -> None:
+        if message != last["message"]:
+            print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
+            last["message"] = message
+
+    return progress
+
+
+def _command_decode(args) -> int:
+    from decoding_core import decoding, export
+
+    progress = _progress_printer(args.quiet or args.json)
+    dataset = load_dataset_from_args(args, progress=progress)
+    config = config_from_args(args, dataset)
+    result = decoding.run_decoding(dataset, config, progress=progress)
+    if args.weights_out:
+        args.weights_out.write_bytes(export.image_to_nifti_bytes(result.weight_img))
+    summary = export.result_summary(result)
+    summary["dataset"] = dataset.name
+    if args.weights_out:
+        summary["weights_out"] = str(args.weights_out)
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(f"Data set: {dataset.title}")
+    print(f"Decoding {' vs '.join(config.conditions)} in mask {config.mask_name!r}: "
+          f"{result.n_samples} samples x {result.n_voxels} voxels")
+    print(f"Scheme: {CV_SCHEMES[config.cv]}; estimator: {ESTIMATORS[config.estimator]}, C={config.C:g}")
+    scores = ", ".join(f"{s:.3f}" for s in result.fold_scores)
+    print(f"Fold scores ({SCORINGS[config.scoring].lower()}): {scores}")
+    print(f"Mean {result.mean_score:.3f} (sd {result.std_score:.3f}); chance level {result.chance_level:.3f}")
+    if result.meaningless:
+        print("Note: this is accuracy on the training data itself; it says nothing about decoding.")
+    for warning in result.warnings:
+        print(f"Warning: {warning}")
+    if args.weights_out:
+        print(f"Weight map written to {args.weights_out}")
+    return 0
+
+
+def _command_info(args) -> int:
+    dataset = load_dataset_from_args(args)
+    description = _describe(dataset)
+    if args.json:
+        print(json.dumps(description))
+        return 0
+    for key, value in description.items():
+        print(f"{key}: {value}")
+    return 0
+
+
+COMMANDS = {"decode": _command_decode, "info": _command_info}
+
+
+def main(argv=None) -> int:
+    """Run the command line; return the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except DecodingInputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except (OSError, MemoryError) as err:
+        print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
+    except Exception as err:  # one clear line instead of a traceback
+        print(f"error: unexpected {type(err).__name__}: {err}", file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
