@@ -7,12 +7,17 @@ once, in chunks of volumes, keeping only the masked voxels of every mask.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import nibabel as nib
 import numpy as np
 
+from decoding_core import nifti_io
 from decoding_core.errors import DecodingInputError
 
 #: ``progress(fraction in [0, 1], message)``; called during long steps.
@@ -47,17 +52,507 @@ class MaskedData:
         return self.X.shape
 
 
+#: Default capacity of the module-level cache of raw masked matrices.
+DEFAULT_CACHE_BYTES = 256 * 1024**2
+#: Columns processed at once by `clean_signals` (float64 work block).
+_CLEAN_BLOCK_COLUMNS = 2048
+
+
+# --------------------------------------------------------------------------------------
+# Masks
+# --------------------------------------------------------------------------------------
+
+
+def mask_bool(mask_img: nib.Nifti1Image, name: str = "mask") -> np.ndarray:
+    """The 3D boolean array of a binary mask (nonzero = in), checked.
+
+    A 4D mask with one volume counts as 3D. Raises `DecodingInputError` for a
+    mask that is not 3D, not binary (more than one nonzero value) or empty.
+    """
+    data = np.asanyarray(mask_img.dataobj)
+    while data.ndim > 3 and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise DecodingInputError(
+            f"The mask '{name}' must be 3D (x, y, z); it has shape {tuple(mask_img.shape)}. Use a single 0/1 volume."
+        )
+    values = np.unique(data)
+    if len(values) > 2 or (len(values) == 2 and 0 not in values):
+        shown = ", ".join(f"{v:g}" for v in values[:5]) + (", ..." if len(values) > 5 else "")
+        raise DecodingInputError(
+            f"The mask '{name}' is not binary: it holds the values {shown}. A mask must be 0 outside "
+            "and one value inside; threshold it (e.g. image > 0.5) or pick one region of an atlas."
+        )
+    mask = data != 0
+    if not mask.any():
+        raise DecodingInputError(f"The mask '{name}' is empty (no nonzero voxel). Choose or upload another mask.")
+    return mask
+
+
+def check_mask_matches(mask_img: nib.Nifti1Image, shape, affine, name: str = "mask") -> None:
+    """Raise `DecodingInputError` unless the mask lies on the image's voxel grid.
+
+    Parameters
+    ----------
+    mask_img : nibabel.Nifti1Image
+    shape : tuple of int
+        Shape of the functional image (its first three values are compared).
+    affine : ndarray of shape (4, 4)
+        Affine of the functional image (compared with ``np.allclose``, atol 1e-3).
+    name : str
+        The mask's name, for the message.
+    """
+    mask_shape = tuple(int(s) for s in mask_img.shape)
+    while len(mask_shape) > 3 and mask_shape[-1] == 1:
+        mask_shape = mask_shape[:-1]
+    image_shape = tuple(int(s) for s in shape[:3])
+    if mask_shape != image_shape:
+        raise DecodingInputError(
+            f"The mask '{name}' has shape {mask_shape} but the functional image's volumes have shape "
+            f"{image_shape}. Use the mask made for this image, or resample the mask onto the image "
+            "(e.g. nilearn.image.resample_to_img(mask, func, interpolation='nearest'))."
+        )
+    if not np.allclose(np.asarray(mask_img.affine, dtype=float), np.asarray(affine, dtype=float), atol=1e-3):
+        raise DecodingInputError(
+            f"The mask '{name}' is not on the functional image's grid: its affine\n"
+            f"{np.array2string(np.asarray(mask_img.affine), precision=3)}\ndiffers from the image's\n"
+            f"{np.array2string(np.asarray(affine), precision=3)}.\nUse the mask made for this image, or "
+            "resample the mask onto the image (nilearn.image.resample_to_img(mask, func, "
+            "interpolation='nearest'))."
+        )
+
+
+def _fortran_indices(mask: np.ndarray) -> np.ndarray:
+    """Flat indices, in the file's Fortran (x fastest) layout, of the mask voxels in C order.
+
+    C order over (x, y, z) is the column order of nilearn's ``data[mask]``.
+    """
+    i, j, k = np.nonzero(mask)  # C order
+    nx, ny, _ = mask.shape
+    return (i + nx * (j + ny * k)).astype(np.intp)
+
+
+# --------------------------------------------------------------------------------------
+# Streaming extraction
+# --------------------------------------------------------------------------------------
+
+
+def extract_masked_voxels(func_path, masks: dict, *, smoothing_fwhm=None, affine=None,
+                          progress: ProgressCallback | None = None,
+                          budget_bytes: int | None = None) -> dict:
+    """Read a 4D image once and keep the voxels of every mask.
+
+    Parameters
+    ----------
+    func_path : str or pathlib.Path
+        The 4D .nii or .nii.gz image (checked from its header first).
+    masks : dict of str to nibabel.Nifti1Image
+        3D binary masks on the image's grid.
+    smoothing_fwhm : float or sequence of 3 floats, optional
+        Gaussian smoothing (mm) applied to each volume before masking, as
+        ``NiftiMasker(smoothing_fwhm=...)`` does (``nilearn.image.smooth_array``).
+    affine : ndarray of shape (4, 4), optional
+        Affine whose voxel sizes define the smoothing kernel; default the image's.
+    progress : callable, optional
+        ``progress(fraction, "Read k of n volumes")``.
+    budget_bytes : int, optional
+        Limit for the stored image data and for the output matrices together;
+        default ``nifti_io.configured_budget_bytes()``.
+
+    Returns
+    -------
+    dict of str to ndarray of shape (n_volumes, n_voxels), float32
+        Columns in nilearn's order (mask voxels in C order). Raw values: no
+        detrending or standardization (see `clean_signals`); non-finite values
+        become 0 as in nilearn.
+    """
+    if not masks:
+        raise DecodingInputError("No mask was given. Choose at least one mask.")
+    info = nifti_io.inspect_nifti(func_path, expected_ndim=4, budget_bytes=budget_bytes)
+    budget = nifti_io.configured_budget_bytes() if budget_bytes is None else int(budget_bytes)
+    n_volumes = info.n_volumes
+    indices = {}
+    for name, mask_img in masks.items():
+        check_mask_matches(mask_img, info.shape, info.affine, name)
+        indices[name] = _fortran_indices(mask_bool(mask_img, name))
+    output_nbytes = sum(4 * n_volumes * len(idx) for idx in indices.values())
+    if output_nbytes > budget:
+        raise DecodingInputError(
+            f"The masked data would take {output_nbytes / 1e6:,.1f} MB ({n_volumes} volumes x "
+            f"{sum(len(i) for i in indices.values()):,} voxels, float32), more than the "
+            f"{budget / 1e6:,.1f} MB this app may use. Use a smaller mask or fewer volumes."
+        )
+    outputs = {name: np.empty((n_volumes, len(idx)), dtype=np.float32) for name, idx in indices.items()}
+    smoothing = _smoothing_function(smoothing_fwhm, info.affine if affine is None else affine)
+    is_float = info.dtype.kind == "f"
+
+    if smoothing is None:
+        with nifti_io._open_checked(func_path, expected_ndim=4, kind="functional image",
+                                    budget_bytes=budget_bytes) as checked:
+            chunk = nifti_io._default_chunk_volumes(info)
+            for start, raw in nifti_io._iter_raw_chunks(checked, chunk):
+                stop = start + raw.shape[0]
+                for name, idx in indices.items():
+                    block = outputs[name][start:stop]
+                    block[...] = np.take(raw, idx, axis=1)
+                    if info.scaled:
+                        block *= np.float32(info.slope)
+                        block += np.float32(info.inter)
+                _report(progress, stop, n_volumes)
+    else:
+        # Smoothing needs whole volumes: float32 (x, y, z, n) chunks, about 16 MB of file data each.
+        c_masks = {name: mask_bool(masks[name], name) for name in indices}
+        for start, volumes in nifti_io.iter_volume_chunks(func_path, budget_bytes=budget_bytes):
+            volumes = smoothing(volumes)
+            stop = start + volumes.shape[3]
+            for name, mask_index in c_masks.items():
+                # Boolean indexing of (x, y, z, n) is nilearn's own C-order selection.
+                outputs[name][start:stop] = volumes[mask_index].T
+            _report(progress, stop, n_volumes)
+
+    if is_float or info.scaled:
+        for block in outputs.values():
+            block[~np.isfinite(block)] = 0  # nilearn's ensure_finite
+    return outputs
+
+
+def _report(progress, done, total):
+    if progress is not None:
+        progress(done / total, f"Read {done} of {total} volumes")
+
+
+def _smoothing_function(smoothing_fwhm, affine):
+    if smoothing_fwhm is None:
+        return None
+    fwhm = np.atleast_1d(np.asarray(smoothing_fwhm, dtype=float))
+    if fwhm.size not in (1, 3) or not np.all(np.isfinite(fwhm)) or np.any(fwhm < 0):
+        raise DecodingInputError(
+            f"'smoothing_fwhm' must be None, a number >= 0 or three numbers >= 0 (mm). Got {smoothing_fwhm!r}."
+        )
+    if np.all(fwhm == 0):
+        return None
+    from nilearn.image.image import smooth_array  # nilearn only when smoothing is asked for
+
+    fwhm_arg = float(fwhm[0]) if fwhm.size == 1 else fwhm
+    affine = np.asarray(affine, dtype=float)
+
+    def smooth(volumes):
+        return smooth_array(volumes, affine, fwhm=fwhm_arg, ensure_finite=True, copy=False)
+
+    return smooth
+
+
+# --------------------------------------------------------------------------------------
+# Cleaning (nilearn signal.clean with detrend / standardize="zscore_sample")
+# --------------------------------------------------------------------------------------
+
+
+def clean_signals(X, *, standardize=True, detrend=False, copy=True) -> np.ndarray:
+    """Detrend and z-score each column, as ``nilearn.signal.clean`` does.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_voxels)
+        Not modified.
+    standardize : bool or {"zscore_sample"} or None
+        True or "zscore_sample": subtract the mean and divide by the standard
+        deviation with ddof=1; columns whose deviation is below float64 eps
+        are only centred (they become 0), as nilearn does.
+    detrend : bool
+        Remove the mean and a linear trend first.
+    copy : bool
+        False cleans a writeable float32 ``X`` in place (no second matrix in
+        memory: useful for whole-brain masks).
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_voxels), float32
+        Computed in float64 blocks of columns, so memory stays close to that
+        of the output.
+    """
+    if standardize not in (True, False, None, "zscore_sample"):
+        raise DecodingInputError(
+            f"'standardize' must be True, False, None or 'zscore_sample'. Got {standardize!r}."
+        )
+    standardize = standardize in (True, "zscore_sample")
+    in_place = (not copy and isinstance(X, np.ndarray) and X.dtype == np.float32 and X.flags.writeable)
+    out = X if in_place else np.array(X, dtype=np.float32, copy=True)
+    if out.ndim != 2:
+        raise DecodingInputError(f"'X' must be a 2D matrix (samples x voxels). Got shape {out.shape}.")
+    n_samples = out.shape[0]
+    if n_samples < 2 or not (standardize or detrend):
+        return out  # nilearn skips both steps for a single sample
+    regressor = None
+    if detrend:
+        regressor = np.arange(n_samples, dtype=np.float64)
+        regressor -= regressor.mean()
+        regressor /= np.sqrt((regressor**2).sum())
+    eps = np.finfo(np.float64).eps
+    for start in range(0, out.shape[1], _CLEAN_BLOCK_COLUMNS):
+        block = out[:, start : start + _CLEAN_BLOCK_COLUMNS].astype(np.float64)
+        block -= block.mean(axis=0)
+        if regressor is not None:
+            block -= np.outer(regressor, regressor @ block)
+        if standardize:
+            block -= block.mean(axis=0)
+            std = block.std(axis=0, ddof=1)
+            std[std < eps] = 1.0
+            block /= std
+        out[:, start : start + _CLEAN_BLOCK_COLUMNS] = block
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Cache of raw masked matrices
+# --------------------------------------------------------------------------------------
+
+
+class RawVoxelCache:
+    """A thread-safe LRU cache of raw masked matrices, bounded in bytes.
+
+    Keys are content digests (of the image file, of the mask, and of the
+    smoothing), so that the same data read again are not re-read, and two
+    different uploads never share an entry. Stored arrays are read-only.
+
+    Parameters
+    ----------
+    max_bytes : int
+        Capacity; a matrix larger than this is returned but not kept.
+    """
+
+    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES):
+        self.max_bytes = int(max_bytes)
+        self._items: OrderedDict = OrderedDict()
+        self._nbytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key, array: np.ndarray) -> bool:
+        """Store ``array`` (made read-only); return whether it was kept."""
+        with self._lock:
+            if array.nbytes > self.max_bytes:
+                return False
+            array.setflags(write=False)
+            if key in self._items:
+                self._nbytes -= self._items.pop(key).nbytes
+            self._items[key] = array
+            self._nbytes += array.nbytes
+            while self._nbytes > self.max_bytes:
+                _, evicted = self._items.popitem(last=False)
+                self._nbytes -= evicted.nbytes
+            return True
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._nbytes = 0
+
+    @property
+    def nbytes(self) -> int:
+        return self._nbytes
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key) -> bool:
+        return key in self._items
+
+
+_DEFAULT_CACHE = RawVoxelCache()
+_DIGESTS: dict = {}
+_DIGESTS_LOCK = threading.Lock()
+
+
+def default_cache() -> RawVoxelCache:
+    """The module-level cache `mask_dataset` uses when given none."""
+    return _DEFAULT_CACHE
+
+
+def _file_digest_cached(path) -> str:
+    """`nifti_io.file_digest`, remembered per (path, size, mtime, inode) so a file is hashed once."""
+    stat = os.stat(path)
+    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    with _DIGESTS_LOCK:
+        if key in _DIGESTS:
+            return _DIGESTS[key]
+    digest = nifti_io.file_digest(path)
+    with _DIGESTS_LOCK:
+        _DIGESTS[key] = digest
+    return digest
+
+
+def _mask_digest(mask_img) -> str:
+    mask = np.ascontiguousarray(np.asanyarray(mask_img.dataobj) != 0)
+    digest = hashlib.sha256(str(mask.shape).encode())
+    digest.update(np.packbits(mask).tobytes())
+    digest.update(np.asarray(mask_img.affine, dtype=np.float64).round(6).tobytes())
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------------------
+# Data sets
+# --------------------------------------------------------------------------------------
+
+
 def mask_dataset(dataset, mask_name, *, standardize=True, detrend=False,
-                 smoothing_fwhm=None, progress: ProgressCallback | None = None) -> MaskedData:
-    """Mask a `Dataset` with one of its masks (all volumes kept). See module docstring."""
-    raise NotImplementedError
+                 smoothing_fwhm=None, progress: ProgressCallback | None = None,
+                 cache: RawVoxelCache | None = None) -> MaskedData:
+    """Mask a `Dataset` with one of its masks, keeping all volumes.
+
+    Equals ``NiftiMasker(mask_img=dataset.masks[mask_name],
+    standardize="zscore_sample" or None, detrend=detrend,
+    smoothing_fwhm=smoothing_fwhm).fit_transform(dataset.func_path)`` to float32
+    precision. Detrending and standardization use the whole time series, before
+    any condition is selected (`select_conditions`).
+
+    The image is streamed once for the requested mask and, at no extra cost,
+    for the data set's other small masks; the raw matrices are cached by content
+    digest, so switching masks or cleaning options does not read the file again.
+
+    Parameters
+    ----------
+    dataset : decoding_core.datasets.Dataset
+    mask_name : str
+        A key of ``dataset.masks``.
+    standardize : bool
+        z-score each voxel (ddof=1).
+    detrend : bool
+        Remove a linear trend from each voxel.
+    smoothing_fwhm : float, optional
+        Gaussian smoothing in mm before masking.
+    progress : callable, optional
+        ``progress(fraction, message)``.
+    cache : RawVoxelCache, optional
+        Default: the module-level cache (`default_cache`).
+
+    Returns
+    -------
+    MaskedData
+    """
+    if mask_name not in dataset.masks:
+        raise DecodingInputError(
+            f"This data set has no mask named {mask_name!r}. Choose one of {sorted(dataset.masks)}."
+        )
+    cache = _DEFAULT_CACHE if cache is None else cache
+    labels = np.asarray(dataset.conditions, dtype=str)
+    if len(labels) != dataset.n_volumes:
+        raise DecodingInputError(
+            f"The labels table has {len(labels)} rows but the image has {dataset.n_volumes} volumes. "
+            "Upload a labels file with one row per volume."
+        )
+    runs = dataset.runs
+    func_digest = _file_digest_cached(dataset.func_path)
+    smoothing_key = None if smoothing_fwhm is None else tuple(np.atleast_1d(np.asarray(smoothing_fwhm, float)).tolist())
+
+    def key_for(name):
+        return (func_digest, _mask_digest(dataset.masks[name]), smoothing_key)
+
+    wanted_key = key_for(mask_name)
+    raw = cache.get(wanted_key)
+    if raw is None:
+        # Read the other small masks in the same pass: switching to them is then free.
+        n_volumes = dataset.n_volumes
+        to_read = {mask_name: dataset.masks[mask_name]}
+        for name, img in dataset.masks.items():
+            if name == mask_name:
+                continue
+            try:
+                n_voxels = int(np.count_nonzero(np.asanyarray(img.dataobj)))
+            except Exception:
+                continue
+            if 4 * n_volumes * n_voxels <= cache.max_bytes // 8 and key_for(name) not in cache:
+                to_read[name] = img
+        to_read = {n: m for n, m in to_read.items() if n == mask_name or _is_usable_mask(m, dataset)}
+        extracted = extract_masked_voxels(dataset.func_path, to_read, smoothing_fwhm=smoothing_fwhm,
+                                          progress=progress)
+        kept = {name: cache.put(key_for(name), matrix) for name, matrix in extracted.items()}
+        raw = extracted.pop(mask_name)
+        del extracted
+        if not kept[mask_name]:
+            # Too large to cache (e.g. a whole-brain mask): clean it in place, one matrix in memory.
+            X = clean_signals(raw, standardize=standardize, detrend=detrend, copy=False)
+            return _masked(dataset, mask_name, X, labels, runs)
+    X = clean_signals(raw, standardize=standardize, detrend=detrend)
+    return _masked(dataset, mask_name, X, labels, runs)
+
+
+def _masked(dataset, mask_name, X, labels, runs) -> MaskedData:
+    return MaskedData(
+        X=X,
+        labels=labels,
+        runs=None if runs is None else np.asarray(runs),
+        volume_index=np.arange(len(labels)),
+        mask_img=dataset.masks[mask_name],
+        mask_name=mask_name,
+    )
+
+
+def _is_usable_mask(mask_img, dataset) -> bool:
+    """Whether an extra mask can be read alongside (a broken one must not fail the wanted one)."""
+    try:
+        check_mask_matches(mask_img, dataset.shape, dataset.affine)
+        mask_bool(mask_img)
+    except DecodingInputError:
+        return False
+    return True
 
 
 def select_conditions(masked: MaskedData, conditions) -> MaskedData:
-    """Keep the samples whose label is one of ``conditions`` (order of the data kept)."""
-    raise NotImplementedError
+    """Keep the samples whose label is one of ``conditions`` (order of the data kept).
+
+    Raises `DecodingInputError` when a condition is absent from the data or
+    fewer than two distinct conditions are asked for.
+    """
+    if isinstance(conditions, str):
+        conditions = [conditions]
+    wanted = list(dict.fromkeys(str(c) for c in conditions))
+    present = set(np.unique(masked.labels).tolist())
+    missing = [c for c in wanted if c not in present]
+    if missing:
+        raise DecodingInputError(
+            f"The condition(s) {missing} do not occur in this data set. Choose among {sorted(present)}."
+        )
+    if len(wanted) < 2:
+        raise DecodingInputError(
+            f"Decoding needs at least two conditions; got {wanted}. Choose two or more conditions."
+        )
+    keep = np.isin(masked.labels, wanted)
+    return MaskedData(
+        X=masked.X[keep],
+        labels=masked.labels[keep],
+        runs=None if masked.runs is None else masked.runs[keep],
+        volume_index=masked.volume_index[keep],
+        mask_img=masked.mask_img,
+        mask_name=masked.mask_name,
+    )
 
 
 def unmask(values, mask_img: nib.Nifti1Image) -> nib.Nifti1Image:
-    """Put a vector (n_voxels,) or matrix (n_maps, n_voxels) back into a 3D/4D image."""
-    raise NotImplementedError
+    """Put a vector (n_voxels,) or matrix (n_maps, n_voxels) back into a 3D/4D image.
+
+    Voxels outside the mask are 0; columns follow the mask's C order (as in
+    `MaskedData` and nilearn). Returns a float32 image with the mask's affine.
+    """
+    mask = mask_bool(mask_img)
+    values = np.asarray(values, dtype=np.float32)
+    n_voxels = int(mask.sum())
+    if values.ndim not in (1, 2) or values.shape[-1] != n_voxels:
+        raise DecodingInputError(
+            f"The values have shape {values.shape} but the mask has {n_voxels} voxels. Give "
+            f"({n_voxels},) or (n_maps, {n_voxels}) values."
+        )
+    if values.ndim == 1:
+        data = np.zeros(mask.shape, dtype=np.float32)
+        data[mask] = values
+    else:
+        data = np.zeros(mask.shape + (values.shape[0],), dtype=np.float32)
+        data[mask] = values.T
+    header = nib.Nifti1Header()
+    header.set_xyzt_units("mm", "sec")
+    return nib.Nifti1Image(data, np.asarray(mask_img.affine), header=header)
