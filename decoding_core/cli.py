@@ -9,6 +9,9 @@ Examples
     python -m decoding_core decode --func bold.nii.gz --labels labels.txt \\
         --mask mask_vt.nii.gz --conditions face cat --weights-out weights.nii.gz
     python -m decoding_core info --dataset simulated
+    python -m decoding_core run config.json --dataset haxby:2 --out results/run1
+    python -m decoding_core sweep --dataset simulated --setting C --values 0.001..100 --out results/sweep-C
+    python -m decoding_core export-data --dataset simulated --out data/simulated
 """
 
 from __future__ import annotations
@@ -80,7 +83,48 @@ def build_parser() -> argparse.ArgumentParser:
     info_parser = commands.add_parser("info", help="describe a data set: shape, runs, conditions, masks")
     _add_dataset_arguments(info_parser)
     info_parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+    run_parser = commands.add_parser(
+        "run", help="run a configuration file (as the app exports it) and write the run's export",
+        description="Run one configuration and write the same export as the app's download: "
+                    "config.json, fold_scores.csv, predictions.csv, weights.nii.gz, versions.json, "
+                    "reproduce.py (unpacked in --out, and as a zip there).",
+    )
+    run_parser.add_argument("config_file", type=Path, nargs="?",
+                            help="configuration JSON (config.json of an export, or the app's configuration download)")
+    _add_dataset_arguments(run_parser)
+    _add_config_arguments(run_parser)
+    _add_export_arguments(run_parser)
+
+    sweep_parser = commands.add_parser(
+        "sweep", help="run a configuration for several values of one setting; one export per value + sweep.csv",
+    )
+    _add_dataset_arguments(sweep_parser)
+    _add_config_arguments(sweep_parser)
+    from decoding_core.sweeps import SWEEPABLE
+
+    sweep_group = sweep_parser.add_argument_group("sweep")
+    sweep_group.add_argument("--setting", required=True, choices=list(SWEEPABLE), help="the setting to vary")
+    sweep_group.add_argument("--values", help="values, comma separated; ranges LOW..HIGH or LOW..HIGH:COUNT "
+                                              "(default: the setting's usual values)")
+    _add_export_arguments(sweep_parser)
+
+    data_parser = commands.add_parser(
+        "export-data", help="write a data set's files (image, labels, masks) to a folder, e.g. for reproduce.py",
+    )
+    _add_dataset_arguments(data_parser)
+    data_parser.add_argument("--out", type=Path, required=True, help="output folder")
+    data_parser.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
     return parser
+
+
+def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("output")
+    group.add_argument("--out", type=Path, required=True, help="output folder (created when missing)")
+    group.add_argument("--name", help="name of the run (default: made from the settings)")
+    group.add_argument("--no-unpack", action="store_true", help="write only the zip, not its files")
+    group.add_argument("--json", action="store_true", help="print one JSON object instead of a text summary")
+    group.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
 
 
 def load_dataset_from_args(args, progress=None):
@@ -117,13 +161,32 @@ def load_dataset_from_args(args, progress=None):
     )
 
 
-def config_from_args(args, dataset) -> DecodingConfig:
-    """Merge ``--config`` (if any) with the options given on the command line."""
-    config = DecodingConfig.from_json(args.config.read_text()) if args.config else DecodingConfig()
+def read_config_file(path: Path):
+    """A configuration file (as the app or an export writes it) -> (DecodingConfig, data set info or None)."""
+    from decoding_core.export import read_config_json
+
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise DecodingInputError(f"Cannot read the configuration file {path}: {err.strerror}.") from None
+    except UnicodeDecodeError:
+        raise DecodingInputError(f"The configuration file {path} is not text; give a .json file.") from None
+    return read_config_json(text)
+
+
+def config_from_args(args, dataset, base: DecodingConfig | None = None) -> DecodingConfig:
+    """Merge ``base`` (else ``--config``, else the defaults) with the options given on the command line."""
+    from_file = base is not None or bool(args.config)
+    if base is not None:
+        config = base
+    elif args.config:
+        config = read_config_file(args.config)[0]
+    else:
+        config = DecodingConfig()
     changes = {}
     if args.mask_name:
         changes["mask_name"] = args.mask_name
-    elif not args.config and config.mask_name not in dataset.masks:
+    elif not from_file and config.mask_name not in dataset.masks:
         # Uploaded data have "uploaded" or "epi" rather than Haxby's "vt".
         changes["mask_name"] = next(iter(dataset.masks))
     for option, field_name in [("conditions", "conditions"), ("cv", "cv"), ("folds", "n_folds"),
@@ -218,11 +281,132 @@ def _command_info(args) -> int:
     return 0
 
 
-COMMANDS = {"decode": _command_decode, "info": _command_info}
+def _write_export(record, zip_bytes: bytes, out_dir: Path, unpack: bool) -> dict:
+    """Write an export zip (and its files) into ``out_dir``; return what was written."""
+    import io
+    import zipfile
+
+    from decoding_core.reproduce import export_file_name
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DecodingInputError(f"Cannot create the folder {out_dir}: {err.strerror}. Choose another --out.") from None
+    zip_path = out_dir / export_file_name(record)
+    zip_path.write_bytes(zip_bytes)
+    written = {"zip": str(zip_path)}
+    if unpack:
+        with zipfile.ZipFile(io.BytesIO(zip_bytes)) as archive:
+            for member in archive.namelist():
+                target = out_dir / Path(member).name  # flat archive; never follow paths out of out_dir
+                target.write_bytes(archive.read(member))
+        (out_dir / "reproduce.py").chmod(0o755)
+        written["files"] = str(out_dir)
+    return written
+
+
+def _base_config_and_dataset(args, progress):
+    """The configuration file's settings and the data set: the one named, else the file's own."""
+    base, recorded = None, None
+    config_path = getattr(args, "config_file", None)
+    if config_path is not None and args.config is not None:
+        raise DecodingInputError("Give the configuration file once: either as CONFIG or with --config.")
+    config_path = config_path or args.config
+    if config_path is not None:
+        base, recorded = read_config_file(config_path)
+    if not args.dataset and not args.func and not args.labels and recorded:
+        from decoding_core.urlstate import shareable_dataset_spec
+
+        spec = shareable_dataset_spec(recorded.get("name"))
+        if spec is None:
+            raise DecodingInputError(
+                f"This configuration was run on your own files ({recorded.get('title') or recorded.get('name')}); "
+                "give them with --func and --labels (and --mask)."
+            )
+        args.dataset = spec
+    dataset = load_dataset_from_args(args, progress=progress)
+    if recorded and recorded.get("digest") and recorded["digest"] != dataset.digest:
+        print("warning: the data differ from those the configuration was run on (content digest); "
+              "scores may differ.", file=sys.stderr)
+    return config_from_args(args, dataset, base=base), dataset
+
+
+def _command_run(args) -> int:
+    from decoding_core import decoding
+    from decoding_core.history import RunRecord
+    from decoding_core.reproduce import export_run_zip
+
+    progress = _progress_printer(args.quiet or args.json)
+    config, dataset = _base_config_and_dataset(args, progress)
+    result = decoding.run_decoding(dataset, config, progress=progress)
+    record = RunRecord.from_result(result, dataset, name=args.name)
+    written = _write_export(record, export_run_zip(result, dataset, record), args.out, not args.no_unpack)
+    summary = {"name": record.name, "dataset": dataset.name, "fold_scores": [float(s) for s in result.fold_scores],
+               "mean_score": float(result.mean_score), "chance_level": float(result.chance_level), **written}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{record.name}: mean {result.mean_score:.3f} over {len(result.fold_scores)} folds "
+              f"(chance {result.chance_level:.3f})")
+        print(f"Export written to {written['zip']}")
+    return 0
+
+
+def _command_sweep(args) -> int:
+    from decoding_core.history import RunRecord
+    from decoding_core.reproduce import export_run_zip
+    from decoding_core.sweeps import default_sweep_values, parse_sweep_values, run_sweep, sweep_table
+
+    progress = _progress_printer(args.quiet or args.json)
+    base, dataset = _base_config_and_dataset(args, progress)
+    values = (parse_sweep_values(args.setting, args.values) if args.values
+              else default_sweep_values(args.setting, dataset))
+    results = run_sweep(dataset, base, args.setting, values, progress=progress)
+    table = sweep_table(results, args.setting)
+    runs = []
+    for result, label in zip(results, table["label"]):
+        record = RunRecord.from_result(result, dataset, name=f"{args.name or 'sweep'} {args.setting}={label}")
+        folder = args.out / f"{args.setting}={label}".replace("/", "_")
+        runs.append(_write_export(record, export_run_zip(result, dataset, record), folder, not args.no_unpack))
+    table["export"] = [run["zip"] for run in runs]
+    csv_table = table.drop(columns=["fold_scores"]).assign(
+        fold_scores=[";".join(f"{s:.10g}" for s in scores) for scores in table["fold_scores"]]
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    csv_table.to_csv(args.out / "sweep.csv", index=False)
+    if args.json:
+        print(json.dumps({"setting": args.setting, "sweep_csv": str(args.out / "sweep.csv"),
+                          "runs": [{"value": label, "mean_score": float(mean), "export": run["zip"]}
+                                   for label, mean, run in zip(table["label"], table["mean_score"], runs)]}))
+        return 0
+    print(f"Sweep of {args.setting} on {dataset.title}:")
+    for label, mean, std in zip(table["label"], table["mean_score"], table["std_score"]):
+        print(f"  {args.setting} = {label}: mean {mean:.3f} (sd {std:.3f})")
+    print(f"Table written to {args.out / 'sweep.csv'}; one export per value in {args.out}")
+    return 0
+
+
+def _command_export_data(args) -> int:
+    from decoding_core.reproduce import export_data
+
+    dataset = load_dataset_from_args(args, progress=_progress_printer(args.quiet))
+    written = export_data(dataset, args.out)
+    for role, path in written.items():
+        print(f"{role}: {path}")
+    return 0
+
+
+COMMANDS = {"decode": _command_decode, "info": _command_info, "run": _command_run, "sweep": _command_sweep,
+            "export-data": _command_export_data}
 
 
 def main(argv=None) -> int:
-    """Run the command line; return the exit status."""
+    """Run the command line; return the exit status.
+
+    ``argv`` items may be paths or numbers (tests and scripts pass them); they are turned into text.
+    """
+    if argv is not None:
+        argv = [str(item) for item in argv]
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

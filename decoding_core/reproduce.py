@@ -1,0 +1,539 @@
+"""Reproducible exports: one zip per run, with a standalone script that reruns it.
+
+`export_run_zip` (or `export_record_zip` for a run from the history) writes::
+
+    README.txt          what is inside and how to rerun the run
+    config.json         the configuration and data set identity (`decoding_core.export.config_json`;
+                        ``python -m decoding_core run config.json`` reruns it)
+    run.json            the run's record: data set identity, scores, timing, warnings
+    fold_scores.csv     one row per fold
+    predictions.csv     one row per tested sample and fold
+    weights.nii.gz      the weight map (3D for two classes, 4D otherwise)
+    <map>.nii.gz        further maps of the run when present (activation pattern, stability)
+    mask.nii.gz         the decoding mask (the script's default --mask)
+    versions.json       Python and package versions that produced the run
+    reproduce.py        standalone script (numpy, pandas, nilearn, scikit-learn; never this app)
+
+`export_data` writes a data set's files (image, labels, masks) to a folder, so the
+built-in simulated data set can be fed to ``reproduce.py`` like any other.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import io
+import json
+import platform
+import re
+import shutil
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import nibabel as nib
+import numpy as np
+
+from decoding_core.errors import DecodingInputError
+from decoding_core.history import RunRecord
+
+#: Packages whose versions go into versions.json.
+VERSIONED_PACKAGES = ("numpy", "scipy", "scikit-learn", "nilearn", "nibabel", "pandas", "streamlit", "plotly")
+
+#: Name of the app in versions.json.
+APP_NAME = "fmri-decoding-lab"
+
+# The standalone script. "@@name@@" marks are filled by `build_script`; every
+# estimator, split and score below mirrors decoding_core.decoding, and
+# tests/core/test_reproduce.py fails when the two diverge.
+SCRIPT_TEMPLATE = r'''#!/usr/bin/env python
+"""Reproduce the fMRI Decoding Lab run @@run_name@@ with nilearn and scikit-learn only.
+
+Data set: @@dataset_title@@ (@@dataset_name@@; digest @@dataset_digest@@).
+@@data_hint@@
+
+Usage
+-----
+    python reproduce.py --func BOLD.nii.gz --labels LABELS.txt [--mask mask.nii.gz]
+    python reproduce.py --haxby-dir ~/nilearn_data      # Haxby subjects, nilearn's layout
+
+The mask defaults to ``mask.nii.gz`` next to this script (the exact mask of the run).
+The script prints one JSON object: the per-fold scores it obtains, the scores the
+app recorded, and whether they agree to 6 decimals (exit status 0 if they do, 3 if not).
+
+It depends on numpy, pandas, nilearn and scikit-learn only; it does not import
+the app. Every step mirrors the app: NiftiMasker on all volumes (z-score with
+ddof=1, optional linear detrend and smoothing), keep the chosen conditions,
+split, fit (optional ANOVA screening and inner choice of C inside each training
+fold), score.
+"""
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from nilearn.maskers import NiftiMasker
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.feature_selection import SelectPercentile, f_classif
+from sklearn.linear_model import LogisticRegression, RidgeClassifier
+from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+from sklearn.model_selection import GroupKFold, KFold, LeaveOneGroupOut, StratifiedKFold
+from sklearn.svm import SVC, LinearSVC
+
+#: The run's settings, as the app recorded them.
+CONFIG = @@config@@
+#: Where the data came from, and the columns of the labels table.
+DATASET = @@dataset@@
+#: The per-fold scores the app obtained.
+EXPECTED_FOLD_SCORES = @@expected@@
+#: Values of C tried when C is tuned (tune_C), smallest first.
+C_GRID = @@c_grid@@
+
+
+def make_classifier(name, C):
+    """The linear classifier of the run, built exactly as the app builds it."""
+    if name == "svc":
+        return SVC(kernel="linear", C=C)
+    if name == "svm_l2":
+        return LinearSVC(penalty="l2", loss="squared_hinge", dual=True, C=C, tol=1e-3, max_iter=5000)
+    if name == "svm_l1":
+        return LinearSVC(penalty="l1", loss="squared_hinge", dual=False, C=C, tol=1e-3, max_iter=5000)
+    if name == "logistic_l2":
+        return LogisticRegression(l1_ratio=0.0, solver="lbfgs", C=C, max_iter=1000)
+    if name == "logistic_l1":
+        return LogisticRegression(l1_ratio=1.0, solver="saga", C=C, tol=1e-3, max_iter=2000)
+    if name == "ridge":
+        return RidgeClassifier(alpha=1.0 / (2.0 * C))
+    raise SystemExit(f"Unknown estimator {name!r}")
+
+
+def make_screening(percentile):
+    """ANOVA screening fitted on the training fold (None: keep every voxel)."""
+    if percentile is None:
+        return None
+    return SelectPercentile(f_classif, percentile=percentile)
+
+
+def label_score(scoring, y_true, y_pred):
+    if scoring == "balanced_accuracy":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return float(balanced_accuracy_score(y_true, y_pred))
+    return float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))
+
+
+def inner_splits(y, groups):
+    """The inner split that chooses C: whole runs when there are 3 or more, else stratified."""
+    if groups is not None:
+        n_groups = len(np.unique(groups))
+        if n_groups >= 3:
+            return list(GroupKFold(n_splits=min(n_groups, 5)).split(np.zeros(len(y)), y, groups))
+    _, counts = np.unique(y, return_counts=True)
+    n_splits = min(3, int(counts.min()))
+    if n_splits < 2:
+        return []
+    return list(StratifiedKFold(n_splits=n_splits).split(np.zeros(len(y)), y))
+
+
+def fit_quietly(model, X, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.filterwarnings("ignore", message="Features .* are constant", category=UserWarning)
+        warnings.filterwarnings("ignore", category=RuntimeWarning, module="sklearn.feature_selection")
+        model.fit(X, y)
+    return model
+
+
+def fit_fold(X, y, groups, config):
+    """Fit screening + classifier on one training fold; returns (screening, classifier, chosen C)."""
+    screening = make_screening(config["screening_percentile"])
+    if screening is not None:
+        X = fit_quietly(screening, X, y).transform(X)
+    C = config["C"]
+    if config["tune_C"]:
+        inner_scoring = "accuracy" if config["scoring"] == "accuracy" else "balanced_accuracy"
+        splits = [(tr, te) for tr, te in inner_splits(y, groups) if len(np.unique(y[tr])) >= 2]
+        if splits:
+            scores = np.zeros((len(C_GRID), len(splits)))
+            for j, (tr, te) in enumerate(splits):
+                for i, candidate in enumerate(C_GRID):
+                    model = fit_quietly(make_classifier(config["estimator"], candidate), X[tr], y[tr])
+                    scores[i, j] = label_score(inner_scoring, y[te], model.predict(X[te]))
+            # argmax takes the first maximum: the smallest C among ties.
+            C = float(C_GRID[int(np.argmax(scores.mean(axis=1)))])
+    classifier = fit_quietly(make_classifier(config["estimator"], C), X, y)
+    return screening, classifier, C
+
+
+def make_splits(config, labels, runs):
+    """The outer (train, test) splits, as the app makes them."""
+    n = len(labels)
+    indices = np.arange(n)
+    scheme = config["cv"]
+    if scheme == "train":
+        return [(indices, indices.copy())]
+    if scheme == "holdout":
+        size = config["holdout_size"]
+        return [(indices[: n - size], indices[n - size:])]
+    if scheme == "kfold":
+        return list(KFold(n_splits=config["n_folds"]).split(indices))
+    if scheme == "default":
+        return list(StratifiedKFold(n_splits=5).split(indices, labels))
+    if scheme == "leave-one-run-out":
+        return list(LeaveOneGroupOut().split(indices, labels, runs))
+    raise SystemExit(f"Unknown evaluation scheme {scheme!r}")
+
+
+def class_scores(classifier, X_test, classes):
+    """Decision values and probabilities laid out by ``classes`` (all classes of the selection)."""
+    fitted = np.asarray(classifier.classes_).astype(str)
+    columns = np.searchsorted(classes, fitted)
+    decision = proba = None
+    if hasattr(classifier, "decision_function"):
+        raw = np.asarray(classifier.decision_function(X_test), dtype=float)
+        if len(classes) == 2:
+            decision = raw if raw.ndim == 1 else raw[:, -1]
+        else:
+            decision = np.full((len(X_test), len(classes)), -np.inf)
+            if raw.ndim == 1:  # this fold trained on two classes only
+                decision[:, columns[1]], decision[:, columns[0]] = raw, -raw
+            else:
+                decision[:, columns] = raw
+    if hasattr(classifier, "predict_proba"):
+        raw = np.asarray(classifier.predict_proba(X_test), dtype=float)
+        proba = np.zeros((len(X_test), len(classes)))
+        proba[:, columns] = raw
+    return decision, proba
+
+
+def score_fold(scoring, classifier, X_test, y_test, y_pred, classes):
+    """The fold's score (NaN for ROC AUC when the test fold holds one condition)."""
+    if scoring in ("accuracy", "balanced_accuracy"):
+        return label_score(scoring, y_test, y_pred)
+    decision, proba = class_scores(classifier, X_test, classes)
+    scores = proba if (proba is not None and len(classes) > 2) else decision
+    if scores is None:
+        scores = proba[:, 1] if len(classes) == 2 else proba
+    if len(classes) == 2:
+        positive = y_test == classes[1]
+        if positive.all() or not positive.any():
+            return float("nan")
+        return float(roc_auc_score(positive, scores))
+    # One-vs-rest, averaged over the classes present in this test fold.
+    aucs = []
+    for k, name in enumerate(classes):
+        positive = y_test == name
+        if positive.any() and not positive.all() and np.isfinite(scores[:, k]).all():
+            aucs.append(roc_auc_score(positive, scores[:, k]))
+    return float(np.mean(aucs)) if aucs else float("nan")
+
+
+def read_labels(path, label_column, run_column):
+    """The labels table: CSV, TSV or whitespace separated (sniffed from the first line)."""
+    first_line = Path(path).read_text(errors="replace").splitlines()[0]
+    if "\t" in first_line:
+        table = pd.read_csv(path, sep="\t")
+    elif "," in first_line:
+        table = pd.read_csv(path, sep=",")
+    else:
+        table = pd.read_csv(path, sep=r"\s+")
+    table.columns = [str(c).strip() for c in table.columns]
+    labels = table[label_column].to_numpy(dtype=str)
+    runs = None if run_column is None else table[run_column].to_numpy()
+    return labels, runs
+
+
+def haxby_paths(haxby_dir, subject):
+    """nilearn's fetch_haxby layout (the files are used as they are, nothing is downloaded)."""
+    root = Path(haxby_dir).expanduser() / "haxby2001" / f"subj{subject}"
+    return root / "bold.nii.gz", root / "labels.txt"
+
+
+def main(argv=None):
+    here = Path(__file__).resolve().parent
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--func", type=Path, default=@@default_func@@, help="the 4D functional image")
+    parser.add_argument("--labels", type=Path, default=@@default_labels@@, help="the labels table (one row per volume)")
+    parser.add_argument("--mask", type=Path, default=here / "mask.nii.gz", help="the 3D decoding mask")
+    parser.add_argument("--haxby-dir", type=Path, help="nilearn data directory holding haxby2001/subjN/ (Haxby runs)")
+    args = parser.parse_args(argv)
+    func, labels_path = args.func, args.labels
+    if args.haxby_dir is not None:
+        if DATASET["haxby_subject"] is None:
+            raise SystemExit("--haxby-dir works only for runs on a Haxby subject; give --func and --labels.")
+        func, labels_path = haxby_paths(args.haxby_dir, DATASET["haxby_subject"])
+    if func is None or labels_path is None:
+        raise SystemExit("Give the original data files: --func BOLD.nii.gz --labels LABELS.txt (see README.txt).")
+    for what, path in (("functional image", func), ("labels table", labels_path), ("mask", args.mask)):
+        if not Path(path).is_file():
+            raise SystemExit(f"The {what} {path} does not exist.")
+
+    config = CONFIG
+    # 1. Mask every volume, as the app does (cleaning uses the whole time series).
+    masker = NiftiMasker(
+        mask_img=str(args.mask),
+        standardize="zscore_sample" if config["standardize"] else None,
+        detrend=config["detrend"],
+        smoothing_fwhm=config["smoothing_fwhm"],
+        reports=False,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        X_all = masker.fit_transform(str(func)).astype(np.float32)
+    labels_all, runs_all = read_labels(labels_path, DATASET["label_column"], DATASET["run_column"])
+    if len(labels_all) != X_all.shape[0]:
+        raise SystemExit(f"The labels table has {len(labels_all)} rows but the image {X_all.shape[0]} volumes.")
+
+    # 2. Keep the conditions of the run, in the data's order.
+    keep = np.isin(labels_all, config["conditions"])
+    X, y = X_all[keep], labels_all[keep]
+    runs = None if runs_all is None else runs_all[keep]
+
+    # 3. Cross-validate.
+    classes = np.unique(y)
+    fold_scores, chosen_C = [], []
+    for train, test in make_splits(config, y, runs):
+        groups = None if runs is None else runs[train]
+        screening, classifier, C = fit_fold(X[train], y[train], groups, config)
+        X_test = X[test] if screening is None else screening.transform(X[test])
+        y_pred = np.asarray(classifier.predict(X_test)).astype(str)
+        fold_scores.append(score_fold(config["scoring"], classifier, X_test, y[test], y_pred, classes))
+        chosen_C.append(C)
+
+    expected = np.asarray(EXPECTED_FOLD_SCORES, dtype=float)
+    obtained = np.asarray(fold_scores, dtype=float)
+    same_shape = expected.shape == obtained.shape
+    difference = float(np.nanmax(np.abs(expected - obtained))) if same_shape and obtained.size else None
+    match = bool(same_shape and np.allclose(obtained, expected, rtol=0, atol=5e-7, equal_nan=True))
+    print(json.dumps({
+        "fold_scores": [None if np.isnan(v) else v for v in obtained.tolist()],
+        "expected_fold_scores": [None if np.isnan(v) else v for v in expected.tolist()],
+        "max_abs_difference": difference,
+        "match": match,
+        "mean_score": float(np.nanmean(obtained)),
+        "n_samples": int(len(y)),
+        "n_voxels": int(X.shape[1]),
+        "chosen_C": chosen_C if config["tune_C"] else None,
+    }))
+    return 0 if match else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+'''
+
+def package_versions() -> dict:
+    """Versions of Python, the scientific packages and this app (for versions.json)."""
+    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    for package in VERSIONED_PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    import decoding_core
+
+    versions[APP_NAME] = getattr(decoding_core, "__version__", None) or _app_version()
+    return versions
+
+
+def _app_version() -> str:
+    try:
+        return importlib.metadata.version(APP_NAME)
+    except importlib.metadata.PackageNotFoundError:
+        return "unversioned (source checkout)"
+
+
+def _plain_text(text, limit: int = 300) -> str:
+    """Text safe inside the script's docstring and README: no backslashes, quotes runs or control characters."""
+    text = re.sub(r"[\x00-\x1f\x7f\\]+", " ", str(text))
+    return text.replace('"""', "'''")[:limit]
+
+
+def _haxby_subject(dataset_name: str):
+    match = re.fullmatch(r"haxby:([1-6])", dataset_name or "")
+    return int(match.group(1)) if match else None
+
+
+def _data_hint(record: RunRecord) -> str:
+    subject = _haxby_subject(record.dataset_name)
+    if record.dataset_name == "simulated":
+        return ("Write the built-in simulated data set's files with\n"
+                "    python -m decoding_core export-data --dataset simulated --out DATA\n"
+                "then run  python reproduce.py --func DATA/bold.nii.gz --labels DATA/labels.tsv")
+    if subject is not None:
+        return (f"Haxby et al. (2001), subject {subject}, as nilearn.datasets.fetch_haxby stores it:\n"
+                f"    python reproduce.py --haxby-dir ~/nilearn_data\n"
+                f"(or --func .../haxby2001/subj{subject}/bold.nii.gz --labels .../labels.txt).")
+    return ("Your own files: give the same functional image and labels table you loaded in the app:\n"
+            "    python reproduce.py --func BOLD.nii.gz --labels LABELS.txt")
+
+
+def build_script(record: RunRecord) -> str:
+    """The standalone ``reproduce.py`` of a run (text).
+
+    It mirrors `decoding_core.decoding`'s estimators, splits and scores for every
+    configuration the app accepts; it imports numpy, pandas, nilearn and
+    scikit-learn only.
+    """
+    from decoding_core.decoding import DEFAULT_C_GRID
+
+    config = record.config.to_dict()
+    subject = _haxby_subject(record.dataset_name)
+    dataset = {
+        "name": record.dataset_name, "title": record.dataset_title, "digest": record.dataset_digest,
+        "label_column": record.label_column, "run_column": record.run_column, "haxby_subject": subject,
+    }
+    fills = {
+        "run_name": repr(_plain_text(record.name)),
+        "dataset_title": _plain_text(record.dataset_title),
+        "dataset_name": _plain_text(record.dataset_name),
+        "dataset_digest": _plain_text(record.dataset_digest[:16]),
+        "data_hint": _data_hint(record),
+        "config": repr(config),
+        "dataset": repr(dataset),
+        "expected": "[" + ", ".join(repr(float(v)) if np.isfinite(v) else "float('nan')"
+                                    for v in record.fold_scores) + "]",
+        "c_grid": repr(tuple(float(c) for c in DEFAULT_C_GRID)),
+        "default_func": None,
+        "default_labels": None,
+    }
+    script = SCRIPT_TEMPLATE
+    for key, value in fills.items():
+        script = script.replace(f"@@{key}@@", value if isinstance(value, str) else repr(value))
+    return script
+
+
+def _readme(record: RunRecord) -> str:
+    config = record.config
+    scores = ", ".join(f"{s:.6f}" for s in record.fold_scores)
+    lines = [
+        f"fMRI Decoding Lab export of run: {_plain_text(record.name)}",
+        f"Recorded: {record.created_at}",
+        f"Data set: {_plain_text(record.dataset_title)} ({_plain_text(record.dataset_name)}; "
+        f"digest {record.dataset_digest[:16]})",
+        f"Conditions: {', '.join(config.conditions)}; mask {config.mask_name!r} ({record.n_voxels} voxels); "
+        f"{record.n_samples} samples",
+        f"Estimator {config.estimator}, C={config.C:g}{' (tuned)' if config.tune_C else ''}; "
+        f"scheme {config.cv}; scoring {config.scoring}",
+        f"Fold scores: {scores}",
+        f"Mean {record.mean_score:.6f} (sd {record.std_score:.6f}); chance level {record.chance_level:.4f}",
+        "",
+        "Files",
+        "  config.json       the configuration; rerun it with  python -m decoding_core run config.json --dataset ...",
+        "  run.json          the run's record (data set identity, scores, timing, warnings)",
+        "  fold_scores.csv   the score of each fold",
+        "  predictions.csv   one row per tested sample (volume index, run, fold, true and predicted label)",
+        "  weights.nii.gz    the classifier's weight map, refitted on all selected samples",
+        "  mask.nii.gz       the decoding mask",
+        "  versions.json     Python and package versions",
+        "  reproduce.py      a standalone script (numpy, pandas, nilearn, scikit-learn) that reruns",
+        "                    the cross-validation from the original data and checks the fold scores",
+        "",
+        "Rerun",
+        "  " + _data_hint(record).replace("\n", "\n  "),
+        "",
+        "The script prints the fold scores it obtains next to the recorded ones and exits",
+        "with status 0 when they agree to 6 decimals. Different package versions (see",
+        "versions.json) can change scores slightly, in particular for iterative solvers.",
+    ]
+    if record.warnings:
+        lines += ["", "Warnings of the run"] + [f"  - {_plain_text(w, 500)}" for w in record.warnings]
+    return "\n".join(lines) + "\n"
+
+
+def export_record_zip(record: RunRecord, *, result=None) -> bytes:
+    """The export zip of a recorded run (see the module docstring for its contents).
+
+    Parameters
+    ----------
+    record : RunRecord
+    result : DecodingResult, optional
+        When given, its CSV tables come from `decoding_core.export` (same columns
+        as the Results page downloads).
+    """
+    from decoding_core import export
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("README.txt", _readme(record))
+        identity = SimpleNamespace(name=record.dataset_name, title=record.dataset_title,
+                                   digest=record.dataset_digest)
+        archive.writestr("config.json", export.config_json(record.config, identity) + "\n")
+        archive.writestr("run.json", json.dumps(record.metadata(), indent=2) + "\n")
+        source = result if result is not None else record
+        archive.writestr("fold_scores.csv", export.fold_scores_csv(source))
+        archive.writestr("predictions.csv", export.predictions_csv(source))
+        archive.writestr("weights.nii.gz", export.image_to_nifti_bytes(record.weight_img()))
+        for name, values in record.extra_maps.items():
+            safe = re.sub(r"[^A-Za-z0-9_-]+", "_", name)[:40] or "map"
+            archive.writestr(f"{safe}.nii.gz", export.image_to_nifti_bytes(record.map_img(values)))
+        archive.writestr("mask.nii.gz", export.image_to_nifti_bytes(record.mask_img))
+        archive.writestr("versions.json", json.dumps(package_versions(), indent=2) + "\n")
+        info = zipfile.ZipInfo("reproduce.py", date_time=(2020, 1, 1, 0, 0, 0))
+        info.external_attr = 0o755 << 16
+        info.compress_type = zipfile.ZIP_DEFLATED
+        archive.writestr(info, build_script(record))
+    return buffer.getvalue()
+
+
+def export_run_zip(result, dataset, record: RunRecord | None = None) -> bytes:
+    """The export zip of a finished run (see the module docstring for its contents).
+
+    Parameters
+    ----------
+    result : DecodingResult
+    dataset : Dataset
+        The data set the run used.
+    record : RunRecord, optional
+        The run's history record (its name and id are kept); made from ``result`` when None.
+    """
+    if record is None:
+        record = RunRecord.from_result(result, dataset)
+    return export_record_zip(record, result=result)
+
+
+def export_file_name(record: RunRecord) -> str:
+    """A file name for the run's zip: ``decoding-run-<name>-<id>.zip`` with safe characters."""
+    slug = re.sub(r"[^A-Za-z0-9_.=-]+", "-", record.name).strip("-.")[:60] or "run"
+    return f"decoding-run-{slug}-{record.id}.zip"
+
+
+def export_data(dataset, out_dir) -> dict:
+    """Write a data set's files to ``out_dir``: the image, the labels table, masks, anatomy.
+
+    Files: ``bold.nii.gz`` (or ``bold.nii``; a copy of the functional image),
+    ``labels.tsv`` (tab separated, the data set's columns), ``mask_<name>.nii.gz``
+    for each mask, ``anat.nii.gz`` when the data set has one.
+
+    Returns
+    -------
+    dict of str to Path
+        What was written, by role (``func``, ``labels``, ``mask_vt``, ...).
+    """
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DecodingInputError(f"Cannot create the folder {out}: {err.strerror}. Choose another --out.") from None
+    written = {}
+    source = Path(dataset.func_path)
+    func_name = "bold.nii.gz" if source.name.endswith(".gz") else "bold.nii"
+    shutil.copyfile(source, out / func_name)
+    written["func"] = out / func_name
+    labels_path = out / "labels.tsv"
+    dataset.labels.to_csv(labels_path, sep="\t", index=False)
+    written["labels"] = labels_path
+    for name, image in dataset.masks.items():
+        safe = re.sub(r"[^A-Za-z0-9_-]+", "_", name)
+        path = out / f"mask_{safe}.nii.gz"
+        data = (np.asarray(image.dataobj) != 0).astype(np.uint8)
+        nib.save(nib.Nifti1Image(data, image.affine), path)
+        written[f"mask_{safe}"] = path
+    if dataset.anat_img is not None:
+        nib.save(dataset.anat_img, out / "anat.nii.gz")
+        written["anat"] = out / "anat.nii.gz"
+    return written

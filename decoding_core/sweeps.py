@@ -1,0 +1,324 @@
+"""Sweeps: run one configuration for several values of one setting, and tabulate the scores.
+
+Example
+-------
+>>> from decoding_core.sweeps import parse_sweep_values
+>>> parse_sweep_values("C", "0.001..100")
+[0.001, 0.01, 0.1, 1.0, 10.0, 100.0]
+>>> parse_sweep_values("estimator", "svc, logistic_l2")
+['svc', 'logistic_l2']
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from decoding_core.config import CV_SCHEMES, ESTIMATORS, SCORINGS, DecodingConfig
+from decoding_core.errors import DecodingInputError
+
+#: Most values one sweep may run.
+MAX_SWEEP_VALUES = 50
+
+
+@dataclass(frozen=True)
+class SweepSetting:
+    """A setting that can be swept.
+
+    Attributes
+    ----------
+    title : str
+        Name shown to the user.
+    kind : {"float", "int", "bool", "choice", "optional_float"}
+        How values are parsed.
+    default_values : tuple
+        Values offered by default (masks: the data set's masks, see `default_sweep_values`).
+    log_scale : bool
+        Plot the setting on a log axis.
+    """
+
+    title: str
+    kind: str
+    default_values: tuple
+    log_scale: bool = False
+
+
+#: The settings a sweep can vary, with their default value lists.
+SWEEPABLE = {
+    "C": SweepSetting("C (inverse regularisation)", "float", (0.001, 0.01, 0.1, 1.0, 10.0, 100.0), log_scale=True),
+    "estimator": SweepSetting("Estimator", "choice", tuple(ESTIMATORS)),
+    "mask_name": SweepSetting("Mask", "choice", ("vt", "face", "house")),
+    "standardize": SweepSetting("Standardize", "bool", (True, False)),
+    "detrend": SweepSetting("Detrend", "bool", (False, True)),
+    "smoothing_fwhm": SweepSetting("Smoothing FWHM (mm)", "optional_float", (None, 4.0, 6.0, 8.0)),
+    "screening_percentile": SweepSetting("ANOVA screening (%)", "optional_float", (None, 50.0, 20.0, 10.0, 5.0)),
+    "tune_C": SweepSetting("Tune C (inner CV)", "bool", (False, True)),
+    "cv": SweepSetting("Evaluation scheme", "choice", tuple(CV_SCHEMES)),
+    "n_folds": SweepSetting("K (k-fold)", "int", (2, 3, 5, 10)),
+    "holdout_size": SweepSetting("Held-out samples", "int", (10, 20, 30, 50)),
+    "scoring": SweepSetting("Scoring", "choice", tuple(SCORINGS)),
+}
+
+_CHOICES = {"estimator": tuple(ESTIMATORS), "cv": tuple(CV_SCHEMES), "scoring": tuple(SCORINGS)}
+_TRUE = {"1", "true", "yes", "on", "y"}
+_FALSE = {"0", "false", "no", "off", "n"}
+_NONE = {"", "none", "off", "null", "-"}
+
+
+def _check_setting(setting: str) -> SweepSetting:
+    if setting not in SWEEPABLE:
+        raise DecodingInputError(f"'setting' must be one of {list(SWEEPABLE)}. Got {setting!r}.")
+    return SWEEPABLE[setting]
+
+
+def default_sweep_values(setting: str, dataset=None) -> list:
+    """The values offered by default for ``setting`` (for masks: the data set's own masks)."""
+    spec = _check_setting(setting)
+    if setting == "mask_name" and dataset is not None:
+        return list(dataset.masks)
+    return list(spec.default_values)
+
+
+def _range_values(setting: str, low: float, high: float, count: int | None, log_scale: bool) -> list:
+    if not (math.isfinite(low) and math.isfinite(high)) or low > high:
+        raise DecodingInputError(f"A range of {setting} must go from a smaller to a larger number. Got {low}..{high}.")
+    if count is None:
+        if log_scale:
+            if low <= 0:
+                raise DecodingInputError(f"A log range of {setting} must start above 0. Got {low}.")
+            low_exp, high_exp = math.log10(low), math.log10(high)
+            if not (low_exp.is_integer() and high_exp.is_integer()):
+                raise DecodingInputError(
+                    f"'{low:g}..{high:g}' steps by powers of ten, so both ends must be powers of ten "
+                    f"(e.g. 0.001..100), or give a count: '{low:g}..{high:g}:5'."
+                )
+            return [float(10.0**e) for e in range(int(low_exp), int(high_exp) + 1)]
+        step_values = np.arange(low, high + 1e-9, 1.0)
+        return [float(v) for v in step_values]
+    if count < 2 or count > MAX_SWEEP_VALUES:
+        raise DecodingInputError(f"A range needs between 2 and {MAX_SWEEP_VALUES} values. Got {count}.")
+    if log_scale:
+        if low <= 0:
+            raise DecodingInputError(f"A log range of {setting} must start above 0. Got {low}.")
+        values = np.logspace(math.log10(low), math.log10(high), count)
+    else:
+        values = np.linspace(low, high, count)
+    return [float(f"{v:.6g}") for v in values]
+
+
+def parse_sweep_values(setting: str, text: str) -> list:
+    """Parse the values a user typed for a sweep of ``setting``.
+
+    Parameters
+    ----------
+    setting : str
+        Key of `SWEEPABLE`.
+    text : str
+        Values separated by commas or spaces. Numeric settings also take ranges:
+        ``0.001..100`` (C: every power of ten; others: steps of 1) and ``1..100:5``
+        (5 values, log-spaced for C, evenly spaced otherwise). ``none`` stands for
+        "no smoothing" / "no screening"; booleans take yes/no, true/false, 1/0.
+
+    Returns
+    -------
+    list
+        Distinct values in the order given, each valid for a `DecodingConfig`.
+
+    Raises
+    ------
+    DecodingInputError
+        Naming the value that cannot be used, and what is expected.
+    """
+    spec = _check_setting(setting)
+    if not isinstance(text, str):
+        raise DecodingInputError(f"Sweep values must be text. Got {type(text).__name__}.")
+    if len(text) > 2000:
+        raise DecodingInputError("The list of sweep values is too long (over 2000 characters).")
+    tokens = [t for t in re.split(r"[,;\s]+", text.strip()) if t != ""]
+    if not tokens and spec.kind == "optional_float" and text.strip().lower() in _NONE:
+        tokens = ["none"]
+    if not tokens:
+        raise DecodingInputError(
+            f"Give at least one value of {spec.title}, e.g. "
+            f"{', '.join(_format_value(v) for v in spec.default_values[:3])}."
+        )
+    values: list = []
+    for token in tokens:
+        lowered = token.lower()
+        if spec.kind in ("float", "int", "optional_float") and ".." in token:
+            body, _, count_text = lowered.partition(":")
+            low_text, _, high_text = body.partition("..")
+            try:
+                low, high = float(low_text), float(high_text)
+                count = int(count_text) if count_text else None
+            except ValueError:
+                raise DecodingInputError(
+                    f"Cannot read the range {token!r}: write it as LOW..HIGH or LOW..HIGH:COUNT (e.g. 0.001..100)."
+                ) from None
+            expanded = _range_values(setting, low, high, count, spec.log_scale)
+            values.extend(int(v) if spec.kind == "int" else v for v in expanded)
+            continue
+        if spec.kind == "choice":
+            choices = _CHOICES.get(setting)
+            if choices is not None and token not in choices:
+                raise DecodingInputError(f"{spec.title}: {token!r} is not one of {list(choices)}.")
+            values.append(token)
+        elif spec.kind == "bool":
+            if lowered in _TRUE:
+                values.append(True)
+            elif lowered in _FALSE:
+                values.append(False)
+            else:
+                raise DecodingInputError(f"{spec.title}: {token!r} is not yes/no (true/false, 1/0).")
+        elif spec.kind == "optional_float" and lowered in _NONE:
+            values.append(None)
+        else:
+            try:
+                number = float(token)
+            except ValueError:
+                raise DecodingInputError(f"{spec.title}: {token!r} is not a number.") from None
+            if spec.kind == "int":
+                if not number.is_integer():
+                    raise DecodingInputError(f"{spec.title}: {token!r} is not a whole number.")
+                number = int(number)
+            values.append(number)
+    distinct = list(dict.fromkeys(values))
+    if len(distinct) > MAX_SWEEP_VALUES:
+        raise DecodingInputError(
+            f"A sweep runs at most {MAX_SWEEP_VALUES} values; these are {len(distinct)}. Give fewer values."
+        )
+    for value in distinct:
+        if setting == "mask_name":
+            continue  # checked against the data set by run_sweep
+        try:
+            DecodingConfig().replace(**{setting: value})
+        except DecodingInputError as err:
+            raise DecodingInputError(f"{spec.title} = {_format_value(value)} cannot be used: {err}") from None
+    return distinct
+
+
+def sweep_configs(base_config: DecodingConfig, setting: str, values, dataset=None) -> list[DecodingConfig]:
+    """One configuration per value: ``base_config`` with ``setting`` replaced (validated)."""
+    _check_setting(setting)
+    values = list(values)
+    if not values:
+        raise DecodingInputError("A sweep needs at least one value.")
+    if len(values) > MAX_SWEEP_VALUES:
+        raise DecodingInputError(f"A sweep runs at most {MAX_SWEEP_VALUES} values; got {len(values)}.")
+    configs = []
+    for value in values:
+        if setting == "mask_name" and dataset is not None and value not in dataset.masks:
+            raise DecodingInputError(
+                f"The data set has no mask named {value!r}. Its masks are: {sorted(dataset.masks)}."
+            )
+        configs.append(base_config.replace(**{setting: value}))
+    return configs
+
+
+def run_sweep(dataset, base_config: DecodingConfig, setting: str, values, progress=None,
+              should_stop: Callable[[], bool] | None = None, cache=None) -> list:
+    """Run ``base_config`` once per value of ``setting``.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    base_config : DecodingConfig
+    setting : str
+        Key of `SWEEPABLE`.
+    values : sequence
+        Values of the setting (e.g. from `parse_sweep_values`).
+    progress : callable, optional
+        ``progress(fraction, message)`` over the whole sweep.
+    should_stop : callable, optional
+        Called before each run; when it returns True the sweep stops and returns
+        the runs finished so far.
+    cache : RawVoxelCache, optional
+        Passed to the masking step; by default the module-level cache, so the
+        image is read once and every run reuses the masked voxels.
+
+    Returns
+    -------
+    list of DecodingResult
+        One per value, in the order of ``values`` (fewer when stopped).
+    """
+    from decoding_core import decoding
+
+    configs = sweep_configs(base_config, setting, values, dataset)
+    results = []
+    total = len(configs)
+    for index, config in enumerate(configs):
+        if should_stop is not None and should_stop():
+            break
+        label = f"{setting} = {_format_value(getattr(config, setting))} ({index + 1}/{total})"
+
+        def step_progress(fraction, message, _index=index, _label=label):
+            if progress is not None:
+                progress(min(1.0, (_index + float(fraction)) / total), f"{_label}: {message}")
+
+        if progress is not None:
+            progress(index / total, f"{label}: starting")
+        results.append(decoding.run_decoding(dataset, config, progress=step_progress, cache=cache))
+    if progress is not None and len(results) == total:
+        progress(1.0, f"Sweep of {setting} done: {total} runs")
+    return results
+
+
+def _format_value(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def sweep_table(results, setting: str) -> pd.DataFrame:
+    """One row per run of a sweep: the value and the score's mean, spread and range across folds.
+
+    Columns: ``value`` (as set), ``label`` (display text), ``mean_score``, ``std_score``
+    (across folds, as the run reports it), ``sem``, ``min_score``, ``max_score``,
+    ``n_folds``, ``chance_level``, ``n_voxels``, ``elapsed_seconds``, ``fold_scores``
+    (list), and ``chosen_C`` when C was tuned.
+    """
+    _check_setting(setting)
+    rows = []
+    for result in results:
+        value = getattr(result.config, setting)
+        scores = np.asarray(result.fold_scores, dtype=float)
+        n = scores.size
+        rows.append({
+            "value": value,
+            "label": _format_value(value),
+            "mean_score": float(result.mean_score),
+            "std_score": float(result.std_score),
+            "sem": float(scores.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan"),
+            "min_score": float(scores.min()),
+            "max_score": float(scores.max()),
+            "n_folds": int(n),
+            "chance_level": float(result.chance_level),
+            "n_voxels": int(result.n_voxels),
+            "elapsed_seconds": float(result.elapsed_seconds),
+            "fold_scores": [float(s) for s in scores],
+        })
+    table = pd.DataFrame(rows, columns=["value", "label", "mean_score", "std_score", "sem", "min_score",
+                                        "max_score", "n_folds", "chance_level", "n_voxels",
+                                        "elapsed_seconds", "fold_scores"])
+    table["value"] = table["value"].astype(object)
+    return table
+
+
+def sweep_fold_scores(results, setting: str) -> pd.DataFrame:
+    """Long table for plotting the fold spread: one row per (value, fold) with ``label``, ``fold``, ``score``."""
+    _check_setting(setting)
+    rows = []
+    for result in results:
+        label = _format_value(getattr(result.config, setting))
+        for fold, score in enumerate(np.asarray(result.fold_scores, dtype=float)):
+            rows.append({"label": label, "fold": fold + 1, "score": float(score)})
+    return pd.DataFrame(rows, columns=["label", "fold", "score"])

@@ -1,0 +1,223 @@
+"""The configuration in a page's URL query parameters, and back.
+
+Every setting is written (not only those that differ from the defaults), so
+opening the URL restores exactly the same configuration even if a later version
+changes a default. Keys are short; lists are comma-joined with each item
+percent-encoded (a condition may contain a comma); None is the empty string.
+
+Only the built-in data sets are named in a URL (``data=simulated`` or
+``data=haxby:N``); uploaded data never are.
+
+Example
+-------
+>>> from decoding_core.config import DecodingConfig
+>>> params = config_to_query_params(DecodingConfig(C=0.1), "haxby:2")
+>>> params["C"], params["data"]
+('0.1', 'haxby:2')
+>>> config_from_query_params(params)[0].C
+0.1
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote, unquote, urlencode
+
+from decoding_core.config import DecodingConfig
+from decoding_core.errors import DecodingInputError
+
+#: Version of the parameter layout (``v=``); a URL from a newer layout is refused.
+URL_STATE_VERSION = 1
+
+#: Setting -> query parameter key.
+QUERY_KEYS = {
+    "conditions": "cond",
+    "mask_name": "mask",
+    "standardize": "std",
+    "detrend": "detrend",
+    "smoothing_fwhm": "fwhm",
+    "estimator": "est",
+    "C": "C",
+    "cv": "cv",
+    "n_folds": "k",
+    "holdout_size": "holdout",
+    "tune_C": "tuneC",
+    "screening_percentile": "screen",
+    "scoring": "score",
+}
+DATASET_KEY = "data"
+VERSION_KEY = "v"
+#: Every key this module reads or writes (the app may clear exactly these).
+ALL_KEYS = (VERSION_KEY, DATASET_KEY, *QUERY_KEYS.values())
+
+_BOOL_TRUE = {"1", "true", "yes", "on"}
+_BOOL_FALSE = {"0", "false", "no", "off"}
+_MAX_VALUE_LENGTH = 4000
+_MAX_CONDITIONS = 100
+_DATASET_PATTERN = re.compile(r"simulated|haxby:[1-6]")
+
+
+def shareable_dataset_spec(dataset_name: str | None) -> str | None:
+    """The data set name if it may go in a URL (``simulated``, ``haxby:1``..``haxby:6``), else None."""
+    if isinstance(dataset_name, str) and _DATASET_PATTERN.fullmatch(dataset_name.strip().lower()):
+        return dataset_name.strip().lower()
+    return None
+
+
+def _format_float(value: float) -> str:
+    # repr() is the shortest string that parses back to the same float.
+    return repr(float(value))
+
+
+def config_to_query_params(config: DecodingConfig, dataset_spec: str | None = None) -> dict[str, str]:
+    """Every setting of ``config`` as short string query parameters.
+
+    Parameters
+    ----------
+    config : DecodingConfig
+    dataset_spec : str or None
+        ``"simulated"`` or ``"haxby:N"``; any other value (an upload, a path) is left
+        out of the URL, so uploaded data are never named in it.
+
+    Returns
+    -------
+    dict of str to str
+    """
+    if not isinstance(config, DecodingConfig):
+        raise DecodingInputError(f"'config' must be a DecodingConfig. Got {type(config).__name__}.")
+    params = {VERSION_KEY: str(URL_STATE_VERSION)}
+    spec = shareable_dataset_spec(dataset_spec)
+    if spec is not None:
+        params[DATASET_KEY] = spec
+    for setting, key in QUERY_KEYS.items():
+        value = getattr(config, setting)
+        if setting == "conditions":
+            text = ",".join(quote(c, safe="") for c in value)
+        elif value is None:
+            text = ""
+        elif isinstance(value, bool):
+            text = "1" if value else "0"
+        elif isinstance(value, float):
+            text = _format_float(value)
+        else:
+            text = str(value)
+        params[key] = text
+    return params
+
+
+def config_to_query_string(config: DecodingConfig, dataset_spec: str | None = None) -> str:
+    """`config_to_query_params` as ``key=value&...`` (append to the app's URL after ``?``)."""
+    return urlencode(config_to_query_params(config, dataset_spec))
+
+
+def _single(value, key: str) -> str:
+    # st.query_params.to_dict() gives the last value; parse_qs gives lists.
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return ""
+        value = value[-1]
+    if not isinstance(value, str):
+        raise DecodingInputError(f"The link's parameter {key!r} must be text. Got {type(value).__name__}.")
+    if len(value) > _MAX_VALUE_LENGTH:
+        raise DecodingInputError(
+            f"The link's parameter {key!r} is {len(value)} characters long; at most {_MAX_VALUE_LENGTH} are read. "
+            "The link is damaged: copy it again from the app."
+        )
+    return value
+
+
+def _parse_bool(text: str, key: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in _BOOL_TRUE:
+        return True
+    if lowered in _BOOL_FALSE:
+        return False
+    raise DecodingInputError(f"The link's parameter {key!r} must be 1 or 0 (yes or no). Got {text!r}.")
+
+
+def _parse_number(text: str, key: str, integer: bool):
+    text = text.strip()
+    try:
+        if integer:
+            return int(text)
+        value = float(text)
+    except ValueError:
+        kind = "a whole number" if integer else "a number"
+        raise DecodingInputError(f"The link's parameter {key!r} must be {kind}. Got {text!r}.") from None
+    return value
+
+
+def config_from_query_params(params, *, base: DecodingConfig | None = None) -> tuple[DecodingConfig, str | None]:
+    """Rebuild the configuration (and built-in data set) a URL describes.
+
+    Parameters
+    ----------
+    params : mapping of str to str (or list of str)
+        E.g. ``st.query_params.to_dict()``. Unknown keys are ignored; missing
+        settings keep ``base``'s value.
+    base : DecodingConfig or None
+        Settings for keys absent from the URL (default: `DecodingConfig()`).
+
+    Returns
+    -------
+    config : DecodingConfig
+    dataset_spec : str or None
+        ``"simulated"`` or ``"haxby:N"`` when the URL names one, else None.
+
+    Raises
+    ------
+    DecodingInputError
+        When a value is malformed or out of range; the message names the parameter.
+    """
+    if not hasattr(params, "get") or not hasattr(params, "keys"):
+        raise DecodingInputError(f"Query parameters must be a mapping. Got {type(params).__name__}.")
+    base = base or DecodingConfig()
+    version_text = _single(params.get(VERSION_KEY, ""), VERSION_KEY).strip() or str(URL_STATE_VERSION)
+    version = _parse_number(version_text, VERSION_KEY, integer=True)
+    if version > URL_STATE_VERSION or version < 1:
+        raise DecodingInputError(
+            f"This link was made by a newer version of the app (layout {version}); this app reads "
+            f"layout 1 to {URL_STATE_VERSION}. Update the app or set the options by hand."
+        )
+    dataset_spec = None
+    if DATASET_KEY in params:
+        text = _single(params[DATASET_KEY], DATASET_KEY).strip()
+        if text:
+            dataset_spec = shareable_dataset_spec(text)
+            if dataset_spec is None:
+                raise DecodingInputError(
+                    f"The link names the data set {text[:60]!r}; links can only name 'simulated' or "
+                    "'haxby:1' to 'haxby:6'. Load your own data on the Data page."
+                )
+    changes = {}
+    for setting, key in QUERY_KEYS.items():
+        if key not in params:
+            continue
+        text = _single(params[key], key)
+        if setting == "conditions":
+            items = text.split(",")
+            if len(items) > _MAX_CONDITIONS:
+                raise DecodingInputError(
+                    f"The link's parameter 'cond' lists {len(items)} conditions; at most {_MAX_CONDITIONS}."
+                )
+            try:
+                changes[setting] = tuple(unquote(item, errors="strict") for item in items)
+            except UnicodeDecodeError:
+                raise DecodingInputError(
+                    "The link's parameter 'cond' is not valid percent-encoded text. Copy the link again."
+                ) from None
+        elif setting in ("standardize", "detrend", "tune_C"):
+            changes[setting] = _parse_bool(text, key)
+        elif setting in ("smoothing_fwhm", "screening_percentile"):
+            changes[setting] = None if text.strip().lower() in ("", "none") else _parse_number(text, key, integer=False)
+        elif setting == "C":
+            changes[setting] = _parse_number(text, key, integer=False)
+        elif setting in ("n_folds", "holdout_size"):
+            changes[setting] = _parse_number(text, key, integer=True)
+        else:
+            changes[setting] = text
+    try:
+        config = base.replace(**changes)
+    except DecodingInputError as err:
+        raise DecodingInputError(f"The link holds a setting this app cannot use: {err}") from None
+    return config, dataset_spec
