@@ -1,0 +1,159 @@
+"""Configure: what to decode, from which voxels, with which classifier, evaluated how."""
+
+import streamlit as st
+
+import app
+import app_services as services
+import state
+from decoding_core.config import CV_SCHEMES, ESTIMATORS, SCORINGS
+
+app.ensure_app()  # Streamlit may start this page without app.py: see app.ensure_app
+
+CV_HELP = {
+    "train": "Fits and scores on the same samples: always near 1.0, so it says nothing (the tutorial shows why).",
+    "holdout": "Trains on all but the last N samples and tests on those N.",
+    "kfold": "Splits the samples, in order, into K parts; each part is tested once.",
+    "default": "What cross_val_score does by default: 5 stratified folds, unshuffled.",
+    "leave-one-run-out": "Tests on each run in turn, training on the others: no sample of the test run is seen in training.",
+}
+
+
+def run_decoding(dataset, config) -> None:
+    """Run with a progress bar; on success store the result and go to the Results page."""
+    failure = None
+    with st.status("Decoding...", expanded=True) as status:
+        bar = st.progress(0.0, text="Masking the volumes")
+        try:
+            result = services.run_decoding(dataset, config, progress=services.progress_bar_callback(bar))
+        except Exception as err:
+            failure = err
+            status.update(label="The decoding stopped", state="error")
+        else:
+            status.update(label="Decoding finished", state="complete", expanded=False)
+    if failure is not None:
+        services.show_error(failure, "decoding")
+        return
+    # Replace the previous result only now that the new one exists.
+    st.session_state[state.RESULT] = result
+    st.session_state[state.RESULT_DATASET_TITLE] = dataset.title
+    st.session_state[state.RESULT_DATASET_DIGEST] = dataset.digest
+    st.session_state[state.PERMUTATION_RESULT] = None
+    st.session_state[state.CUT_COORDS] = None
+    st.switch_page("pages/results.py")
+
+
+st.title("Configure")
+st.markdown("Choose what to decode and how to evaluate it, then run.")
+dataset = services.current_dataset()
+if dataset is None:
+    st.page_link("pages/data.py", label="Go to the Data page to load a data set", icon=":material/database:")
+    st.stop()
+
+values = services.sanitize_config_values(st.session_state[state.CONFIG_VALUES], dataset)
+st.caption(f"Data set: {dataset.title}")
+
+conditions_available = services.condition_names(dataset)
+voxel_counts = services.mask_voxel_counts(dataset)
+state.seed_widget(state.W_CONDITIONS, list(values["conditions"]))
+state.seed_widget(state.W_MASK, values["mask_name"])
+state.seed_widget(state.W_STANDARDIZE, bool(values["standardize"]))
+state.seed_widget(state.W_DETREND, bool(values["detrend"]))
+state.seed_widget(state.W_ESTIMATOR, values["estimator"])
+state.seed_widget(state.W_C, float(values["C"]))
+state.seed_widget(state.W_TUNE_C, bool(values["tune_C"]))
+state.seed_widget(state.W_SCREENING, int(round(values["screening_percentile"] or 100)))
+state.seed_widget(state.W_SCORING, values["scoring"])
+state.seed_widget(state.W_CV, values["cv"])
+state.seed_widget(state.W_N_FOLDS, int(values["n_folds"]))
+state.seed_widget(state.W_HOLDOUT, int(values["holdout_size"]))
+# A data set loaded since the widgets were seeded may lack some choices.
+st.session_state[state.W_CONDITIONS] = [c for c in st.session_state[state.W_CONDITIONS] if c in conditions_available]
+if st.session_state[state.W_MASK] not in dataset.masks:
+    st.session_state[state.W_MASK] = values["mask_name"]
+
+what, how = st.columns(2)
+with what:
+    st.subheader("What to decode")
+    conditions = st.multiselect(
+        "Conditions", conditions_available, key=state.W_CONDITIONS,
+        help="At least two. Two gives a binary problem as in the tutorial; more gives a multi-class one.",
+    )
+    mask_name = st.selectbox(
+        "Mask (which voxels)", list(dataset.masks), key=state.W_MASK,
+        format_func=lambda name: services.mask_label(name, voxel_counts),
+    )
+    standardize = st.checkbox(
+        "Standardize each voxel's time series (z-score)", key=state.W_STANDARDIZE,
+        help="As NiftiMasker(standardize='zscore_sample') in the tutorial.",
+    )
+    detrend = st.checkbox("Remove a linear trend per voxel", key=state.W_DETREND)
+with how:
+    st.subheader("How")
+    estimator = st.selectbox("Classifier", list(ESTIMATORS), format_func=ESTIMATORS.get, key=state.W_ESTIMATOR)
+    C = st.number_input(
+        "Regularisation C (smaller = stronger regularisation)", min_value=1e-6, max_value=1e6,
+        step=0.1, format="%g", key=state.W_C,
+    )
+    tune_C = st.checkbox(
+        "Choose C by nested cross-validation within each training fold", key=state.W_TUNE_C,
+    )
+    screening = st.slider(
+        "ANOVA screening: keep this % of voxels (100 = all)", min_value=1, max_value=100, key=state.W_SCREENING,
+        help="Voxels are ranked by F-score on the training fold only, so no test data leak into the choice.",
+    )
+    scoring = st.selectbox("Score", list(SCORINGS), format_func=SCORINGS.get, key=state.W_SCORING)
+    cv = st.selectbox("Evaluation scheme", list(CV_SCHEMES), format_func=CV_SCHEMES.get, key=state.W_CV)
+    st.caption(CV_HELP[cv])
+    n_folds = st.session_state[state.W_N_FOLDS]
+    holdout_size = st.session_state[state.W_HOLDOUT]
+    if cv == "kfold":
+        n_folds = st.number_input("K (number of folds)", min_value=2, max_value=100, step=1, key=state.W_N_FOLDS)
+    elif cv == "holdout":
+        holdout_size = st.number_input(
+            "N (number of last samples held out)", min_value=1, max_value=100_000, step=1, key=state.W_HOLDOUT,
+        )
+
+new_values = {
+    **values,
+    "conditions": list(conditions),
+    "mask_name": mask_name,
+    "standardize": bool(standardize),
+    "detrend": bool(detrend),
+    "estimator": estimator,
+    "C": float(C),
+    "tune_C": bool(tune_C),
+    "screening_percentile": None if screening >= 100 else float(screening),
+    "scoring": scoring,
+    "cv": cv,
+    "n_folds": int(n_folds),
+    "holdout_size": int(holdout_size),
+}
+st.session_state[state.CONFIG_VALUES] = new_values
+
+st.subheader("What will be decoded")
+config = None
+problems = []
+try:
+    config = services.config_from_values(new_values)
+except Exception as err:
+    services.show_error(err, "checking the configuration")
+else:
+    problems = services.check_design(dataset, config)
+    for problem in problems:
+        st.error(problem, icon=":material/error:")
+
+selection = services.selection_summary(dataset, conditions, mask_name)
+shape_column, runs_column, classes_column = st.columns(3)
+shape_column.metric("Data to decode (samples x voxels)", f"{selection['n_samples']} x {selection['n_voxels']}")
+runs_column.metric("Runs among the samples", selection["n_runs"])
+classes_column.metric("Classes", len(conditions))
+st.caption("Class balance of the selected samples:")
+st.dataframe(selection["class_counts"], hide_index=True)
+
+ready = config is not None and not problems
+if ready and services.is_cached("results", services.result_key(dataset, config)):
+    st.caption("This configuration has been run before: its results will show at once.")
+if st.button("Run the decoding", key=state.W_RUN, type="primary", disabled=not ready):
+    run_decoding(dataset, config)
+if st.session_state[state.RESULT] is not None:
+    st.page_link("pages/results.py", label="See the last results", icon=":material/insights:")

@@ -1,0 +1,251 @@
+"""Data: choose a data set and explore it (shape, masks over the anatomy, labels, time courses)."""
+
+import streamlit as st
+
+import app
+import app_services as services
+import state
+from decoding_core import figures
+from decoding_core.errors import DecodingInputError
+
+app.ensure_app()  # Streamlit may start this page without app.py: see app.ensure_app
+
+
+def use_builtin_dataset() -> None:
+    """Button callback: go back to the built-in simulated data set."""
+    try:
+        dataset = services.load_builtin_dataset("simulated")
+    except Exception as err:  # kept for display after the rerun
+        st.session_state[state.LOAD_ERROR] = f"The built-in data set could not be prepared: {err}"
+        return
+    services.adopt_dataset(dataset, "simulated")
+    st.session_state[state.SOURCE_CHOICE] = "simulated"
+    st.session_state[state.W_SOURCE] = "simulated"
+
+
+def remember_source() -> None:
+    """Radio callback: keep the chosen source and drop the message of an older attempt."""
+    st.session_state[state.SOURCE_CHOICE] = st.session_state[state.W_SOURCE]
+    st.session_state[state.LOAD_ERROR] = None
+
+
+def clear_load_error() -> None:
+    """Uploader callback: a new file makes the message about the previous attempt stale."""
+    st.session_state[state.LOAD_ERROR] = None
+
+
+def load_haxby(subject: int) -> None:
+    """Download (or reuse) Haxby subject ``subject`` with a progress bar."""
+    with st.status(f"Getting Haxby 2001 subject {subject}...", expanded=True) as status:
+        bar = st.progress(0.0, text="Contacting the server")
+        try:
+            dataset = services.load_builtin_dataset(
+                f"haxby:{subject}", progress=services.progress_bar_callback(bar)
+            )
+        except Exception as err:
+            status.update(label=f"Haxby subject {subject} could not be loaded", state="error")
+            st.session_state[state.HAXBY_FAILED] = True
+            st.session_state[state.LOAD_ERROR] = str(err) if isinstance(err, DecodingInputError) else (
+                f"Haxby subject {subject} could not be loaded: {type(err).__name__}: {err}"
+            )
+            return
+        status.update(label=f"Haxby subject {subject} is loaded", state="complete", expanded=False)
+    services.adopt_dataset(dataset, f"haxby:{subject}")
+
+
+def load_uploads(func_file, labels_file, mask_file, anat_file, label_column, run_column, tr) -> None:
+    """Store the uploaded files in this session's folder and load them."""
+    names = {"4D image": func_file.name, "labels": labels_file.name}
+    if mask_file is not None:
+        names["mask"] = mask_file.name
+    if anat_file is not None:
+        names["anatomy"] = anat_file.name
+    with st.status("Checking and loading your files...", expanded=False) as status:
+        try:
+            dataset = services.load_uploaded_dataset(
+                st.session_state[state.SESSION_TOKEN],
+                func_file.getvalue(),
+                labels_file.getvalue(),
+                label_column=label_column,
+                run_column=run_column,
+                mask_bytes=mask_file.getvalue() if mask_file is not None else None,
+                anat_bytes=anat_file.getvalue() if anat_file is not None else None,
+                tr=tr,
+                title="Your uploaded data set",
+            )
+        except Exception as err:
+            status.update(label="Your files could not be loaded", state="error")
+            st.session_state[state.LOAD_ERROR] = str(err) if isinstance(err, DecodingInputError) else (
+                f"Your files could not be loaded: {type(err).__name__}: {err}"
+            )
+            return
+        status.update(label="Your files are loaded", state="complete")
+    services.adopt_dataset(dataset, "upload", names)
+
+
+def draw_upload_form() -> None:
+    """File uploaders, the column pickers and the Load button."""
+    st.caption(
+        "A 4D NIfTI image (.nii or .nii.gz), a table with one row per volume (CSV, TSV or space "
+        "separated, with a header), and optionally a 3D mask and an anatomical image on the same grid."
+    )
+    left, right = st.columns(2)
+    with left:
+        func_file = st.file_uploader("4D functional image", type=["nii", "gz"], key=state.W_UPLOAD_FUNC, on_change=clear_load_error)
+        labels_file = st.file_uploader(
+            "Labels table (one row per volume)", type=["txt", "csv", "tsv", "tab", "dat"],
+            key=state.W_UPLOAD_LABELS, on_change=clear_load_error,
+        )
+    with right:
+        mask_file = st.file_uploader("Mask (optional, 3D)", type=["nii", "gz"], key=state.W_UPLOAD_MASK, on_change=clear_load_error)
+        anat_file = st.file_uploader("Anatomical image (optional, 3D)", type=["nii", "gz"], key=state.W_UPLOAD_ANAT, on_change=clear_load_error)
+
+    label_column = run_column = None
+    if labels_file is not None:
+        try:
+            columns = services.read_label_columns(labels_file.getvalue())
+        except Exception as err:
+            services.show_error(err, "reading the labels table")
+            columns = None
+        if columns:
+            # A new table may lack the column picked for the previous one.
+            if st.session_state.get(state.W_LABEL_COLUMN) not in columns:
+                st.session_state.pop(state.W_LABEL_COLUMN, None)
+            run_options = ["(no runs)"] + columns
+            if st.session_state.get(state.W_RUN_COLUMN) not in run_options:
+                st.session_state.pop(state.W_RUN_COLUMN, None)
+            pick_label, pick_run = st.columns(2)
+            label_column = pick_label.selectbox(
+                "Column with the conditions", columns,
+                index=services.default_column(columns, "labels"), key=state.W_LABEL_COLUMN,
+            )
+            run_index = services.default_column(columns, "chunks") + 1 if "chunks" in [c.lower() for c in columns] else 0
+            run_choice = pick_run.selectbox(
+                "Column with the runs", run_options, index=run_index, key=state.W_RUN_COLUMN,
+                help="Runs (sessions, chunks) are needed for leave-one-run-out.",
+            )
+            run_column = None if run_choice == "(no runs)" else run_choice
+    tr = st.number_input(
+        "TR in seconds (0 = read it from the image header)", min_value=0.0, max_value=60.0,
+        value=0.0, step=0.1, key=state.W_UPLOAD_TR,
+    )
+    ready = func_file is not None and labels_file is not None and label_column is not None
+    if st.button("Load these files", key=state.W_UPLOAD_LOAD, type="primary", disabled=not ready):
+        load_uploads(func_file, labels_file, mask_file, anat_file, label_column, run_column, tr or None)
+
+
+def draw_source_picker(dataset) -> None:
+    """Where the data come from: built-in, Haxby download or upload."""
+    state.seed_widget(state.W_SOURCE, st.session_state[state.SOURCE_CHOICE])
+    source = st.radio(
+        "Data set", list(state.SOURCES), format_func=state.SOURCES.get, key=state.W_SOURCE,
+        horizontal=True, on_change=remember_source,
+    )
+    spec = st.session_state[state.DATASET_SPEC]
+    if source == "simulated":
+        st.caption(
+            "Simulated fMRI shaped like Haxby 2001 subject 2 (12 runs, 8 categories, a ventral temporal "
+            "mask): it needs no download and decodes like the real data."
+        )
+        if spec != "simulated":
+            st.button("Use the built-in simulated data set", key=state.W_USE_BUILTIN, on_click=use_builtin_dataset)
+    elif source == "haxby":
+        st.caption(
+            "Haxby et al. (2001), Science 293:2425-2430, via nilearn's fetch_haxby (about 300 MB per "
+            "subject, downloaded once and kept)."
+        )
+        state.seed_widget(state.W_HAXBY_SUBJECT, st.session_state[state.HAXBY_SUBJECT])
+        subject = st.selectbox("Subject", state.HAXBY_SUBJECTS, key=state.W_HAXBY_SUBJECT)
+        st.session_state[state.HAXBY_SUBJECT] = subject
+        if st.button(f"Download and load subject {subject}", key=state.W_HAXBY_LOAD, type="primary"):
+            load_haxby(subject)
+    else:
+        draw_upload_form()
+
+    if st.session_state[state.LOAD_ERROR]:
+        st.error(st.session_state[state.LOAD_ERROR], icon=":material/error:")
+        if dataset is not None:
+            st.info(f"The data set loaded before is still in use: {dataset.title}.")
+    if st.session_state[state.HAXBY_FAILED] and source == "haxby":
+        st.button("Use the built-in data set instead", key=state.W_USE_BUILTIN, on_click=use_builtin_dataset)
+
+
+def draw_overview(dataset) -> None:
+    """Metrics, masks over the anatomy, labels, counts, timeline and mean time courses."""
+    st.subheader(dataset.title)
+    if st.session_state[state.DATASET_SPEC] == "upload":
+        for role, name in st.session_state[state.UPLOAD_DISPLAY_NAMES].items():
+            st.text(f"{role}: {name}")
+    if dataset.description:
+        st.caption(dataset.description)
+    if dataset.source:
+        st.caption(f"Source: {dataset.source}")
+    summary = services.dataset_summary(dataset)
+    # The grid and voxel size are the longest values: give them the wider columns.
+    for column, (label, value) in zip(st.columns([3, 3, 1, 1, 1]), summary.items()):
+        column.metric(label, value)
+
+    counts = services.mask_voxel_counts(dataset)
+    names = list(dataset.masks)
+    chosen = st.session_state[state.ROI_MASK_NAME]
+    if chosen not in names:
+        chosen = services.default_mask_name(dataset)
+    state.seed_widget(state.W_ROI_MASK, chosen)
+    if st.session_state[state.W_ROI_MASK] not in names:
+        st.session_state[state.W_ROI_MASK] = chosen
+    mask_name = st.selectbox(
+        "Mask", names, format_func=lambda name: services.mask_label(name, counts), key=state.W_ROI_MASK,
+    )
+    st.session_state[state.ROI_MASK_NAME] = mask_name
+    try:
+        roi_figure = figures.plot_roi(
+            dataset.masks[mask_name], dataset.anat_img, title=services.mask_label(mask_name, counts)
+        )
+        st.plotly_chart(roi_figure, key=state.W_ROI_CHART, width="stretch")
+    except Exception as err:
+        services.show_error(err, "drawing the mask")
+
+    labels_tab, counts_tab, timeline_tab, timecourse_tab = st.tabs(
+        ["Labels table", "Counts per condition and run", "Timeline", "Mean time course"]
+    )
+    with labels_tab:
+        st.dataframe(services.labels_preview(dataset), hide_index=True, height=300)
+    with counts_tab:
+        try:
+            st.plotly_chart(figures.plot_condition_counts(dataset.conditions, dataset.runs), width="stretch")
+        except Exception as err:
+            services.show_error(err, "drawing the counts")
+        st.dataframe(services.condition_run_counts(dataset))
+    with timeline_tab:
+        try:
+            st.plotly_chart(
+                figures.plot_condition_timeline(dataset.conditions, dataset.runs, dataset.tr), width="stretch"
+            )
+        except Exception as err:
+            services.show_error(err, "drawing the timeline")
+    with timecourse_tab:
+        st.caption(f"Mean signal of the {counts.get(mask_name, 0)} voxels of the mask '{mask_name}', by condition.")
+        bar = st.progress(0.0, text="Reading the volumes")
+        try:
+            masked = services.masked_data(
+                dataset, mask_name, standardize=False, progress=services.progress_bar_callback(bar)
+            )
+            bar.empty()
+            st.plotly_chart(figures.plot_mean_timecourse(masked, tr=dataset.tr), width="stretch")
+        except Exception as err:
+            bar.empty()
+            services.show_error(err, "computing the mean time course")
+
+
+st.title("Data")
+st.markdown(
+    "Choose the fMRI data set to decode and look at it: its size, its masks over the anatomy, "
+    "which condition each volume shows, and how the signal moves."
+)
+current = services.current_dataset()
+with st.expander("Choose the data set", expanded=st.session_state[state.SOURCE_CHOICE] != "simulated"):
+    draw_source_picker(current)
+current = st.session_state[state.DATASET]
+if current is not None:
+    draw_overview(current)
+    st.page_link("pages/configure.py", label="Next: configure the decoding", icon=":material/arrow_forward:")

@@ -1,0 +1,277 @@
+"""Results: scores against chance, predictions, the weight map, downloads and significance."""
+
+import streamlit as st
+
+import app
+import app_services as services
+import state
+from decoding_core import export, figures
+from decoding_core.config import CV_SCHEMES, ESTIMATORS, SCORINGS
+
+app.ensure_app()  # Streamlit may start this page without app.py: see app.ensure_app
+
+TRAINING_ACCURACY_EXPLANATION = (
+    "This score is the accuracy on the **same samples the classifier was trained on**. "
+    "With hundreds of voxels and a few hundred samples, a linear classifier can separate "
+    "almost any labelling of the training data, even random labels, so 1.0 here says nothing "
+    "about whether the brain activity carries information about the conditions. "
+    "Choose a cross-validation scheme (leave-one-run-out is the right one for fMRI runs) to "
+    "measure how well the classifier predicts data it has never seen."
+)
+
+
+def move_cut_to_click() -> None:
+    """Chart callback: a click on a slice moves the cut to the clicked voxel."""
+    event = st.session_state.get(state.W_WEIGHT_CHART) or {}
+    selection = event.get("selection") if hasattr(event, "get") else None
+    voxel = services.cut_from_selection(selection)
+    if voxel is None:
+        return
+    st.session_state[state.CUT_COORDS] = voxel
+    st.session_state[state.W_CUT_I], st.session_state[state.W_CUT_J], st.session_state[state.W_CUT_K] = voxel
+
+
+def start_permutations() -> None:
+    """Run-button callback of the permutation test."""
+    st.session_state[state.PERMUTATION_STOP] = False
+    st.session_state[state.PERMUTATION_COUNT] = int(st.session_state[state.W_N_PERMUTATIONS])
+    st.session_state[state.PERMUTATION_RESULT] = services.new_permutation_run(
+        st.session_state[state.PERMUTATION_COUNT]
+    )
+
+
+def stop_permutations() -> None:
+    """Stop-button callback: keep the permutations done so far."""
+    st.session_state[state.PERMUTATION_STOP] = True
+    run = st.session_state[state.PERMUTATION_RESULT]
+    if run is not None:
+        run["running"] = False
+        run["stopped_early"] = run["n_done"] < run["n_target"]
+
+
+def draw_scores(result) -> None:
+    config = result.config
+    mean_column, chance_column, shape_column, folds_column = st.columns(4)
+    mean_column.metric(
+        f"Mean {SCORINGS[config.scoring].lower()}", f"{result.mean_score:.3f}",
+        delta=f"{result.mean_score - result.chance_level:+.3f} vs chance", delta_color="normal",
+        help=f"Standard deviation across folds: {result.std_score:.3f}",
+    )
+    chance_column.metric("Chance level", f"{result.chance_level:.3f}", help="Share of the most frequent class.")
+    shape_column.metric("Samples x voxels", f"{result.n_samples} x {result.n_voxels}")
+    folds_column.metric("Folds", len(result.fold_scores), help=f"Spread (sd) across folds: {result.std_score:.3f}")
+    st.caption(f"Mean {result.mean_score:.3f} +/- {result.std_score:.3f} (sd across folds); "
+               f"computed in {result.elapsed_seconds:.2f} s.")
+    if result.meaningless:
+        st.warning(TRAINING_ACCURACY_EXPLANATION, icon=":material/warning:")
+    for warning in result.warnings:
+        st.warning(warning, icon=":material/warning:")
+
+    st.subheader("Score of each fold")
+    try:
+        st.plotly_chart(figures.plot_fold_scores(result), width="stretch")
+    except Exception as err:
+        services.show_error(err, "drawing the fold scores")
+    st.dataframe(services.fold_scores_table(result), hide_index=True)
+
+
+def draw_predictions(result) -> None:
+    st.subheader("Predictions")
+    truth_tab, confusion_tab, metrics_tab, wrong_tab = st.tabs(
+        ["Predicted vs true", "Confusion matrix", "Per-class precision and recall", "Misclassified samples"]
+    )
+    with truth_tab:
+        try:
+            st.plotly_chart(figures.plot_predictions(result), width="stretch")
+        except Exception as err:
+            services.show_error(err, "drawing the predictions")
+        st.dataframe(result.predictions, hide_index=True, height=250)
+    with confusion_tab:
+        try:
+            table = figures.confusion_table(result)
+            st.plotly_chart(figures.plot_confusion_matrix(table), width="stretch")
+            st.dataframe(table)
+        except Exception as err:
+            services.show_error(err, "drawing the confusion matrix")
+    with metrics_tab:
+        st.dataframe(services.class_metrics(result), hide_index=True)
+    with wrong_tab:
+        wrong = services.misclassified(result)
+        st.caption(f"{len(wrong)} of {len(result.predictions)} test predictions were wrong.")
+        st.dataframe(wrong, hide_index=True, height=250)
+
+
+def draw_weight_map(result, background) -> None:
+    st.subheader("Where the information is: the weight map")
+    kinds = services.available_map_kinds(result)
+    names = services.map_names(result)
+    controls = st.columns(4)
+    kind = "weights"
+    if len(kinds) > 1:
+        state.seed_widget(state.W_MAP_KIND, st.session_state[state.MAP_KIND] if st.session_state[state.MAP_KIND] in kinds else "weights")
+        kind = controls[0].radio("Map", kinds, format_func=state.MAP_KINDS.get, key=state.W_MAP_KIND)
+        st.session_state[state.MAP_KIND] = kind
+    index = 0
+    if len(names) > 1:
+        state.seed_widget(state.W_MAP_CLASS, min(st.session_state[state.MAP_CLASS], len(names) - 1))
+        index = controls[1].selectbox("Class", list(range(len(names))), format_func=lambda i: names[i], key=state.W_MAP_CLASS)
+        st.session_state[state.MAP_CLASS] = index
+    state.seed_widget(state.W_DISPLAY_MODE, st.session_state[state.DISPLAY_MODE])
+    display_mode = controls[2].selectbox(
+        "View", state.DISPLAY_MODES, key=state.W_DISPLAY_MODE,
+        help="'yx' is the tutorial's view: a sagittal and an axial slice.",
+    )
+    st.session_state[state.DISPLAY_MODE] = display_mode
+
+    img = services.map_image(result, kind, index)
+    abs_max = services.map_abs_max(img)
+    threshold = 0.0
+    if abs_max > 0:
+        stored = min(float(st.session_state[state.THRESHOLD]), abs_max)
+        state.seed_widget(state.W_THRESHOLD, stored)
+        if st.session_state[state.W_THRESHOLD] > abs_max:
+            st.session_state[state.W_THRESHOLD] = stored
+        threshold = controls[3].slider(
+            "Threshold (hide smaller absolute values)", min_value=0.0, max_value=abs_max,
+            step=abs_max / 100, key=state.W_THRESHOLD, format="%.4g",
+        )
+        st.session_state[state.THRESHOLD] = threshold
+
+    shape = img.shape[:3]
+    cut = st.session_state[state.CUT_COORDS] or services.default_cut(img)
+    cut = services.clamp_cut(cut, shape)
+    for widget_key, value in zip((state.W_CUT_I, state.W_CUT_J, state.W_CUT_K), cut):
+        state.seed_widget(widget_key, int(value))
+    cut_columns = st.columns(3)
+    cut = tuple(
+        int(column.number_input(f"Cut {axis} (voxel index, 0-{size - 1})", min_value=0, max_value=int(size) - 1,
+                                step=1, key=widget_key))
+        for column, axis, size, widget_key in zip(
+            cut_columns, ("x (i)", "y (j)", "z (k)"), shape, (state.W_CUT_I, state.W_CUT_J, state.W_CUT_K)
+        )
+    )
+    st.session_state[state.CUT_COORDS] = cut
+    st.caption("Click a voxel on a slice to move the cut there.")
+    try:
+        figure = figures.plot_stat_slices(
+            img, background, cut_coords=cut, display_mode=display_mode, threshold=threshold,
+            title=f"{state.MAP_KINDS[kind]}: {names[index] if index < len(names) else ''}",
+        )
+        st.plotly_chart(
+            figure, key=state.W_WEIGHT_CHART, on_select=move_cut_to_click, selection_mode="points", width="stretch",
+        )
+    except Exception as err:
+        services.show_error(err, "drawing the weight map")
+
+
+def draw_downloads(result, dataset) -> None:
+    st.subheader("Downloads")
+    kinds = services.available_map_kinds(result)
+    weights_column, scores_column, predictions_column, config_column = st.columns(4)
+    weights_column.download_button(
+        "Weight map (.nii.gz)", data=lambda: export.image_to_nifti_bytes(result.weight_img),
+        file_name="decoding_weights.nii.gz", mime="application/gzip", key=state.W_DOWNLOAD_WEIGHTS,
+    )
+    for kind in kinds[1:]:
+        weights_column.download_button(
+            f"{state.MAP_KINDS[kind]} (.nii.gz)",
+            data=lambda kind=kind: export.image_to_nifti_bytes(services.extra_map(result, kind)),
+            file_name=f"decoding_{kind}.nii.gz", mime="application/gzip", key=f"{state.W_DOWNLOAD_WEIGHTS}_{kind}",
+        )
+    scores_column.download_button(
+        "Per-fold scores (CSV)", data=lambda: export.fold_scores_csv(result),
+        file_name="fold_scores.csv", mime="text/csv", key=state.W_DOWNLOAD_SCORES,
+    )
+    predictions_column.download_button(
+        "Predictions (CSV)", data=lambda: export.predictions_csv(result),
+        file_name="predictions.csv", mime="text/csv", key=state.W_DOWNLOAD_PREDICTIONS,
+    )
+    config_column.download_button(
+        "Configuration (JSON)", data=lambda: export.config_json(result.config, dataset),
+        file_name="decoding_config.json", mime="application/json", key=state.W_DOWNLOAD_CONFIG,
+    )
+
+
+def draw_significance(result, dataset) -> None:
+    st.subheader("Is it significant?")
+    if not services.significance_available():
+        st.info("The significance tests are not available in this version of the app.")
+        return
+    if dataset is None or dataset.digest != st.session_state[state.RESULT_DATASET_DIGEST]:
+        st.info("Load the data set these results come from again to test their significance.")
+        return
+    config = result.config
+    st.markdown(
+        "**Dummy classifiers** predict without looking at the brain data, under the same evaluation scheme: "
+        "a decoder must beat them to mean anything."
+    )
+    try:
+        st.dataframe(services.dummy_scores(dataset, config), hide_index=True)
+    except Exception as err:
+        services.show_error(err, "scoring the dummy classifiers")
+    st.markdown(
+        "**Permutation test**: shuffle the labels (within runs), rerun the whole cross-validation, and see how "
+        "often a score as high as the real one comes out by chance."
+    )
+    state.seed_widget(state.W_N_PERMUTATIONS, int(st.session_state[state.PERMUTATION_COUNT]))
+    number_column, run_column, stop_column = st.columns([2, 1, 1])
+    number_column.number_input("Number of permutations", min_value=10, max_value=10_000, step=10,
+                               key=state.W_N_PERMUTATIONS)
+    run_column.button("Run the permutation test", key=state.W_PERMUTATION_RUN, on_click=start_permutations)
+    stop_column.button("Stop", key=state.W_PERMUTATION_STOP, on_click=stop_permutations)
+
+    run = st.session_state[state.PERMUTATION_RESULT]
+    if run is not None and run.get("key") is None:
+        run["key"] = services.result_key(dataset, config)
+    if run is not None and run["key"] != services.result_key(dataset, config):
+        run = st.session_state[state.PERMUTATION_RESULT] = None
+    if run is not None and run["running"]:
+        bar = st.progress(run["n_done"] / run["n_target"], text="Permuting the labels")
+        try:
+            # Chunks are stored as they finish, so Stop (which interrupts this run) keeps them.
+            services.continue_permutations(
+                run, dataset, config, progress=services.progress_bar_callback(bar),
+                should_stop=lambda: st.session_state[state.PERMUTATION_STOP],
+            )
+        except Exception as err:
+            run["running"] = False
+            services.show_error(err, "running the permutation test")
+        bar.empty()
+    if run is not None and run["n_done"] > 0:
+        summary = services.permutation_summary(run)
+        observed_column, p_column, done_column = st.columns(3)
+        observed_column.metric("Observed score", f"{summary['observed']:.3f}")
+        p_column.metric("p-value", f"{summary['p_value']:.4f}",
+                        help="(1 + permutations scoring at least as high) / (1 + permutations)")
+        done_column.metric("Permutations done", f"{summary['n_done']} / {run['n_target']}")
+        if run.get("stopped_early"):
+            st.info("Stopped early: the p-value uses the permutations done so far.")
+        try:
+            st.plotly_chart(services.null_distribution_figure(run), width="stretch")
+        except Exception as err:
+            services.show_error(err, "drawing the null distribution")
+
+
+st.title("Results")
+result = st.session_state[state.RESULT]
+if result is None:
+    st.info("No decoding has been run yet. Choose the conditions and the evaluation scheme, then press Run.")
+    st.page_link("pages/configure.py", label="Go to Configure and run a decoding", icon=":material/tune:")
+    st.stop()
+
+dataset = st.session_state[state.DATASET]
+config = result.config
+st.markdown(
+    f"**{' vs '.join(config.conditions)}** in the mask **{config.mask_name}** of "
+    f"*{st.session_state[state.RESULT_DATASET_TITLE]}*; {ESTIMATORS[config.estimator]}, C = {config.C:g}; "
+    f"{CV_SCHEMES[config.cv]}."
+)
+same_dataset = dataset is not None and dataset.digest == st.session_state[state.RESULT_DATASET_DIGEST]
+if not same_dataset:
+    st.info("These results come from a data set other than the one loaded now.")
+draw_scores(result)
+draw_predictions(result)
+draw_weight_map(result, dataset.anat_img if same_dataset else None)
+draw_downloads(result, dataset if same_dataset else None)
+draw_significance(result, dataset)
+st.page_link("pages/configure.py", label="Change the configuration", icon=":material/tune:")

@@ -1,0 +1,194 @@
+"""Tutorial: nilearn's decoding tutorial, step by step, live on the current data set."""
+
+import streamlit as st
+
+import app
+import app_services as services
+import state
+from decoding_core import figures
+
+app.ensure_app()  # Streamlit may start this page without app.py: see app.ensure_app
+
+DATA_PAGE = "pages/data.py"
+CONFIGURE_PAGE = "pages/configure.py"
+RESULTS_PAGE = "pages/results.py"
+
+
+def step(number: int, title: str, explanation: str, code: str, link: tuple) -> None:
+    """Heading, explanation, the tutorial's code and a link to where the user changes it."""
+    st.subheader(f"{number}. {title}")
+    st.markdown(explanation)
+    st.code(code, language="python")
+    page, label = link
+    st.page_link(page, label=label, icon=":material/arrow_forward:")
+
+
+def scores_line(result) -> str:
+    scores = ", ".join(f"{score:.3f}" for score in result.fold_scores)
+    return f"[{scores}]  mean {result.mean_score:.3f} (chance {result.chance_level:.3f})"
+
+
+def run_scheme(dataset, base_config, **changes):
+    """The tutorial's decoding under one scheme (cached like any run)."""
+    return services.run_decoding(dataset, base_config.replace(**changes))
+
+
+st.title("Tutorial: decoding with a linear SVC")
+st.markdown(
+    "The steps of nilearn's decoding tutorial (*Haxby et al. 2001: face vs cat in the ventral temporal "
+    "cortex*), in order. Each step shows the tutorial's code and its **live output on the data set loaded "
+    "now**, and links to the page where you can change it."
+)
+dataset = services.current_dataset()
+if dataset is None:
+    st.page_link(DATA_PAGE, label="Go to the Data page to load a data set", icon=":material/database:")
+    st.stop()
+
+conditions = services.default_conditions(dataset)
+mask_name = services.default_mask_name(dataset)
+st.info(
+    f"Data set: **{dataset.title}**. The tutorial decodes **{' vs '.join(conditions)}** "
+    f"in the mask **{mask_name}**."
+)
+if conditions != ["face", "cat"]:
+    st.caption("This data set has no 'face' and 'cat' conditions; the walk-through uses its first two conditions.")
+
+try:
+    base_config = services.config_from_values(
+        {**state.default_config_values(), "conditions": conditions, "mask_name": mask_name}
+    )
+except Exception as err:
+    services.show_error(err, "preparing the tutorial")
+    st.stop()
+
+# 1. The data
+step(1, "Load the data",
+     "A 4D functional image (x, y, z, time), a mask of the ventral temporal cortex, and a table that says "
+     "which stimulus category each volume shows.",
+     "haxby_dataset = datasets.fetch_haxby()\nfmri_filename = haxby_dataset.func[0]\n"
+     "mask_filename = haxby_dataset.mask_vt[0]",
+     (DATA_PAGE, "Choose another data set on the Data page"))
+summary = services.dataset_summary(dataset)
+st.markdown(f"Output: image of shape **{tuple(int(n) for n in dataset.shape)}**, "
+            f"{summary['Runs']} runs, TR {summary['TR (s)']} s.")
+
+# 2. Masking into a data matrix
+step(2, "Turn the images into a data matrix",
+     "The masker keeps the voxels inside the mask and z-scores each voxel's time series: one row per volume "
+     "(sample), one column per voxel (feature).",
+     'masker = NiftiMasker(mask_img=mask_filename, standardize="zscore_sample")\n'
+     "fmri_masked = masker.fit_transform(fmri_filename)\nfmri_masked.shape",
+     (CONFIGURE_PAGE, "Change the mask or the standardization on the Configure page"))
+bar = st.progress(0.0, text="Reading the volumes")
+try:
+    masked = services.masked_data(dataset, mask_name, standardize=True,
+                                  progress=services.progress_bar_callback(bar))
+except Exception as err:
+    bar.empty()
+    services.show_error(err, "masking the data")
+    st.stop()
+bar.empty()
+st.markdown(f"Output: `{tuple(int(n) for n in masked.shape)}`")
+
+# 3. Labels
+step(3, "The labels",
+     "The behavioral table gives each volume's condition; its 'chunks' column gives the run.",
+     'behavioral = pd.read_csv(haxby_dataset.session_target[0], delimiter=" ")\n'
+     'conditions = behavioral["labels"]\nconditions.value_counts()',
+     (DATA_PAGE, "See the labels table and the timeline on the Data page"))
+st.dataframe(services.condition_run_counts(dataset)[["total"]] if dataset.runs is not None
+             else services.condition_run_counts(dataset))
+
+# 4. Restrict to two conditions
+step(4, f"Keep only {' and '.join(conditions)}",
+     "The tutorial decodes two categories; the other volumes (and rest) are dropped.",
+     'condition_mask = conditions.isin(["face", "cat"])\n'
+     "fmri_masked = fmri_masked[condition_mask]\nfmri_masked.shape",
+     (CONFIGURE_PAGE, "Choose other conditions on the Configure page"))
+selection = services.selection_summary(dataset, conditions, mask_name)
+st.markdown(f"Output: `({selection['n_samples']}, {selection['n_voxels']})`")
+
+# 5. Training accuracy
+step(5, "Fit a linear SVC and predict the training data",
+     "Predicting the data the classifier was fitted on gives a perfect-looking score. It is **meaningless**: "
+     "with more voxels than needed, a linear classifier can fit any labelling of its training set, so this "
+     "number says nothing about the brain.",
+     'svc = SVC(kernel="linear")\nsvc.fit(fmri_masked, conditions)\n'
+     "prediction = svc.predict(fmri_masked)\n(prediction == conditions).sum() / float(len(conditions))",
+     (CONFIGURE_PAGE, "Pick 'Accuracy on the training data' on the Configure page"))
+try:
+    result = run_scheme(dataset, base_config, cv="train")
+    st.markdown(f"Output: training accuracy **{result.mean_score:.3f}**")
+except Exception as err:
+    services.show_error(err, "fitting on the training data")
+
+# 6. Hold-out
+step(6, "Leave out the last 30 samples",
+     "Train on all samples but the last 30 and test on those 30: a first honest estimate.",
+     "svc.fit(fmri_masked[:-30], conditions[:-30])\nprediction = svc.predict(fmri_masked[-30:])\n"
+     "(prediction == conditions[-30:]).sum() / float(len(conditions[-30:]))",
+     (CONFIGURE_PAGE, "Set 'Hold out the last N samples' and N on the Configure page"))
+try:
+    result = run_scheme(dataset, base_config, cv="holdout", holdout_size=30)
+    st.markdown(f"Output: accuracy on the 30 held-out samples **{result.mean_score:.3f}**")
+except Exception as err:
+    services.show_error(err, "holding out the last samples")
+
+# 7. K-fold loop
+step(7, "A 5-fold cross-validation loop",
+     "Every sample is tested once, by a classifier that did not see it.",
+     "cv = KFold(n_splits=5)\nfor fold, (train, test) in enumerate(cv.split(conditions), start=1):\n"
+     "    svc.fit(fmri_masked[train], conditions[train])\n"
+     "    prediction = svc.predict(fmri_masked[test])\n"
+     "    print(f\"CV Fold {fold:01d} | Prediction Accuracy: {(prediction == conditions[test]).sum() / float(len(conditions[test])):.2f}\")",
+     (CONFIGURE_PAGE, "Set 'K-fold' and K on the Configure page"))
+try:
+    result = run_scheme(dataset, base_config, cv="kfold", n_folds=5)
+    st.markdown("Output:\n\n" + "\n".join(
+        f"- CV Fold {fold} | Prediction Accuracy: {score:.2f}" for fold, score in enumerate(result.fold_scores, start=1)
+    ))
+except Exception as err:
+    services.show_error(err, "running the 5-fold loop")
+
+# 8. cross_val_score
+step(8, "The same with cross_val_score",
+     "scikit-learn runs the loop for you (its default split: 5 stratified folds).",
+     "cv_score = cross_val_score(svc, fmri_masked, conditions)\nprint(cv_score)",
+     (CONFIGURE_PAGE, "Pick scikit-learn's default split on the Configure page"))
+try:
+    result = run_scheme(dataset, base_config, cv="default")
+    st.markdown(f"Output: `{scores_line(result)}`")
+except Exception as err:
+    services.show_error(err, "running cross_val_score")
+
+# 9. Leave one run out
+step(9, "Leave one run out",
+     "Volumes of one run are correlated in time; testing on a whole run the classifier never saw is the "
+     "honest scheme for fMRI. The runs are the groups.",
+     "cv = LeaveOneGroupOut()\ncv_score = cross_val_score(svc, fmri_masked, conditions, cv=cv,\n"
+     "                           groups=run_label)\nprint(cv_score)",
+     (CONFIGURE_PAGE, "Pick 'Leave one run out' on the Configure page"))
+loro = None
+try:
+    loro = run_scheme(dataset, base_config, cv="leave-one-run-out")
+    st.markdown(f"Output: `{scores_line(loro)}`")
+except Exception as err:
+    services.show_error(err, "leaving one run out")
+
+# 10. Weights
+step(10, "The weights, back in the brain",
+     "The classifier's weights have one value per voxel; the masker puts them back into a brain image, "
+     "shown over the anatomy in the tutorial's 'yx' view.",
+     "coef_ = svc.coef_\nprint(coef_.shape)\ncoef_img = masker.inverse_transform(coef_)\n"
+     'plot_stat_map(coef_img, bg_img=haxby_dataset.anat[0], title="SVM weights", display_mode="yx")',
+     (RESULTS_PAGE, "Explore the weight map (threshold, cuts, other views) on the Results page"))
+if loro is not None:
+    st.markdown(f"Output: `{tuple(int(n) for n in loro.weights.shape)}`")
+    try:
+        weight_img = services.map_image(loro, "weights", 0)
+        st.plotly_chart(
+            figures.plot_stat_slices(weight_img, dataset.anat_img, display_mode="yx", title="SVM weights"),
+            key=state.W_TUTORIAL_WEIGHTS_CHART, width="stretch",
+        )
+    except Exception as err:
+        services.show_error(err, "drawing the weights")

@@ -1,0 +1,198 @@
+"""Every session-state key of the app, its default, and `init_state`.
+
+Two kinds of keys live here:
+
+* **Persistent keys** (``DATASET``, ``CONFIG_VALUES``, ``RESULT``, ...) hold what must
+  survive a page change: the loaded data set, the configuration, the last run.
+  No widget uses them, so Streamlit never drops them.
+* **Widget keys** (``W_*``) name widgets, so tests and browser tests can find them.
+  Widget state belongs to its page and is dropped when the user leaves it; pages seed
+  a widget from the persistent value before drawing it (`seed_widget`) and write the
+  widget's value back afterwards.
+
+Pages use these constants and never spell a key themselves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import secrets
+
+import streamlit as st
+
+from decoding_core.config import DecodingConfig
+
+# -- persistent keys -------------------------------------------------------------
+#: The loaded `decoding_core.datasets.Dataset` (replaced only after a successful load).
+DATASET = "dataset"
+#: How the loaded data set was obtained: "simulated", "haxby:N" or "upload".
+DATASET_SPEC = "dataset_spec"
+#: Display name of the uploaded files (text only, never a path).
+UPLOAD_DISPLAY_NAMES = "upload_display_names"
+#: Which data source the Data page shows ("simulated", "haxby", "upload").
+SOURCE_CHOICE = "source_choice"
+#: Haxby subject chosen on the Data page.
+HAXBY_SUBJECT = "haxby_subject"
+#: The last error of a data set load, kept so it shows after the rerun.
+LOAD_ERROR = "load_error"
+#: True when the last Haxby download failed (offers "use the built-in data set").
+HAXBY_FAILED = "haxby_failed"
+#: Mask shown over the anatomy on the Data page.
+ROI_MASK_NAME = "roi_mask_name"
+#: The configuration as a plain dict (`DecodingConfig.to_dict` layout); it may hold
+#: a choice the user has not fixed yet (one condition), so it is not a DecodingConfig.
+CONFIG_VALUES = "config_values"
+#: The last `DecodingResult`, and the title and digest of the data set it came from.
+RESULT = "result"
+RESULT_DATASET_TITLE = "result_dataset_title"
+RESULT_DATASET_DIGEST = "result_dataset_digest"
+#: Cut position (voxel indices i, j, k) of the weight map on the Results page.
+CUT_COORDS = "cut_coords"
+#: Results-page display settings that persist across pages.
+DISPLAY_MODE = "display_mode"
+THRESHOLD = "threshold"
+MAP_KIND = "map_kind"
+MAP_CLASS = "map_class"
+#: Permutation test: the finished (or stopped) `PermutationResult`, and the stop flag.
+PERMUTATION_RESULT = "permutation_result"
+PERMUTATION_STOP = "permutation_stop"
+PERMUTATION_COUNT = "permutation_count"
+#: Random token naming this session's private upload folder (never shown, never guessable).
+SESSION_TOKEN = "session_token"
+
+# -- widget keys -----------------------------------------------------------------
+W_SOURCE = "w_source"
+W_HAXBY_SUBJECT = "w_haxby_subject"
+W_HAXBY_LOAD = "w_haxby_load"
+W_USE_BUILTIN = "w_use_builtin"
+W_UPLOAD_FUNC = "w_upload_func"
+W_UPLOAD_LABELS = "w_upload_labels"
+W_UPLOAD_MASK = "w_upload_mask"
+W_UPLOAD_ANAT = "w_upload_anat"
+W_LABEL_COLUMN = "w_label_column"
+W_RUN_COLUMN = "w_run_column"
+W_UPLOAD_TR = "w_upload_tr"
+W_UPLOAD_LOAD = "w_upload_load"
+W_ROI_MASK = "w_roi_mask"
+W_ROI_CHART = "w_roi_chart"
+
+W_CONDITIONS = "w_conditions"
+W_MASK = "w_mask"
+W_STANDARDIZE = "w_standardize"
+W_DETREND = "w_detrend"
+W_ESTIMATOR = "w_estimator"
+W_C = "w_C"
+W_TUNE_C = "w_tune_C"
+W_SCREENING = "w_screening"
+W_SCORING = "w_scoring"
+W_CV = "w_cv"
+W_N_FOLDS = "w_n_folds"
+W_HOLDOUT = "w_holdout"
+W_RUN = "w_run"
+
+W_DISPLAY_MODE = "w_display_mode"
+W_THRESHOLD = "w_threshold"
+W_CUT_I = "w_cut_i"
+W_CUT_J = "w_cut_j"
+W_CUT_K = "w_cut_k"
+W_WEIGHT_CHART = "w_weight_chart"
+W_MAP_KIND = "w_map_kind"
+W_MAP_CLASS = "w_map_class"
+W_DOWNLOAD_WEIGHTS = "w_download_weights"
+W_DOWNLOAD_SCORES = "w_download_scores"
+W_DOWNLOAD_PREDICTIONS = "w_download_predictions"
+W_DOWNLOAD_CONFIG = "w_download_config"
+W_N_PERMUTATIONS = "w_n_permutations"
+W_PERMUTATION_RUN = "w_permutation_run"
+W_PERMUTATION_STOP = "w_permutation_stop"
+W_TUTORIAL_WEIGHTS_CHART = "w_tutorial_weights_chart"
+
+# -- defaults --------------------------------------------------------------------
+#: Data sources offered on the Data page, in order.
+SOURCES = {
+    "simulated": "Built-in simulated data set (offline)",
+    "haxby": "Real Haxby 2001 subject (download)",
+    "upload": "Your own files (upload)",
+}
+HAXBY_SUBJECTS = (1, 2, 3, 4, 5, 6)
+DISPLAY_MODES = ("yx", "ortho", "x", "y", "z", "xz", "yz")
+MAP_KINDS = {
+    "weights": "Raw classifier weights",
+    "pattern": "Activation pattern (Haufe et al. 2014)",
+    "stability": "Stability across folds",
+}
+
+
+def default_config_values() -> dict:
+    """The configuration the app starts with (the tutorial's: face vs cat, VT, SVC, LORO)."""
+    return DecodingConfig().to_dict()
+
+
+DEFAULTS = {
+    DATASET: None,
+    DATASET_SPEC: None,
+    UPLOAD_DISPLAY_NAMES: {},
+    SOURCE_CHOICE: "simulated",
+    HAXBY_SUBJECT: 2,
+    LOAD_ERROR: None,
+    HAXBY_FAILED: False,
+    ROI_MASK_NAME: None,
+    RESULT: None,
+    RESULT_DATASET_TITLE: None,
+    RESULT_DATASET_DIGEST: None,
+    CUT_COORDS: None,
+    DISPLAY_MODE: "yx",
+    THRESHOLD: 0.0,
+    MAP_KIND: "weights",
+    MAP_CLASS: 0,
+    PERMUTATION_RESULT: None,
+    PERMUTATION_STOP: False,
+    PERMUTATION_COUNT: 200,
+}
+
+
+#: True while app.py's `main` runs the current page (see `running_app`).
+_APP_RUNNING = contextvars.ContextVar("decoding_lab_app_running", default=False)
+
+
+@contextlib.contextmanager
+def running_app():
+    """Mark the current script run as started by ``app.main`` (pages check it)."""
+    token = _APP_RUNNING.set(True)
+    try:
+        yield
+    finally:
+        _APP_RUNNING.reset(token)
+
+
+def app_running() -> bool:
+    """Whether this script run went through ``app.main`` (navigation, page config, `init_state`)."""
+    return _APP_RUNNING.get()
+
+
+def init_state() -> None:
+    """Put every persistent key with its default into ``st.session_state`` (once per session)."""
+    for key, value in DEFAULTS.items():
+        if key not in st.session_state:
+            # Copy mutable defaults so sessions never share them.
+            st.session_state[key] = dict(value) if isinstance(value, dict) else value
+    if CONFIG_VALUES not in st.session_state:
+        st.session_state[CONFIG_VALUES] = default_config_values()
+    if SESSION_TOKEN not in st.session_state:
+        st.session_state[SESSION_TOKEN] = secrets.token_hex(16)
+
+
+def seed_widget(widget_key: str, value) -> None:
+    """Give a widget its persisted value before it is drawn, unless it already has one.
+
+    Widget state is dropped when the user leaves a page; seeding the widget's key from
+    the persistent state brings the user's choice back when they return.
+    """
+    if widget_key not in st.session_state:
+        st.session_state[widget_key] = value
+
+
+def set_config_value(name: str, value) -> None:
+    """Store one configuration setting (a `DecodingConfig` field name)."""
+    st.session_state[CONFIG_VALUES] = {**st.session_state[CONFIG_VALUES], name: value}

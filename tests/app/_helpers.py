@@ -1,0 +1,51 @@
+"""Shared helpers of the AppTest tests: start the app, move between pages, read what it shows."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+APP_PATH = REPO_ROOT / "app.py"
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+#: Generous: the first run of a test session generates the simulated data set.
+TIMEOUT = 180
+
+
+def start_app() -> AppTest:
+    """The app after its first run (the Data page on the built-in data set)."""
+    at = AppTest.from_file(str(APP_PATH), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def go_to(at: AppTest, page_file: str) -> AppTest:
+    """Switch to ``pages/<page_file>`` and run it."""
+    at.switch_page(f"pages/{page_file}")
+    at.run()
+    return at
+
+
+def metric_value(at: AppTest, label_start: str) -> str:
+    """The value of the first metric whose label starts with ``label_start``."""
+    for metric in at.metric:
+        if metric.label.startswith(label_start):
+            return metric.value
+    raise AssertionError(f"No metric labelled {label_start!r}; metrics: {[m.label for m in at.metric]}")
+
+
+def error_texts(at: AppTest) -> list[str]:
+    return [element.value for element in at.error]
+
+
+def all_markdown(at: AppTest) -> str:
+    return "\n".join(element.value for element in at.markdown)
+
+
+def assert_no_traceback(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
