@@ -23,6 +23,11 @@ PAGES = {
         ("configure.py", "Configure", ":material/tune:"),
         ("results.py", "Results", ":material/insights:"),
     ],
+    "Compare": [
+        ("history.py", "History", ":material/history:"),
+        ("compare.py", "Compare", ":material/compare_arrows:"),
+        ("sweep.py", "Sweep", ":material/ssid_chart:"),
+    ],
     "Learn": [
         ("tutorial.py", "Tutorial", ":material/school:"),
     ],
@@ -56,7 +61,17 @@ def main() -> None:
     with state.running_app():
         st.set_page_config(layout="wide", page_title="fMRI Decoding Lab", page_icon=":material/neurology:")
         state.init_state()
+        # Marks this session as alive for the janitor that purges closed sessions' data.
+        import app_services
+
+        app_services.touch_session()
         navigation = st.navigation(build_navigation())
+        # Once per session: a shared link's configuration is restored (and run for a
+        # built-in data set) before the page draws.
+        import app_history
+
+        app_history.restore_from_url()
+        app_history.show_url_messages()
         navigation.run()
 
 

@@ -15,6 +15,20 @@ empties it like any other resource cache.
 
 Keys never contain anything a user can guess: an upload's key includes the session's
 random token, so one session can never be handed another session's data.
+
+Security on a shared server (see the README's Deployment section):
+
+* Everything made from an upload (the data set, its masked matrices, results,
+  permutations) lives in the session's own `decoding_core.sessions.SessionStore`,
+  never in the process-wide stores; only the built-in data sets (public, the same
+  for everyone) and what is computed from them are shared.
+* A janitor purges the store of a session whose browser is gone (after
+  ``$DECODING_LAB_SESSION_GRACE_SECONDS``, default 120 s, checked every
+  ``$DECODING_LAB_SESSION_SWEEP_SECONDS``, default 10 s), deletes its upload folder,
+  drops Streamlit's copy of its uploaded bytes and closes the stored session.
+* Heavy work (loading, masking, decoding, permutations, sweeps) runs through
+  `decoding_core.jobs`: at most a few jobs at once, the others wait in a queue and
+  are told their place in it.
 """
 
 from __future__ import annotations
@@ -30,7 +44,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from decoding_core import datasets, paths
+from decoding_core import datasets, jobs, paths, sessions
 from decoding_core.config import DecodingConfig
 from decoding_core.errors import DecodingInputError
 
@@ -39,6 +53,10 @@ MAX_DATASETS = 6
 MAX_MASKED = 8
 MAX_RESULTS = 32
 MAX_PERMUTATIONS = 16
+
+#: Upload caps of the labels table and of 3D images (MB); the 4D image's is server.maxUploadSize.
+MAX_LABELS_UPLOAD_MB = max(1, datasets.MAX_LABELS_BYTES // 1024**2)
+MAX_3D_UPLOAD_MB = 64
 
 ProgressCallback = Callable[[float, str], None]
 
@@ -98,10 +116,169 @@ def _get_or_compute(kind: str, max_entries: int, key, compute: Callable[[], obje
     return value
 
 
-def is_cached(kind: str, key) -> bool:
-    """Whether an object of ``kind`` ("results", ...) is already stored under ``key``."""
+def is_cached(kind: str, key, dataset=None) -> bool:
+    """Whether an object of ``kind`` ("results", ...) is already stored under ``key``.
+
+    Give ``dataset`` for objects made from it: an upload's live in the session's own store.
+    """
+    if dataset is not None and owned_by_session(dataset):
+        return (kind,) + tuple(key) in session_store()
     limits = {"datasets": MAX_DATASETS, "masked": MAX_MASKED, "results": MAX_RESULTS}
     return key in _store(kind, limits[kind])
+
+
+# -- sessions: what one browser session owns -----------------------------------------
+def _runtime():
+    """Streamlit's runtime, or None (AppTest and bare scripts run without one)."""
+    from streamlit.runtime import Runtime
+
+    return Runtime.instance() if Runtime.exists() else None
+
+
+def _session_is_alive(session_id: str) -> bool:
+    runtime = _runtime()
+    # Without a runtime nobody can tell: never purge (AppTest, scripts).
+    return runtime is None or runtime.is_active_session(session_id)
+
+
+def _release_session(token: str, session_id: str | None) -> None:
+    """After a purge: drop Streamlit's copy of the session's uploads and its stored session.
+
+    Streamlit keeps a disconnected session (with its uploaded files) until some other
+    session disconnects (streamlit issues 9218, 12506); this closes it now.
+    """
+    runtime = _runtime()
+    if runtime is None or session_id is None:
+        return
+    runtime.uploaded_file_mgr.remove_session_files(session_id)
+    if not runtime.is_active_session(session_id):
+        # Public, thread-safe: marks the session non-resumable and closes it on the event loop.
+        runtime.clear_user_info_for_session(session_id)
+
+
+def _on_new_session(store: sessions.SessionStore) -> None:
+    token = store.token
+    if token.isalnum():
+        store.add_cleanup(lambda: shutil.rmtree(upload_root(token), ignore_errors=True))
+
+
+@st.cache_resource(show_spinner=False)
+def session_registry() -> sessions.SessionRegistry:
+    """The process-wide registry of session stores, with its janitor running."""
+    registry = sessions.SessionRegistry(
+        is_alive=_session_is_alive, on_expire=_release_session, on_create=_on_new_session,
+    )
+    registry.start_janitor()
+    return registry
+
+
+def session_store() -> sessions.SessionStore:
+    """This browser session's own store (marked as seen now)."""
+    import state
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    token = st.session_state.get(state.SESSION_TOKEN)
+    if not token:
+        state.init_state()
+        token = st.session_state[state.SESSION_TOKEN]
+    context = get_script_run_ctx(suppress_warning=True)
+    return session_registry().open(token, session_id=context.session_id if context else None)
+
+
+def touch_session() -> None:
+    """Record that this session is alive (called on every run by ``app.main``)."""
+    session_store()
+
+
+def owned_by_session(dataset) -> bool:
+    """Whether ``dataset`` came from this session's uploads (then nothing of it is shared)."""
+    return getattr(dataset, "name", None) == "upload"
+
+
+def _scoped_get_or_compute(dataset, kind: str, max_entries: int, key, compute: Callable[[], object]):
+    """`_get_or_compute` in the session's own store for uploads, in the shared one otherwise."""
+    if owned_by_session(dataset):
+        return session_store().get_or_compute((kind,) + tuple(key), compute)
+    return _get_or_compute(kind, max_entries, key, compute)
+
+
+def _raw_voxel_cache(dataset):
+    """The raw-matrix cache for masking: the session's own for uploads, None (the shared one) else."""
+    if not owned_by_session(dataset):
+        return None
+    from decoding_core.masking import RawVoxelCache
+
+    return session_store().get_or_compute(("raw-voxel-cache",), lambda: RawVoxelCache(64 * 1024**2))
+
+
+def release_uploaded_files(*uploaded_files) -> None:
+    """Drop Streamlit's in-memory copy of uploaded files once the app has read them.
+
+    Streamlit keeps every uploaded file's bytes in server memory for the whole session;
+    after a successful load the app works from its own copy, so these are released.
+    """
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    runtime = _runtime()
+    context = get_script_run_ctx(suppress_warning=True)
+    if runtime is None or context is None:
+        return
+    for uploaded in uploaded_files:
+        file_id = getattr(uploaded, "file_id", None)
+        if file_id:
+            runtime.uploaded_file_mgr.remove_file(context.session_id, file_id)
+
+
+def safe_display_name(name, max_chars: int = 80) -> str:
+    """An uploaded file's name made safe to show: printable, no markup, bounded length.
+
+    The name is never used as a path; this keeps it from carrying Markdown or HTML
+    (links, images) into the page.
+    """
+    text = "".join(ch if ch.isprintable() else "?" for ch in str(name or ""))
+    text = "".join(ch if ch.isalnum() or ch in " ._-()+" else "_" for ch in text).strip()
+    if len(text) > max_chars:
+        text = text[: max_chars - 3] + "..."
+    return text or "unnamed file"
+
+
+def plain_markdown(text) -> str:
+    """``text`` with ``[``, ``]``, ``<`` and ``>`` escaped, for ``st.error`` and friends.
+
+    Error messages may quote what a user uploaded (a column name, a header cell); escaped,
+    such text cannot become a link or an image (a request to another site) in the page.
+    """
+    text = str(text)
+    for char in ("\\", "[", "]", "<", ">"):
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+# -- capacity: heavy work through the job gate --------------------------------------------
+def run_heavy(compute: Callable[[], object]):
+    """Run ``compute()`` through the job gate; a waiting user sees their place in the queue.
+
+    At most ``decoding_core.jobs.default_max_jobs()`` heavy jobs run at once in the
+    process; beyond that, this shows "you are number N in the queue" until the job
+    starts. Exceptions propagate; the slot is always released.
+    """
+    notice = {"placeholder": None}
+    gate = jobs.get_gate()
+
+    def on_wait(position: int) -> None:
+        if notice["placeholder"] is None:
+            notice["placeholder"] = st.empty()
+        notice["placeholder"].info(
+            f"The app is busy: you are number {position} in the queue. Your job starts as soon as one "
+            f"of the {gate.max_jobs} running jobs finishes.",
+            icon=":material/hourglass_top:",
+        )
+
+    try:
+        return jobs.run_job(compute, on_wait=on_wait)
+    finally:
+        if notice["placeholder"] is not None:
+            notice["placeholder"].empty()
 
 
 # -- progress ----------------------------------------------------------------------
@@ -151,7 +328,7 @@ def load_builtin_dataset(spec: str, progress: ProgressCallback | None = None):
             return datasets.load_haxby(int(spec.partition(":")[2]), progress=progress)
         raise DecodingInputError(f"Unknown data set {spec!r}. Use 'simulated' or 'haxby:N'.")
 
-    return _get_or_compute("datasets", MAX_DATASETS, ("builtin", spec), compute)
+    return _get_or_compute("datasets", MAX_DATASETS, ("builtin", spec), lambda: run_heavy(compute))
 
 
 def upload_root(session_token: str) -> Path:
@@ -220,7 +397,9 @@ def load_uploaded_dataset(
             shutil.rmtree(folder, ignore_errors=True)
             raise
 
-    return _get_or_compute("datasets", MAX_DATASETS, key, compute)
+    # This session's own store: another session can never be handed it, and it goes
+    # when the session ends.
+    return session_store().get_or_compute(("datasets",) + key, lambda: run_heavy(compute))
 
 
 def read_label_columns(labels_bytes: bytes) -> list[str]:
@@ -333,7 +512,7 @@ def masked_data(dataset, mask_name: str, *, standardize: bool = True, detrend: b
     def compute():
         masked = masking.mask_dataset(
             dataset, mask_name, standardize=standardize, detrend=detrend,
-            smoothing_fwhm=smoothing_fwhm, progress=progress,
+            smoothing_fwhm=smoothing_fwhm, progress=progress, cache=_raw_voxel_cache(dataset),
         )
         # Shared by every session: make sure nobody can modify it in place.
         try:
@@ -342,7 +521,7 @@ def masked_data(dataset, mask_name: str, *, standardize: bool = True, detrend: b
             pass
         return masked
 
-    return _get_or_compute("masked", MAX_MASKED, key, compute)
+    return _scoped_get_or_compute(dataset, "masked", MAX_MASKED, key, lambda: run_heavy(compute))
 
 
 def result_key(dataset, config: DecodingConfig) -> tuple:
@@ -372,7 +551,8 @@ def run_decoding(dataset, config: DecodingConfig, progress: ProgressCallback | N
         )
         return decoding.decode(masked, config, progress=decoding_progress)
 
-    result = _get_or_compute("results", MAX_RESULTS, result_key(dataset, config), compute)
+    result = _scoped_get_or_compute(dataset, "results", MAX_RESULTS, result_key(dataset, config),
+                                    lambda: run_heavy(compute))
     if progress is not None:
         progress(1.0, "Done")
     return result
@@ -564,7 +744,7 @@ def dummy_scores(dataset, config: DecodingConfig) -> pd.DataFrame:
         })
 
     key = ("dummy",) + result_key(dataset, config)
-    return _get_or_compute("permutations", MAX_PERMUTATIONS, key, compute)
+    return _scoped_get_or_compute(dataset, "permutations", MAX_PERMUTATIONS, key, lambda: run_heavy(compute))
 
 
 def permutation_test(dataset, config: DecodingConfig, n_permutations: int, *,
@@ -573,14 +753,17 @@ def permutation_test(dataset, config: DecodingConfig, n_permutations: int, *,
     from decoding_core import significance
 
     key = ("permutation", int(n_permutations)) + result_key(dataset, config)
-    store = _store("permutations", MAX_PERMUTATIONS)
+    if owned_by_session(dataset):
+        store, key = session_store(), ("permutations",) + key
+    else:
+        store = _store("permutations", MAX_PERMUTATIONS)
     cached = store.get(key)
     if cached is not None:
         return cached
-    outcome = significance.permutation_test(
+    outcome = run_heavy(lambda: significance.permutation_test(
         selected_masked(dataset, config), config, n_permutations=int(n_permutations), seed=0,
         progress=progress, should_stop=should_stop,
-    )
+    ))
     if not getattr(outcome, "stopped_early", False):
         store.put(key, outcome)
     return outcome
@@ -664,7 +847,7 @@ def show_error(err: BaseException, doing: str) -> None:
     else is reported with what the app was doing.
     """
     if isinstance(err, DecodingInputError):
-        st.error(str(err), icon=":material/error:")
+        st.error(plain_markdown(err), icon=":material/error:")
     elif isinstance(err, MemoryError):
         st.error(f"Not enough memory while {doing}. Try a smaller mask or a smaller image.",
                  icon=":material/error:")
@@ -712,10 +895,11 @@ def continue_permutations(run: dict, dataset, config: DecodingConfig, *, progres
                 done = done_before + float(fraction) * chunk
                 progress(done / target, f"Permutation {int(done)} of {target}")
 
-        outcome = significance.permutation_test(
+        # One slot per chunk, so other users' jobs can start between chunks.
+        outcome = run_heavy(lambda: significance.permutation_test(
             selected, config, n_permutations=chunk, seed=done_before // PERMUTATION_CHUNK,
             progress=chunk_progress, should_stop=should_stop,
-        )
+        ))
         scores = [float(v) for v in np.asarray(outcome.null_scores, dtype=float)[: int(outcome.n_done)]]
         run["observed"] = float(outcome.observed_score)
         run["scoring"] = getattr(outcome, "scoring", config.scoring)
@@ -754,3 +938,16 @@ def null_distribution_figure(run: dict):
         scoring=run.get("scoring", "accuracy"),
     )
     return figures.plot_null_distribution(outcome)
+
+
+# -- run history ---------------------------------------------------------------------------------------
+def record_run(result, dataset, name: str | None = None):
+    """Record a finished run in this session's run history (see `app_history.record_run`).
+
+    Every place that finishes a run (Configure, sweeps, reruns, links) records it
+    through this function. Returns the `RunRecord`, or None when it could not be saved
+    (a warning says why; the run itself is kept).
+    """
+    import app_history
+
+    return app_history.record_run(result, dataset, name=name)

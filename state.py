@@ -61,6 +61,28 @@ PERMUTATION_COUNT = "permutation_count"
 #: Random token naming this session's private upload folder (never shown, never guessable).
 SESSION_TOKEN = "session_token"
 
+# -- run history, comparison, sweeps and shareable links (see app_history.py) ----
+#: Shared deployments only: this session's `MemoryRunStore` (never in a shared cache).
+RUN_STORE = "run_store"
+#: Runs recorded by this session: (data digest, config digest) -> history id, so
+#: showing a cached result again does not record it twice.
+RECORDED_RUNS = "recorded_runs"
+#: True once the page's query parameters have been read (once per session).
+URL_CHECKED = "url_checked"
+#: Messages about restoring a configuration from a link: list of (kind, text).
+URL_MESSAGES = "url_messages"
+#: History ids picked on the Compare page (persist across pages).
+COMPARE_SELECTION = "compare_selection"
+#: Message about the last "change one setting and rerun": (kind, text) or None.
+RERUN_MESSAGE = "rerun_message"
+#: The sweep being run or last run (a dict; see app_history.new_sweep).
+SWEEP = "sweep"
+#: The sweep's setting and typed values (persist across pages).
+SWEEP_SETTING = "sweep_setting"
+SWEEP_VALUES_TEXT = "sweep_values_text"
+#: Message about the last history action (rename, delete, import): (kind, text) or None.
+HISTORY_MESSAGE = "history_message"
+
 # -- widget keys -----------------------------------------------------------------
 W_SOURCE = "w_source"
 W_HAXBY_SUBJECT = "w_haxby_subject"
@@ -107,6 +129,41 @@ W_N_PERMUTATIONS = "w_n_permutations"
 W_PERMUTATION_RUN = "w_permutation_run"
 W_PERMUTATION_STOP = "w_permutation_stop"
 W_TUTORIAL_WEIGHTS_CHART = "w_tutorial_weights_chart"
+W_DOWNLOAD_RUN_ZIP = "w_download_run_zip"
+
+W_HISTORY_RUN = "w_history_run"
+W_HISTORY_NAME = "w_history_name"
+W_HISTORY_RENAME = "w_history_rename"
+W_HISTORY_DELETE = "w_history_delete"
+W_HISTORY_DELETE_CONFIRM = "w_history_delete_confirm"
+W_HISTORY_RUN_ZIP = "w_history_run_zip"
+W_HISTORY_SELECTED = "w_history_selected"
+W_HISTORY_EXPORT_SELECTED = "w_history_export_selected"
+W_HISTORY_EXPORT_ALL = "w_history_export_all"
+W_HISTORY_IMPORT_FILE = "w_history_import_file"
+W_HISTORY_IMPORT = "w_history_import"
+W_HISTORY_COMPARE = "w_history_compare"
+
+W_COMPARE_RUNS = "w_compare_runs"
+W_COMPARE_ONLY_DIFFERENT = "w_compare_only_different"
+W_COMPARE_A = "w_compare_a"
+W_COMPARE_B = "w_compare_b"
+W_COMPARE_NORMALIZE = "w_compare_normalize"
+W_COMPARE_MAP_CLASS = "w_compare_map_class"
+W_COMPARE_DISPLAY_MODE = "w_compare_display_mode"
+W_COMPARE_ZIP_A = "w_compare_zip_a"
+W_COMPARE_ZIP_B = "w_compare_zip_b"
+W_RERUN_FROM = "w_rerun_from"
+W_RERUN_SETTING = "w_rerun_setting"
+W_RERUN_VALUE = "w_rerun_value"
+W_RERUN_OTHER_VALUE = "w_rerun_other_value"
+W_RERUN = "w_rerun"
+
+W_SWEEP_SETTING = "w_sweep_setting"
+W_SWEEP_VALUES = "w_sweep_values"
+W_SWEEP_RUN = "w_sweep_run"
+W_SWEEP_STOP = "w_sweep_stop"
+W_SWEEP_COMPARE = "w_sweep_compare"
 
 # -- defaults --------------------------------------------------------------------
 #: Data sources offered on the Data page, in order.
@@ -149,6 +206,15 @@ DEFAULTS = {
     PERMUTATION_RESULT: None,
     PERMUTATION_STOP: False,
     PERMUTATION_COUNT: 200,
+    RECORDED_RUNS: {},
+    URL_CHECKED: False,
+    URL_MESSAGES: None,
+    COMPARE_SELECTION: None,
+    RERUN_MESSAGE: None,
+    SWEEP: None,
+    SWEEP_SETTING: "C",
+    SWEEP_VALUES_TEXT: None,
+    HISTORY_MESSAGE: None,
 }
 
 

@@ -3,6 +3,7 @@
 import streamlit as st
 
 import app
+import app_history
 import app_services as services
 import state
 from decoding_core.config import CV_SCHEMES, ESTIMATORS, SCORINGS
@@ -39,6 +40,7 @@ def run_decoding(dataset, config) -> None:
     st.session_state[state.RESULT_DATASET_DIGEST] = dataset.digest
     st.session_state[state.PERMUTATION_RESULT] = None
     st.session_state[state.CUT_COORDS] = None
+    services.record_run(result, dataset)
     st.switch_page("pages/results.py")
 
 
@@ -151,9 +153,11 @@ st.caption("Class balance of the selected samples:")
 st.dataframe(selection["class_counts"], hide_index=True)
 
 ready = config is not None and not problems
-if ready and services.is_cached("results", services.result_key(dataset, config)):
+if ready and services.is_cached("results", services.result_key(dataset, config), dataset=dataset):
     st.caption("This configuration has been run before: its results will show at once.")
 if st.button("Run the decoding", key=state.W_RUN, type="primary", disabled=not ready):
     run_decoding(dataset, config)
 if st.session_state[state.RESULT] is not None:
     st.page_link("pages/results.py", label="See the last results", icon=":material/insights:")
+if config is not None:
+    app_history.share_configuration(config, st.session_state[state.DATASET_SPEC])

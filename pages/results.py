@@ -3,6 +3,7 @@
 import streamlit as st
 
 import app
+import app_history
 import app_services as services
 import state
 from decoding_core import export, figures
@@ -190,6 +191,7 @@ def draw_downloads(result, dataset) -> None:
         "Configuration (JSON)", data=lambda: export.config_json(result.config, dataset),
         file_name="decoding_config.json", mime="application/json", key=state.W_DOWNLOAD_CONFIG,
     )
+    app_history.draw_result_export(result, dataset)
 
 
 def draw_significance(result, dataset) -> None:
@@ -273,5 +275,6 @@ draw_scores(result)
 draw_predictions(result)
 draw_weight_map(result, dataset.anat_img if same_dataset else None)
 draw_downloads(result, dataset if same_dataset else None)
+app_history.share_configuration(config, app_history.result_dataset_spec())
 draw_significance(result, dataset)
 st.page_link("pages/configure.py", label="Change the configuration", icon=":material/tune:")
