@@ -1647,7 +1647,7 @@ def plot_paired_folds(run_a_scores, run_b_scores, names, fold_labels=None) -> go
     difference = np.nanmean(b - a)
     improved = int(np.sum(b > a))
     fig.update_layout(
-        title=dict(text=f"Paired folds: mean difference {difference:+.3f}; {improved} of {a.size} folds higher "
+        title=dict(text=f"Paired folds: mean difference ({names[1]} − {names[0]}) {difference:+.3f}; {improved} of {a.size} folds higher "
                         f"with {names[1]}", x=0.01, xanchor="left"),
         yaxis=dict(title="score", range=[0, 1.02]), xaxis=dict(type="category"),
         height=380, margin=dict(l=60, r=20, t=60, b=50), font=_FONT,
