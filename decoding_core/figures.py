@@ -506,6 +506,8 @@ def _slice_figure(
     for annotation in fig.layout.annotations:
         if annotation.text in titles:
             annotation.font.size = 13
+            # Lift the panel titles off the image (their descenders touched its top edge).
+            annotation.yshift = 6
     fig.update_layout(
         title=dict(text=title, x=0.01, xanchor="left", font=dict(size=15)) if title else None,
         height=int(height),
@@ -1440,8 +1442,11 @@ def plot_confusion_matrix(confusion_df, normalize: bool = False) -> go.Figure:
     size = max(260, min(700, 80 + 55 * len(rows)))
     fig.update_layout(
         title=dict(text="Confusion matrix" + (" (row fractions)" if normalize else ""), x=0.01, xanchor="left"),
-        xaxis=dict(title="predicted", type="category", side="bottom"),
-        yaxis=dict(title="true", type="category", autorange="reversed", scaleanchor="x", scaleratio=1),
+        # Square cells shrink the plot area (constrain="domain") rather than pad it with
+        # empty categories, so the row labels stay next to the matrix; no grid over the cells.
+        xaxis=dict(title="predicted", type="category", side="bottom", constrain="domain", showgrid=False),
+        yaxis=dict(title="true", type="category", autorange="reversed", scaleanchor="x", scaleratio=1,
+                   showgrid=False),
         height=int(size + 80),
         margin=dict(l=100, r=20, t=60, b=80),
         font=_FONT,
@@ -1498,9 +1503,12 @@ def plot_null_distribution(null_scores, observed: float | None = None, p_value: 
     if chance is not None:
         fig.add_vline(x=float(chance), line=dict(color=_CHANCE_COLOR, dash="dash"), name="chance",
                       annotation_text="chance", annotation_position="bottom right")
+    # Room on both sides, so neither the null bars nor the observed line sit on the plot's edge.
+    marks = [float(null.min()), float(null.max()), float(observed)] + ([float(chance)] if chance is not None else [])
+    pad = max(0.1 * (max(marks) - min(marks)), 0.01)
     fig.update_layout(
         title=dict(text=f"Permutation test: {null.size} permutations", x=0.01, xanchor="left"),
-        xaxis=dict(title="score"), yaxis=dict(title="permutations"),
+        xaxis=dict(title="score", range=[min(marks) - pad, max(marks) + pad]), yaxis=dict(title="permutations"),
         height=360, margin=dict(l=60, r=20, t=70, b=50), bargap=0.05, showlegend=False, font=_FONT,
     )
     return fig

@@ -145,10 +145,12 @@ else:
         st.error(problem, icon=":material/error:")
 
 selection = services.selection_summary(dataset, conditions, mask_name)
-shape_column, runs_column, classes_column = st.columns(3)
-shape_column.metric("Data to decode (samples x voxels)", f"{selection['n_samples']} x {selection['n_voxels']}")
-runs_column.metric("Runs among the samples", selection["n_runs"])
-classes_column.metric("Classes", len(conditions))
+# A wrapping row, not columns: in a narrow window a metric moves to the next line instead of being cut off.
+with st.container(horizontal=True, horizontal_alignment="distribute", gap="medium"):
+    st.metric("Data to decode (samples x voxels)", f"{selection['n_samples']} x {selection['n_voxels']}",
+              width="content")
+    st.metric("Runs among the samples", selection["n_runs"], width="content")
+    st.metric("Classes", len(conditions), width="content")
 st.caption("Class balance of the selected samples:")
 st.dataframe(selection["class_counts"], hide_index=True)
 

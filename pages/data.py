@@ -55,11 +55,13 @@ def load_haxby(subject: int) -> None:
 
 def load_uploads(func_file, labels_file, mask_file, anat_file, label_column, run_column, tr) -> None:
     """Store the uploaded files in this session's folder and load them."""
-    names = {"4D image": func_file.name, "labels": labels_file.name}
+    # Display only: names are never used as paths (the app names its files itself).
+    names = {"4D image": services.safe_display_name(func_file.name),
+             "labels": services.safe_display_name(labels_file.name)}
     if mask_file is not None:
-        names["mask"] = mask_file.name
+        names["mask"] = services.safe_display_name(mask_file.name)
     if anat_file is not None:
-        names["anatomy"] = anat_file.name
+        names["anatomy"] = services.safe_display_name(anat_file.name)
     with st.status("Checking and loading your files...", expanded=False) as status:
         try:
             dataset = services.load_uploaded_dataset(
@@ -80,6 +82,8 @@ def load_uploads(func_file, labels_file, mask_file, anat_file, label_column, run
             )
             return
         status.update(label="Your files are loaded", state="complete")
+    # The app now works from its own copy: free Streamlit's in-memory copy of the uploads.
+    services.release_uploaded_files(func_file, labels_file, mask_file, anat_file)
     services.adopt_dataset(dataset, "upload", names)
 
 
@@ -95,10 +99,14 @@ def draw_upload_form() -> None:
         labels_file = st.file_uploader(
             "Labels table (one row per volume)", type=["txt", "csv", "tsv", "tab", "dat"],
             key=state.W_UPLOAD_LABELS, on_change=clear_load_error,
+            # Per-widget caps (MB): no need to hold 300 MB for a table or a mask.
+            max_upload_size=services.MAX_LABELS_UPLOAD_MB,
         )
     with right:
-        mask_file = st.file_uploader("Mask (optional, 3D)", type=["nii", "gz"], key=state.W_UPLOAD_MASK, on_change=clear_load_error)
-        anat_file = st.file_uploader("Anatomical image (optional, 3D)", type=["nii", "gz"], key=state.W_UPLOAD_ANAT, on_change=clear_load_error)
+        mask_file = st.file_uploader("Mask (optional, 3D)", type=["nii", "gz"], key=state.W_UPLOAD_MASK,
+                                     on_change=clear_load_error, max_upload_size=services.MAX_3D_UPLOAD_MB)
+        anat_file = st.file_uploader("Anatomical image (optional, 3D)", type=["nii", "gz"], key=state.W_UPLOAD_ANAT,
+                                     on_change=clear_load_error, max_upload_size=services.MAX_3D_UPLOAD_MB)
 
     label_column = run_column = None
     if labels_file is not None:
@@ -163,7 +171,7 @@ def draw_source_picker(dataset) -> None:
         draw_upload_form()
 
     if st.session_state[state.LOAD_ERROR]:
-        st.error(st.session_state[state.LOAD_ERROR], icon=":material/error:")
+        st.error(services.plain_markdown(st.session_state[state.LOAD_ERROR]), icon=":material/error:")
         if dataset is not None:
             st.info(f"The data set loaded before is still in use: {dataset.title}.")
     if st.session_state[state.HAXBY_FAILED] and source == "haxby":
@@ -181,9 +189,10 @@ def draw_overview(dataset) -> None:
     if dataset.source:
         st.caption(f"Source: {dataset.source}")
     summary = services.dataset_summary(dataset)
-    # The grid and voxel size are the longest values: give them the wider columns.
-    for column, (label, value) in zip(st.columns([3, 3, 1, 1, 1]), summary.items()):
-        column.metric(label, value)
+    # A wrapping row: in a narrow window a metric moves to the next line instead of being cut off.
+    with st.container(horizontal=True, horizontal_alignment="distribute", gap="medium"):
+        for label, value in summary.items():
+            st.metric(label, value, width="content")
 
     counts = services.mask_voxel_counts(dataset)
     names = list(dataset.masks)

@@ -52,15 +52,17 @@ def stop_permutations() -> None:
 
 def draw_scores(result) -> None:
     config = result.config
-    mean_column, chance_column, shape_column, folds_column = st.columns(4)
-    mean_column.metric(
+    # A wrapping row, not columns: in a narrow window a metric moves to the next line instead of being cut off.
+    row = st.container(horizontal=True, horizontal_alignment="distribute", gap="medium")
+    row.metric(
         f"Mean {SCORINGS[config.scoring].lower()}", f"{result.mean_score:.3f}",
         delta=f"{result.mean_score - result.chance_level:+.3f} vs chance", delta_color="normal",
-        help=f"Standard deviation across folds: {result.std_score:.3f}",
+        help=f"Standard deviation across folds: {result.std_score:.3f}", width="content",
     )
-    chance_column.metric("Chance level", f"{result.chance_level:.3f}", help="Share of the most frequent class.")
-    shape_column.metric("Samples x voxels", f"{result.n_samples} x {result.n_voxels}")
-    folds_column.metric("Folds", len(result.fold_scores), help=f"Spread (sd) across folds: {result.std_score:.3f}")
+    row.metric("Chance level", f"{result.chance_level:.3f}", help="Share of the most frequent class.", width="content")
+    row.metric("Samples x voxels", f"{result.n_samples} x {result.n_voxels}", width="content")
+    row.metric("Folds", len(result.fold_scores), help=f"Spread (sd) across folds: {result.std_score:.3f}",
+               width="content")
     st.caption(f"Mean {result.mean_score:.3f} +/- {result.std_score:.3f} (sd across folds); "
                f"computed in {result.elapsed_seconds:.2f} s.")
     if result.meaningless:
@@ -157,6 +159,7 @@ def draw_weight_map(result, background) -> None:
         figure = figures.plot_stat_slices(
             img, background, cut_coords=cut, display_mode=display_mode, threshold=threshold,
             title=f"{state.MAP_KINDS[kind]}: {names[index] if index < len(names) else ''}",
+            colorbar_title={"pattern": "pattern", "stability": "stability"}.get(kind, "weight"),
         )
         st.plotly_chart(
             figure, key=state.W_WEIGHT_CHART, on_select=move_cut_to_click, selection_mode="points", width="stretch",
@@ -168,7 +171,9 @@ def draw_weight_map(result, background) -> None:
 def draw_downloads(result, dataset) -> None:
     st.subheader("Downloads")
     kinds = services.available_map_kinds(result)
-    weights_column, scores_column, predictions_column, config_column = st.columns(4)
+    # One wrapping row of buttons sized to their labels (columns cut the longer labels off).
+    row = st.container(horizontal=True)
+    weights_column = scores_column = predictions_column = config_column = row
     weights_column.download_button(
         "Weight map (.nii.gz)", data=lambda: export.image_to_nifti_bytes(result.weight_img),
         file_name="decoding_weights.nii.gz", mime="application/gzip", key=state.W_DOWNLOAD_WEIGHTS,
@@ -241,11 +246,11 @@ def draw_significance(result, dataset) -> None:
         bar.empty()
     if run is not None and run["n_done"] > 0:
         summary = services.permutation_summary(run)
-        observed_column, p_column, done_column = st.columns(3)
-        observed_column.metric("Observed score", f"{summary['observed']:.3f}")
-        p_column.metric("p-value", f"{summary['p_value']:.4f}",
-                        help="(1 + permutations scoring at least as high) / (1 + permutations)")
-        done_column.metric("Permutations done", f"{summary['n_done']} / {run['n_target']}")
+        row = st.container(horizontal=True, horizontal_alignment="distribute", gap="medium")
+        row.metric("Observed score", f"{summary['observed']:.3f}", width="content")
+        row.metric("p-value", f"{summary['p_value']:.4f}",
+                   help="(1 + permutations scoring at least as high) / (1 + permutations)", width="content")
+        row.metric("Permutations done", f"{summary['n_done']} / {run['n_target']}", width="content")
         if run.get("stopped_early"):
             st.info("Stopped early: the p-value uses the permutations done so far.")
         try:

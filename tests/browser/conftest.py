@@ -1,0 +1,304 @@
+"""Browser fixtures: a real ``streamlit run`` server and Debian's headless Chromium.
+
+The server runs once per test session on a free loopback port, with its data and
+history in a temporary folder; every test gets a fresh browser context (so a fresh
+Streamlit session) with a 1400 x 1000 viewport. Screenshots go to
+``test-output/screenshots/`` (gitignored).
+
+Chromium comes from Debian (``/usr/bin/chromium``); ``playwright install`` is never
+used (it downloads, and the machines that run this are offline). When Chromium is
+missing the tests are skipped, except when ``DECODING_LAB_REQUIRE_BROWSER=1`` (CI),
+where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOT_DIR = REPO_ROOT / "test-output" / "screenshots"
+CHROMIUM_PATH = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+VIEWPORT = {"width": 1400, "height": 1000}
+
+#: Seconds the server may take to answer its health check.
+SERVER_START_TIMEOUT = 60
+#: Milliseconds for the first page load (it generates the simulated data set) and for runs.
+FIRST_LOAD_TIMEOUT_MS = 90_000
+#: Milliseconds for ordinary reruns on a loaded 2-core machine.
+RERUN_TIMEOUT_MS = 60_000
+
+APP_IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+APP_RUNNING = "[data-testid='stApp'][data-test-script-state='running']"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _log_tail(path: Path, n_chars: int = 4000) -> str:
+    try:
+        return path.read_text(errors="replace")[-n_chars:]
+    except OSError:
+        return "(no server log)"
+
+
+@pytest.fixture(scope="session")
+def chromium_executable() -> str:
+    """The path of Debian's Chromium; skip (or fail in CI) when it is not installed."""
+    if not os.access(CHROMIUM_PATH, os.X_OK):
+        message = f"{CHROMIUM_PATH} is missing: install Debian's chromium (apt-get install -y chromium)."
+        if os.environ.get("DECODING_LAB_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        message = "The Python package 'playwright' is missing: pip install -r requirements-dev.txt."
+        if os.environ.get("DECODING_LAB_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return CHROMIUM_PATH
+
+
+@pytest.fixture(scope="session")
+def app_server(chromium_executable, tmp_path_factory):
+    """Start ``streamlit run app.py`` on a free port; yield its base URL; stop it afterwards."""
+    work = tmp_path_factory.mktemp("browser-server")
+    port = _free_port()
+    env = dict(os.environ)
+    env["DECODING_LAB_DATA_DIR"] = str(work / "data")
+    env["DECODING_LAB_HISTORY_PATH"] = str(work / "history.jsonl")
+    env["PYTHONUNBUFFERED"] = "1"
+    log_path = work / "streamlit.log"
+    command = [
+        sys.executable, "-m", "streamlit", "run", "app.py",
+        "--server.headless", "true",
+        "--server.port", str(port),
+        "--server.address", "127.0.0.1",
+        "--browser.gatherUsageStats", "false",
+        "--server.fileWatcherType", "none",
+        # What a visitor of the deployed app sees: no developer "Deploy" menu in the screenshots.
+        "--client.toolbarMode", "viewer",
+    ]
+    with open(log_path, "wb") as log:
+        # A new session (process group) so teardown stops the server and anything it started.
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"streamlit exited with code {process.returncode}:\n{_log_tail(log_path)}")
+            try:
+                with urllib.request.urlopen(f"{base_url}/_stcore/health", timeout=2) as response:
+                    if response.read().decode(errors="replace").strip() == "ok":
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not become healthy in {SERVER_START_TIMEOUT} s:\n{_log_tail(log_path)}")
+            time.sleep(0.5)
+        yield base_url
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_executable):
+    """One headless Chromium for the whole session."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=chromium_executable, args=CHROMIUM_ARGS)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+@pytest.fixture
+def page(browser, app_server):
+    """A fresh browser context (a new Streamlit session) on the app's default page."""
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    context.set_default_timeout(RERUN_TIMEOUT_MS)
+    # Without the File System Access API a table's "Download as CSV" becomes an ordinary
+    # download that Playwright can catch (see `dataframe_csv`).
+    context.add_init_script("window.showSaveFilePicker = undefined;")
+    tab = context.new_page()
+    tab.goto(app_server, timeout=FIRST_LOAD_TIMEOUT_MS)
+    wait_for_app(tab, timeout=FIRST_LOAD_TIMEOUT_MS)
+    try:
+        yield tab
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="session")
+def ui():
+    """This module: the page helpers below (``ui.wait_for_app(page)``, ``ui.screenshot(...)``).
+
+    Test files get them through this fixture because several test folders have a
+    ``conftest.py`` and ``from conftest import ...`` could pick up another one.
+    """
+    return sys.modules[__name__]
+
+
+# -- page helpers ------------------------------------------------------------------------------
+
+
+def wait_for_app(page, timeout: int = RERUN_TIMEOUT_MS) -> None:
+    """Wait until the script run triggered by the last action has finished and drawn.
+
+    A rerun starts a moment after a click: first give it the chance to start (a short
+    wait for the 'running' state that may time out harmlessly), then wait for
+    'notRunning' and for every skeleton placeholder to be replaced.
+    (``stStatusWidget`` is not used: it appears only after 500 ms of running.)
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+    from playwright.sync_api import expect
+
+    try:
+        page.wait_for_selector(APP_RUNNING, timeout=1500)
+    except PlaywrightTimeoutError:
+        pass
+    expect(page.locator(APP_IDLE)).to_have_count(1, timeout=timeout)
+    expect(page.locator("[data-testid='stSkeleton']")).to_have_count(0, timeout=timeout)
+
+
+def open_sidebar(page) -> None:
+    """Expand the sidebar when a narrow window collapsed it."""
+    link = page.locator("[data-testid='stSidebarNavLink']").first
+    if not link.is_visible():
+        expand = page.locator("[data-testid='stExpandSidebarButton']")
+        if expand.count():
+            expand.first.click()
+        link.wait_for(state="visible")
+
+
+def navigate_to_page(page, title: str, timeout: int = RERUN_TIMEOUT_MS) -> None:
+    """Open the page called ``title`` through the sidebar menu and wait for it to draw."""
+    from playwright.sync_api import expect
+
+    open_sidebar(page)
+    # The link holds the icon (its text is the icon's name) and a label with the title.
+    link = page.locator("[data-testid='stSidebarNavLink']").filter(has=page.get_by_text(title, exact=True))
+    expect(link).to_have_count(1)
+    link.click()
+    wait_for_page(page, title, timeout=timeout)
+
+
+def wait_for_page(page, title: str, timeout: int = RERUN_TIMEOUT_MS) -> None:
+    """Wait until the page whose title starts like ``title`` has finished drawing.
+
+    A run that ends in ``st.switch_page`` reruns at once: the new page's heading can
+    show while the old page's elements are still on screen, so wait for the heading
+    and then for the run to end.
+    """
+    from playwright.sync_api import expect
+
+    wait_for_app(page, timeout=timeout)
+    expect(page.locator("h1").first).to_contain_text(title.split()[0], timeout=timeout)
+    wait_for_app(page, timeout=timeout)
+
+
+def screenshot(page, name: str, *, full_page: bool = True) -> Path:
+    """Save a screenshot as ``test-output/screenshots/<name>.png`` and return its path.
+
+    Streamlit scrolls inside ``stMain``, not the document, so Playwright's own
+    full-page mode sees only one screen: for a full page the window is made as tall
+    as the main column's content for the shot, then given its size back.
+    """
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOT_DIR / f"{name}.png"
+    viewport = page.viewport_size
+    if not full_page or viewport is None:
+        page.screenshot(path=str(path))
+        return path
+    content_height = page.evaluate(
+        "() => { const main = document.querySelector(\"[data-testid='stMain']\");"
+        " return main ? main.scrollHeight : document.documentElement.scrollHeight; }"
+    )
+    page.set_viewport_size({"width": viewport["width"], "height": int(min(max(content_height, viewport["height"]), 16000))})
+    try:
+        page.wait_for_timeout(700)  # let Streamlit and Plotly lay out again after the resize
+        page.screenshot(path=str(path))
+    finally:
+        page.set_viewport_size(viewport)
+    return path
+
+
+def assert_no_exception(page) -> None:
+    """No Streamlit exception box (a Python traceback shown to the user) on the page."""
+    exceptions = page.locator("[data-testid='stException']")
+    if exceptions.count():
+        texts = "\n---\n".join(exceptions.all_inner_texts())
+        raise AssertionError(f"The app shows an exception:\n{texts}")
+
+
+# -- widget helpers ----------------------------------------------------------------------------
+
+
+def widget(page, test_id: str, label: str):
+    """The widget with data-testid ``test_id`` whose label contains ``label``."""
+    return page.locator(f"[data-testid='{test_id}']").filter(
+        has=page.locator("[data-testid='stWidgetLabel']", has_text=label)
+    )
+
+
+def choose_option(page, label: str, option: str) -> None:
+    """Pick ``option`` in the selectbox labelled ``label`` and wait for the rerun."""
+    box = widget(page, "stSelectbox", label)
+    box.locator("input").first.click()
+    page.locator("[role='option']").filter(has_text=option).first.click()
+    wait_for_app(page)
+
+
+def metric_values(page) -> dict:
+    """Every metric on the page: label -> value text."""
+    values = {}
+    for metric in page.locator("[data-testid='stMetric']").all():
+        label = metric.locator("[data-testid='stMetricLabel']").inner_text().strip()
+        values[label] = metric.locator("[data-testid='stMetricValue']").inner_text().strip()
+    return values
+
+
+def number_input_value(page, label: str) -> int:
+    """The integer shown in the number input labelled ``label``."""
+    return int(float(widget(page, "stNumberInput", label).locator("input").input_value()))
+
+
+def dataframe_csv(page, dataframe, target_path: Path):
+    """The rows of an ``st.dataframe`` (drawn on a canvas) as a pandas DataFrame.
+
+    Uses the table's own "Download as CSV" toolbar button, which shows on hover.
+    """
+    import pandas as pd
+
+    dataframe.evaluate("element => element.scrollIntoView({block: 'center'})")
+    dataframe.hover()
+    with page.expect_download(timeout=RERUN_TIMEOUT_MS) as info:
+        # The toolbar can sit under the app header: dispatch the click to the button itself.
+        dataframe.get_by_role("button", name="Download as CSV").dispatch_event("click")
+    info.value.save_as(target_path)
+    return pd.read_csv(target_path, encoding="utf-8-sig")
