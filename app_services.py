@@ -203,12 +203,16 @@ def _scoped_get_or_compute(dataset, kind: str, max_entries: int, key, compute: C
 
 
 def _raw_voxel_cache(dataset):
-    """The raw-matrix cache for masking: the session's own for uploads, None (the shared one) else."""
+    """The raw-matrix cache for masking: none kept for uploads, the shared one (None) otherwise.
+
+    An upload's masked matrices are kept in the session's store (bounded with all sessions
+    together); the core's process-wide raw cache must never hold them.
+    """
     if not owned_by_session(dataset):
         return None
     from decoding_core.masking import RawVoxelCache
 
-    return session_store().get_or_compute(("raw-voxel-cache",), lambda: RawVoxelCache(64 * 1024**2))
+    return RawVoxelCache(0)
 
 
 def release_uploaded_files(*uploaded_files) -> None:
@@ -279,6 +283,30 @@ def run_heavy(compute: Callable[[], object]):
     finally:
         if notice["placeholder"] is not None:
             notice["placeholder"].empty()
+        _return_freed_memory()
+
+
+def _libc():
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:  # not glibc (macOS, Windows): nothing to tune
+        return None
+
+
+_LIBC = _libc()
+if _LIBC is not None and hasattr(_LIBC, "mallopt"):
+    # glibc gives each thread (each session's script run) its own malloc arena, whose freed
+    # memory stays in the process: with many sessions that alone takes hundreds of MB.
+    _LIBC.mallopt(-8, 2)  # M_ARENA_MAX = 2
+
+
+def _return_freed_memory() -> None:
+    """Hand memory freed by a finished job back to the system (glibc ``malloc_trim``)."""
+    if _LIBC is not None and hasattr(_LIBC, "malloc_trim"):
+        _LIBC.malloc_trim(0)
 
 
 # -- progress ----------------------------------------------------------------------
@@ -549,7 +577,7 @@ def run_decoding(dataset, config: DecodingConfig, progress: ProgressCallback | N
             dataset, config.mask_name, standardize=config.standardize, detrend=config.detrend,
             smoothing_fwhm=config.smoothing_fwhm, progress=masking_progress,
         )
-        return decoding.decode(masked, config, progress=decoding_progress)
+        return decoding.decode(masked, config, progress=decoding_progress, tr=dataset.tr)
 
     result = _scoped_get_or_compute(dataset, "results", MAX_RESULTS, result_key(dataset, config),
                                     lambda: run_heavy(compute))
@@ -732,19 +760,34 @@ def selected_masked(dataset, config: DecodingConfig, progress: ProgressCallback 
     return masking.select_conditions(masked, config.conditions)
 
 
-def dummy_scores(dataset, config: DecodingConfig) -> pd.DataFrame:
-    """Mean score of scikit-learn's dummy classifiers under the same scheme."""
+def dummy_fold_scores(dataset, config: DecodingConfig) -> dict:
+    """Per-fold scores of scikit-learn's dummy classifiers under the same scheme and scoring."""
     from decoding_core import significance
 
     def compute():
-        scores = significance.dummy_scores(selected_masked(dataset, config), config)
-        return pd.DataFrame({
-            "strategy": list(scores),
-            "mean score": [round(float(np.mean(v)), 4) for v in scores.values()],
-        })
+        return significance.dummy_scores(selected_masked(dataset, config), config)
 
     key = ("dummy",) + result_key(dataset, config)
     return _scoped_get_or_compute(dataset, "permutations", MAX_PERMUTATIONS, key, lambda: run_heavy(compute))
+
+
+def dummy_scores(dataset, config: DecodingConfig) -> pd.DataFrame:
+    """Mean score of scikit-learn's dummy classifiers under the same scheme."""
+    scores = dummy_fold_scores(dataset, config)
+    return pd.DataFrame({
+        "strategy": list(scores),
+        "mean score": [round(float(np.mean(v)), 4) for v in scores.values()],
+    })
+
+
+def score_comparison_figure(result, dataset):
+    """The decoder's fold scores beside the dummy classifiers' (same folds, same scoring)."""
+    from decoding_core import figures
+
+    scores = {"decoder": result.fold_scores}
+    for strategy, values in dummy_fold_scores(dataset, result.config).items():
+        scores[f"dummy: {strategy}"] = values
+    return figures.plot_score_comparison(scores, chance=result.chance_level)
 
 
 def permutation_test(dataset, config: DecodingConfig, n_permutations: int, *,
@@ -926,8 +969,8 @@ def permutation_summary(run: dict) -> dict:
             "n_done": int(len(null))}
 
 
-def null_distribution_figure(run: dict):
-    """The histogram of the permuted scores against the observed one."""
+def null_distribution_figure(run: dict, chance: float | None = None):
+    """The histogram of the permuted scores against the observed one (and chance, if given)."""
     from decoding_core import figures, significance
 
     summary = permutation_summary(run)
@@ -937,7 +980,7 @@ def null_distribution_figure(run: dict):
         stopped_early=bool(run.get("stopped_early")), seed=0, elapsed_seconds=0.0,
         scoring=run.get("scoring", "accuracy"),
     )
-    return figures.plot_null_distribution(outcome)
+    return figures.plot_null_distribution(outcome, chance=chance)
 
 
 # -- run history ---------------------------------------------------------------------------------------

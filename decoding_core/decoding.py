@@ -451,7 +451,10 @@ class DecodingResult:
         Score of each fold under ``config.scoring`` (one value for ``train`` and ``holdout``).
     mean_score, std_score : float
     chance_level : float
-        Majority-class rate of the selected samples.
+        What guessing scores under ``config.scoring``: for accuracy the
+        majority-class rate of the selected samples (always predicting the most
+        frequent class), for balanced accuracy 1 / n_classes, for ROC AUC 0.5.
+        ``extras["majority_rate"]`` always holds the majority-class rate.
     meaningless : bool
         True when the scheme scores the training data itself (``cv="train"``).
     predictions : pandas.DataFrame
@@ -764,6 +767,20 @@ def sign_stability(fold_weights, weights) -> np.ndarray:
     return np.where(reference != 0, agree, 0.0).astype(np.float32)
 
 
+def chance_level(scoring: str, class_counts) -> float:
+    """The score of guessing under ``scoring``, given the number of samples of each class.
+
+    Accuracy: the majority-class rate (a classifier that always answers the most
+    frequent class gets it). Balanced accuracy: 1 / n_classes. ROC AUC: 0.5.
+    """
+    counts = np.asarray(class_counts, dtype=float)
+    if scoring == "balanced_accuracy":
+        return 1.0 / counts.size
+    if scoring == "roc_auc":
+        return 0.5
+    return float(counts.max() / counts.sum())
+
+
 def _image(values: np.ndarray, mask_img) -> nib.Nifti1Image:
     """3D image for a single map, 4D for several."""
     values = np.asarray(values)
@@ -921,6 +938,7 @@ def decode_selected(selected: MaskedData, config: DecodingConfig,
         "stability": stability,
         "stability_img": _image(stability, selected.mask_img),
         "class_counts": dict(zip(classes.tolist(), counts.tolist())),
+        "majority_rate": float(counts.max() / counts.sum()),
         "positive_class": classes[1] if n_maps == 1 else None,
     })
     if progress is not None:
@@ -930,7 +948,7 @@ def decode_selected(selected: MaskedData, config: DecodingConfig,
         fold_scores=fold_scores,
         mean_score=float(np.nanmean(fold_scores)),
         std_score=float(np.nanstd(fold_scores)),
-        chance_level=float(counts.max() / counts.sum()),
+        chance_level=chance_level(config.scoring, counts),
         meaningless=config.cv == "train",
         predictions=predictions,
         classes=tuple(classes.tolist()),

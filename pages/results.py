@@ -59,7 +59,7 @@ def draw_scores(result) -> None:
         delta=f"{result.mean_score - result.chance_level:+.3f} vs chance", delta_color="normal",
         help=f"Standard deviation across folds: {result.std_score:.3f}", width="content",
     )
-    row.metric("Chance level", f"{result.chance_level:.3f}", help="Share of the most frequent class.", width="content")
+    row.metric("Chance level", f"{result.chance_level:.3f}", help="What guessing scores: for accuracy the share of the most frequent class, for balanced accuracy 1 / number of classes, for ROC AUC 0.5.", width="content")
     row.metric("Samples x voxels", f"{result.n_samples} x {result.n_voxels}", width="content")
     row.metric("Folds", len(result.fold_scores), help=f"Spread (sd) across folds: {result.std_score:.3f}",
                width="content")
@@ -213,7 +213,9 @@ def draw_significance(result, dataset) -> None:
         "a decoder must beat them to mean anything."
     )
     try:
-        st.dataframe(services.dummy_scores(dataset, config), hide_index=True)
+        table_column, figure_column = st.columns([1, 2])
+        table_column.dataframe(services.dummy_scores(dataset, config), hide_index=True)
+        figure_column.plotly_chart(services.score_comparison_figure(result, dataset), width="stretch")
     except Exception as err:
         services.show_error(err, "scoring the dummy classifiers")
     st.markdown(
@@ -254,7 +256,7 @@ def draw_significance(result, dataset) -> None:
         if run.get("stopped_early"):
             st.info("Stopped early: the p-value uses the permutations done so far.")
         try:
-            st.plotly_chart(services.null_distribution_figure(run), width="stretch")
+            st.plotly_chart(services.null_distribution_figure(run, chance=result.chance_level), width="stretch")
         except Exception as err:
             services.show_error(err, "drawing the null distribution")
 

@@ -489,3 +489,25 @@ def test_simulated_face_vs_cat_maps_find_the_planted_voxels(simulated_dataset, s
     # and ranks the informative voxels at least as well as the raw weights do.
     assert roc_auc_score(informative, pattern) >= roc_auc_score(informative, weights)
     assert roc_auc_score(informative, pattern) > 0.6
+
+
+@pytest.mark.parametrize(
+    ("scoring", "expected"),
+    [("accuracy", 20 / 35), ("balanced_accuracy", 1 / 3), ("roc_auc", 0.5)],
+)
+def test_chance_level_follows_the_scoring(scoring, expected):
+    from decoding_core.decoding import chance_level
+
+    assert chance_level(scoring, [20, 10, 5]) == pytest.approx(expected)
+
+
+def test_result_chance_level_is_that_of_its_scoring(simulated_dataset):
+    from decoding_core.decoding import run_decoding
+
+    config = DecodingConfig(conditions=("face", "cat", "house"), cv="kfold", n_folds=3)
+    accuracy = run_decoding(simulated_dataset, config)
+    balanced = run_decoding(simulated_dataset, config.replace(scoring="balanced_accuracy"))
+    assert accuracy.chance_level == pytest.approx(accuracy.extras["majority_rate"])
+    assert balanced.chance_level == pytest.approx(1 / 3)
+    # The predictions carry time in seconds when the data set has a TR.
+    assert np.allclose(accuracy.predictions["time"], accuracy.predictions["volume"] * simulated_dataset.tr)
