@@ -175,6 +175,12 @@ MAX_LABEL_COLUMNS = 64
 MAX_LABEL_LINE_CHARS = 8192
 #: Most data rows accepted when the number of volumes is not known.
 MAX_LABEL_ROWS = 200_000
+#: Most voxels of an uploaded anatomical image (256^3): it is resampled in memory (float64).
+MAX_ANAT_VOXELS = 256**3
+#: Most cells (rows x columns) parsed: bounds the Python objects a table becomes (~30 MB).
+MAX_LABEL_CELLS = 500_000
+#: Blank lines tolerated beyond the expected rows (editors add some at the end).
+_BLANK_LINE_ALLOWANCE = 64
 
 _HAXBY_SUBJECT_FILES = (
     "bold.nii.gz", "labels.txt", "mask4_vt.nii.gz", "mask8b_face_vt.nii.gz",
@@ -730,6 +736,36 @@ def _decode_text(data: bytes, name: str) -> str:
     return text
 
 
+def _check_raw_lines(data: bytes, name: str, n_volumes: int | None) -> None:
+    """Bound the number and the length of lines on the raw bytes, before any text is made.
+
+    Splitting 16 MB of three-byte lines makes millions of string objects (hundreds of
+    MB); counting line breaks and scanning for the longest line allocates nothing.
+    """
+    newline = b"\n" if b"\n" in data else b"\r"
+    n_breaks = data.count(newline)
+    max_rows = MAX_LABEL_ROWS if n_volumes is None else int(n_volumes)
+    if n_breaks > max_rows + 1 + _BLANK_LINE_ALLOWANCE:
+        if n_volumes is not None:
+            n_lines = n_breaks if data.endswith(newline) else n_breaks + 1
+            raise _length_error(n_lines - 1, int(n_volumes))
+        raise DecodingInputError(
+            f"{name.capitalize()} has {n_breaks:,} lines; at most {MAX_LABEL_ROWS:,} rows are accepted."
+        )
+    # UTF-8 needs at most 4 bytes per character: longer lines cannot pass the character check.
+    max_line_bytes = 4 * MAX_LABEL_LINE_CHARS
+    start, number = 0, 1
+    while start <= len(data):
+        end = data.find(newline, start)
+        end = len(data) if end < 0 else end
+        if end - start > max_line_bytes:
+            raise DecodingInputError(
+                f"Line {number} of {name} is {end - start:,} characters long; at most {MAX_LABEL_LINE_CHARS} "
+                "are accepted. A labels table has a few short columns per volume."
+            )
+        start, number = end + 1, number + 1
+
+
 def _sniff_separator(header_line: str) -> str | None:
     """Tab, comma or semicolon when the header holds one (in that order), else None (whitespace)."""
     for separator in ("\t", ",", ";"):
@@ -794,6 +830,7 @@ def read_labels_table(source, *, n_volumes: int | None = None) -> pd.DataFrame:
     ['face', 'rest']
     """
     data, name = _read_label_bytes(source)
+    _check_raw_lines(data, name, n_volumes)
     text = _decode_text(data, name)
     lines = text.splitlines()
     while lines and not lines[-1].strip():
@@ -822,8 +859,7 @@ def read_labels_table(source, *, n_volumes: int | None = None) -> pd.DataFrame:
             )
 
     separator = _sniff_separator(lines[0])
-    rows = _split_rows(lines, separator, name)
-    header = rows[0]
+    header = _split_rows(lines[:1], separator, name)[0]
     if len(header) > MAX_LABEL_COLUMNS:
         raise DecodingInputError(
             f"{name.capitalize()} has {len(header)} columns; at most {MAX_LABEL_COLUMNS} are accepted. "
@@ -841,6 +877,12 @@ def read_labels_table(source, *, n_volumes: int | None = None) -> pd.DataFrame:
             f"{name.capitalize()} seems to have no header row: its first line is "
             f"{' | '.join(header[:6])!r}. Add a first line naming the columns (e.g. 'labels chunks')."
         )
+    if n_rows * len(header) > MAX_LABEL_CELLS:
+        raise DecodingInputError(
+            f"{name.capitalize()} has {n_rows:,} rows of {len(header)} columns; at most "
+            f"{MAX_LABEL_CELLS:,} cells are accepted. Keep the label and run columns."
+        )
+    rows = _split_rows(lines, separator, name)
     body = rows[1:]
     for number, row in enumerate(body, start=2):
         if len(row) != len(header):
@@ -949,7 +991,16 @@ def load_files(func, labels, *, label_column: str = "labels", run_column: str | 
     if mask is not None:
         from decoding_core.masking import check_mask_matches, mask_bool
 
-        mask_img = nifti_io.load_image(mask, expected_ndim=3, kind="mask")
+        # Check the grid from the header first: a mask on another grid is refused before
+        # any voxel is read (a 512 MB mask would otherwise be inflated, then refused).
+        mask_info = nifti_io.inspect_nifti(mask, expected_ndim=3, kind="mask")
+        if tuple(mask_info.shape) != tuple(shape[:3]):
+            raise DecodingInputError(
+                f"The mask 'uploaded' has shape {tuple(mask_info.shape)} but the functional image's volumes "
+                f"have shape {tuple(shape[:3])}. Use the mask made for this image, or resample the mask onto "
+                "the image (e.g. nilearn.image.resample_to_img(mask, func, interpolation='nearest'))."
+            )
+        mask_img = nifti_io.load_image(mask, expected_ndim=3, kind="mask", budget_bytes=mask_info.data_nbytes)
         check_mask_matches(mask_img, shape, affine, "uploaded")
         masks = {"uploaded": _mask_image(mask_bool(mask_img, "uploaded"), affine)}
     else:
@@ -958,7 +1009,10 @@ def load_files(func, labels, *, label_column: str = "labels", run_column: str | 
         mean_img = nifti_io.mean_volume(func_path)
         mean_values = np.asanyarray(mean_img.dataobj)
         # Zeros are background (skull-stripped or masked data): keep them out of the histogram.
-        epi = np.asanyarray(compute_epi_mask(mean_img, exclude_zeros=True).dataobj) != 0
+        try:
+            epi = np.asanyarray(compute_epi_mask(mean_img, exclude_zeros=True).dataobj) != 0
+        except ValueError:  # nilearn fails on a constant (e.g. all-zero) image
+            epi = np.zeros(mean_values.shape, dtype=bool)
         epi &= mean_values != 0
         if not epi.any():
             raise DecodingInputError(
@@ -968,7 +1022,16 @@ def load_files(func, labels, *, label_column: str = "labels", run_column: str | 
         masks = {"epi": _mask_image(epi, affine)}
 
     if anat is not None:
-        anat_source = nifti_io.load_image(anat, expected_ndim=3, kind="anatomical image")
+        anat_info = nifti_io.inspect_nifti(anat, expected_ndim=3, kind="anatomical image")
+        if anat_info.voxels_per_volume > MAX_ANAT_VOXELS:
+            raise DecodingInputError(
+                f"The anatomical image has {anat_info.voxels_per_volume:,} voxels "
+                f"({' x '.join(map(str, anat_info.shape))}); at most {MAX_ANAT_VOXELS:,} (256 x 256 x 256) are "
+                "accepted. Downsample it (e.g. to 1 mm), or leave it out: the mean functional image then "
+                "serves as background."
+            )
+        anat_source = nifti_io.load_image(anat, expected_ndim=3, kind="anatomical image",
+                                          budget_bytes=anat_info.data_nbytes)
         resampled = _resample_onto(anat_source, shape, affine, "continuous")
         anat_img = _float_image(np.asanyarray(resampled.dataobj), affine)
     else:

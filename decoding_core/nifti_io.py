@@ -65,6 +65,13 @@ DEFAULT_BUDGET_BYTES = 512 * 1024**2
 MAX_DIM = 32767
 #: Largest accepted header extension area (bytes between header and data).
 MAX_EXTENSION_BYTES = 8 * 1024**2
+#: Decompressed bytes accepted after the voxel data of a .nii.gz (padding some writers add);
+#: a stream that goes on beyond this is refused (gzip bomb behind a valid header).
+MAX_TRAILING_BYTES = 64 * 1024
+#: First size of the buffer of `load_image` for gzip data; it doubles as data arrive.
+GROWTH_START_BYTES = 16 * 1024**2
+#: Largest single read from a (gzip) stream.
+READ_STEP_BYTES = 4 * 1024**2
 #: Raw bytes read per chunk of volumes when streaming.
 CHUNK_BYTES = 16 * 1024**2
 
@@ -231,7 +238,9 @@ def _readinto_exact(stream, view: memoryview, name: str, kind: str) -> None:
     total = len(view)
     try:
         while filled < total:
-            n_read = stream.readinto(view[filled:])
+            # Bounded steps: gzip readers allocate a temporary of the size asked for, so one
+            # readinto of a claimed 500 MB would reserve 500 MB before the stream runs dry.
+            n_read = stream.readinto(view[filled : filled + READ_STEP_BYTES])
             if not n_read:
                 raise _corrupt(name, kind, f"the voxel data stop after {filled:,} of {total:,} bytes of this chunk")
             filled += n_read
@@ -239,12 +248,48 @@ def _readinto_exact(stream, view: memoryview, name: str, kind: str) -> None:
         raise _corrupt(name, kind, str(err)) from None
 
 
+def _read_growing(stream, total: int, name: str, kind: str) -> np.ndarray:
+    """Read exactly ``total`` bytes into a uint8 array that grows as data arrive.
+
+    A short stream claiming a large image (a 70-byte gzip whose header promises 500
+    MB) then fails after reserving about what it really held, not what it claimed.
+    Growing by doubling uses ``realloc`` (``mremap`` for large blocks: no copy).
+    """
+    buffer = np.empty(min(total, GROWTH_START_BYTES), dtype=np.uint8)
+    filled = 0
+    while filled < total:
+        if filled == buffer.size:
+            buffer.resize(min(total, 2 * buffer.size), refcheck=False)
+        end = min(buffer.size, filled + READ_STEP_BYTES)
+        with memoryview(buffer) as whole, whole[filled:end] as view:  # released before any resize
+            try:
+                n_read = stream.readinto(view)
+            except _GZIP_ERRORS as err:
+                raise _corrupt(name, kind, str(err)) from None
+        if not n_read:
+            raise _corrupt(name, kind, f"the voxel data stop after {filled:,} of {total:,} bytes")
+        filled += n_read
+    return buffer
+
+
 def _check_stream_end(stream, name: str, kind: str) -> None:
-    """Read a bounded tail after the data so that gzip checks its CRC and length."""
+    """Read a bounded tail after the data so that gzip checks its CRC and length.
+
+    A stream that still holds more than `MAX_TRAILING_BYTES` after the voxel data is
+    refused: the file holds more than its header describes (a gzip bomb hides gigabytes
+    of zeros behind a small, valid header). Never more than that bound is inflated.
+    """
     try:
-        stream.read(64 * 1024)
+        tail = stream.read(MAX_TRAILING_BYTES + 1)
     except _GZIP_ERRORS as err:
         raise _corrupt(name, kind, str(err)) from None
+    if len(tail) > MAX_TRAILING_BYTES:
+        raise DecodingInputError(
+            f"The {kind} {name} holds more data than its header describes: after the "
+            "voxel data the compressed stream goes on (more than "
+            f"{MAX_TRAILING_BYTES // 1024} kB extra). The file is damaged or not what it claims to be; "
+            "save the image again (e.g. with nibabel) and upload that."
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -344,7 +389,9 @@ def _check_header(raw_file, file_size, name, source, expected_ndim, kind, budget
     except Exception as err:  # nibabel refuses a malformed block
         raise DecodingInputError(f"The {kind} {name} has an unreadable NIfTI header ({err}).") from None
 
-    magic_field = bytes(header["magic"])[:3]
+    raw_magic = bytes(header["magic"])  # numpy drops trailing NUL bytes
+    # "n+1\0" (NIfTI-1) or "n+2\0\r\n\032\n" (NIfTI-2): a 4th byte other than NUL is not NIfTI.
+    magic_field = raw_magic[:3] if len(raw_magic) == 3 or raw_magic[3:4] == b"\x00" else raw_magic
     if magic_field in (b"ni1", b"ni2"):
         raise DecodingInputError(
             f"The {kind} {name} is the header of a .hdr/.img pair. Convert it to a single .nii or "
@@ -524,6 +571,17 @@ def _check_scaling(header, name, kind):
 # --------------------------------------------------------------------------------------
 
 
+def _make_image(data: np.ndarray, info: NiftiInfo, header, name: str, kind: str) -> nib.Nifti1Image:
+    """An in-memory image; a header nibabel cannot use (e.g. an invalid quaternion) is refused."""
+    try:
+        return nib.Nifti1Image(data, info.affine, header=header)
+    except (nib.spatialimages.HeaderDataError, ValueError) as err:
+        raise DecodingInputError(
+            f"The {kind} {name} has an inconsistent header ({err}). Fix the header (e.g. save the image "
+            "again with nibabel) and upload it again."
+        ) from None
+
+
 def inspect_nifti(source, *, expected_ndim: int, kind: str = "functional image",
                   budget_bytes: int | None = None) -> NiftiInfo:
     """Check a NIfTI file from its header alone and describe it.
@@ -568,7 +626,9 @@ def _iter_raw_chunks(checked: _Checked, chunk_volumes: int) -> Iterator[tuple[in
     per_volume = info.voxels_per_volume
     volume_nbytes = per_volume * info.dtype.itemsize
     if info.compressed:
-        buffer = bytearray(min(chunk_volumes, n_volumes) * volume_nbytes)
+        # np.empty, not bytearray: bytearray zero-fills (touches) every page up front, so a tiny
+        # gzip claiming a large image would take that memory before its data run out.
+        buffer = np.empty(min(chunk_volumes, n_volumes) * volume_nbytes, dtype=np.uint8)
         for start in range(0, n_volumes, chunk_volumes):
             count = min(chunk_volumes, n_volumes - start)
             view = memoryview(buffer)[: count * volume_nbytes]
@@ -667,13 +727,15 @@ def load_image(path, *, expected_ndim: int, kind: str = "image",
     with _open_checked(path, expected_ndim=expected_ndim, kind=kind, budget_bytes=budget_bytes) as checked:
         info = checked.info
         if info.compressed:
-            buffer = bytearray(info.data_nbytes)
-            _readinto_exact(checked.stream, memoryview(buffer), checked.name, checked.kind)
+            buffer = _read_growing(checked.stream, info.data_nbytes, checked.name, checked.kind)
             _check_stream_end(checked.stream, checked.name, checked.kind)
-            flat = np.frombuffer(buffer, dtype=info.dtype)
+            flat = buffer.view(info.dtype)
         else:
             checked.raw_file.seek(info.vox_offset)
-            flat = np.fromfile(checked.raw_file, dtype=info.dtype, count=math.prod(checked.raw_shape))
+            if isinstance(checked.raw_file, io.BytesIO):  # bytes given: no file descriptor to read from
+                flat = np.frombuffer(checked.raw_file.read(info.data_nbytes), dtype=info.dtype)
+            else:
+                flat = np.fromfile(checked.raw_file, dtype=info.dtype, count=math.prod(checked.raw_shape))
             if flat.size != math.prod(checked.raw_shape):
                 raise _corrupt(checked.name, checked.kind)
         data = flat.reshape(info.shape, order="F")
@@ -683,7 +745,7 @@ def load_image(path, *, expected_ndim: int, kind: str = "image",
             data = data.astype(info.dtype.newbyteorder("="), copy=False)
         header = info.header.copy()
         header.set_slope_inter(None, None)
-        return nib.Nifti1Image(data, info.affine, header=header)
+        return _make_image(data, info, header, checked.name, checked.kind)
 
 
 def mean_volume(path, progress: Callable[[float, str], None] | None = None, *,
@@ -709,7 +771,7 @@ def mean_volume(path, progress: Callable[[float, str], None] | None = None, *,
     header.set_data_shape(info.shape[:3])
     header.set_data_dtype(np.float32)
     header.set_slope_inter(None, None)
-    return nib.Nifti1Image(mean, info.affine, header=header)
+    return _make_image(mean, info, header, Path(path).name, kind)
 
 
 def file_digest(path) -> str:
