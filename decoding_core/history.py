@@ -56,8 +56,8 @@ HISTORY_PATH_ENV = "DECODING_LAB_HISTORY_PATH"
 #: Version of the SQLite schema and of the history file format.
 SCHEMA_VERSION = 1
 HISTORY_FORMAT = "fmri-decoding-lab-history"
-#: Largest history file `import_bytes` accepts, compressed and uncompressed.
-MAX_IMPORT_BYTES = 256 * 1024 * 1024
+#: Largest history file `import_bytes` accepts, compressed and uncompressed (sized for a 690 MB host).
+MAX_IMPORT_BYTES = 64 * 1024 * 1024
 #: Most runs one history file may hold.
 MAX_IMPORT_RUNS = 1000
 #: Longest run name kept (longer names are cut).
