@@ -45,3 +45,41 @@ def simulated_dataset():
     from decoding_core.datasets import load_simulated
 
     return load_simulated()
+
+
+# -- Debian's Chromium, shared by every browser test (one Playwright per process: the sync API
+# refuses a second one while the first runs) -------------------------------------------------
+
+CHROMIUM_PATH = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+
+
+@pytest.fixture(scope="session")
+def chromium_executable() -> str:
+    """The path of Debian's Chromium; skip (or fail in CI) when it is not installed."""
+    message = None
+    if not os.access(CHROMIUM_PATH, os.X_OK):
+        message = f"{CHROMIUM_PATH} is missing: install Debian's chromium (apt-get install -y chromium)."
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            message = "The Python package 'playwright' is missing: pip install -r requirements-dev.txt."
+    if message:
+        if os.environ.get("DECODING_LAB_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return CHROMIUM_PATH
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_executable):
+    """One headless Chromium for the whole test session."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=chromium_executable, args=CHROMIUM_ARGS)
+        try:
+            yield instance
+        finally:
+            instance.close()

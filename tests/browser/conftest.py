@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import types
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -27,8 +28,6 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT_DIR = REPO_ROOT / "test-output" / "screenshots"
-CHROMIUM_PATH = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 VIEWPORT = {"width": 1400, "height": 1000}
 
 #: Seconds the server may take to answer its health check.
@@ -53,24 +52,6 @@ def _log_tail(path: Path, n_chars: int = 4000) -> str:
         return path.read_text(errors="replace")[-n_chars:]
     except OSError:
         return "(no server log)"
-
-
-@pytest.fixture(scope="session")
-def chromium_executable() -> str:
-    """The path of Debian's Chromium; skip (or fail in CI) when it is not installed."""
-    if not os.access(CHROMIUM_PATH, os.X_OK):
-        message = f"{CHROMIUM_PATH} is missing: install Debian's chromium (apt-get install -y chromium)."
-        if os.environ.get("DECODING_LAB_REQUIRE_BROWSER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        message = "The Python package 'playwright' is missing: pip install -r requirements-dev.txt."
-        if os.environ.get("DECODING_LAB_REQUIRE_BROWSER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return CHROMIUM_PATH
 
 
 @pytest.fixture(scope="session")
@@ -124,19 +105,6 @@ def app_server(chromium_executable, tmp_path_factory):
                 process.wait(timeout=15)
 
 
-@pytest.fixture(scope="session")
-def browser(chromium_executable):
-    """One headless Chromium for the whole session."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=chromium_executable, args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            instance.close()
-
-
 @pytest.fixture
 def page(browser, app_server):
     """A fresh browser context (a new Streamlit session) on the app's default page."""
@@ -161,7 +129,8 @@ def ui():
     Test files get them through this fixture because several test folders have a
     ``conftest.py`` and ``from conftest import ...`` could pick up another one.
     """
-    return sys.modules[__name__]
+    # globals(), not sys.modules[__name__]: every conftest.py is a module named "conftest".
+    return types.SimpleNamespace(**globals())
 
 
 # -- page helpers ------------------------------------------------------------------------------

@@ -30,8 +30,6 @@ import hostile
 pytestmark = pytest.mark.browser
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM_PATH = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 APP_IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 APP_RUNNING = "[data-testid='stApp'][data-test-script-state='running']"
 GRACE_S, SWEEP_S = 2, 1
@@ -50,17 +48,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def chromium() -> str:
-    if not os.access(CHROMIUM_PATH, os.X_OK):
-        message = f"{CHROMIUM_PATH} is missing: install Debian's chromium (apt-get install -y chromium)."
-        if os.environ.get("DECODING_LAB_REQUIRE_BROWSER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return CHROMIUM_PATH
-
-
-@pytest.fixture(scope="module")
-def server(chromium, tmp_path_factory):
+def server(chromium_executable, tmp_path_factory):
     """(base URL, data dir) of a fresh server with a fast session janitor."""
     work = tmp_path_factory.mktemp("two-sessions")
     port = _free_port()
@@ -96,18 +84,6 @@ def server(chromium, tmp_path_factory):
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=15)
-
-
-@pytest.fixture(scope="module")
-def browser(chromium):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            instance.close()
 
 
 @pytest.fixture(scope="module")
