@@ -34,6 +34,8 @@ Security on a shared server (see the README's Deployment section):
 from __future__ import annotations
 
 import hashlib
+import os
+import secrets
 import shutil
 import threading
 from collections import OrderedDict
@@ -371,9 +373,88 @@ def _nifti_file_name(stem: str, data: bytes) -> str:
     return f"{stem}.nii.gz" if data[:2] == b"\x1f\x8b" else f"{stem}.nii"
 
 
+#: Subfolder of a session's upload folder holding the 4D image uploaded but not loaded yet.
+PENDING_FOLDER = "pending"
+
+
+def _replace_atomically(folder: Path, target: Path, write: Callable[[Path], None]) -> None:
+    """Create ``target`` through a temporary file in ``folder`` and a rename.
+
+    A rename gives ``target`` a new inode: a file hard-linked from a loaded data set's
+    folder is never truncated or rewritten under it.
+    """
+    temporary = folder / f".writing-{secrets.token_hex(8)}"
+    try:
+        write(temporary)
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def _pending_func_path(session_token: str, entry) -> Path | None:
+    """The stored file of a pending-upload entry, if it lies in this session's pending folder."""
+    if not isinstance(entry, dict) or not entry.get("path"):
+        return None
+    folder = (upload_root(session_token) / PENDING_FOLDER).resolve()
+    path = Path(entry["path"]).resolve()
+    return path if path.parent == folder else None
+
+
+def store_pending_func_upload(session_token: str, uploaded) -> dict:
+    """Write an uploaded 4D image into this session's folder, so Streamlit need not hold it.
+
+    Called from the uploader's ``on_change`` callback, where Streamlit hands over the
+    file without copying it; afterwards the page drops Streamlit's copy, and the image
+    lives on disk only until it is loaded.
+
+    Parameters
+    ----------
+    session_token : str
+        The session's random token (names its private upload folder).
+    uploaded : streamlit UploadedFile
+        Anything with ``getvalue()`` (the bytes) and ``name`` (shown only).
+
+    Returns
+    -------
+    dict
+        ``{"path", "sha256", "name", "size"}``: the app's own file name (never the
+        uploaded name), the SHA-256 of the bytes (hex), the name made safe to show, and
+        the size in bytes. Store it under ``state.PENDING_FUNC_UPLOAD``.
+    """
+    data = uploaded.getvalue()
+    sha256 = hashlib.sha256(data).hexdigest()
+    folder = upload_root(session_token) / PENDING_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / _nifti_file_name(f"func-{sha256[:24]}", data)
+    _replace_atomically(folder, path, lambda temporary: temporary.write_bytes(data))
+    return {"path": str(path), "sha256": sha256, "name": safe_display_name(getattr(uploaded, "name", "")),
+            "size": len(data)}
+
+
+def discard_pending_func_upload(session_token: str, entry) -> None:
+    """Delete the file of a pending 4D-image entry (a data set loaded from it keeps its own link)."""
+    path = _pending_func_path(session_token, entry)
+    if path is not None:
+        path.unlink(missing_ok=True)
+
+
+def _link_or_copy(source: Path, folder: Path, target: Path) -> None:
+    """Put ``source`` at ``target`` without reading it into memory (a hard link when possible)."""
+
+    def write(temporary: Path) -> None:
+        try:
+            os.link(source, temporary)
+        except OSError:  # a file system without hard links: copy in chunks
+            shutil.copyfile(source, temporary)
+
+    _replace_atomically(folder, target, write)
+
+
 def load_uploaded_dataset(
     session_token: str,
-    func_bytes: bytes,
+    func_path,
+    func_sha256: str,
     labels_bytes: bytes,
     *,
     label_column: str,
@@ -383,20 +464,50 @@ def load_uploaded_dataset(
     tr: float | None = None,
     title: str | None = None,
 ):
-    """Write the uploaded files to this session's folder and load them as a `Dataset`.
+    """Gather the uploaded files in this session's folder and load them as a `Dataset`.
 
     The files are stored under names the app chooses (``func.nii.gz``, ``labels.txt``,
     ``mask.nii.gz``, ``anat.nii.gz``) in a folder named by the digest of their contents,
-    so a new upload never overwrites the files of the data set in use. When loading
-    fails, the new folder is removed again.
+    so a new upload never overwrites the files of the data set in use. The 4D image is
+    already on disk (see `store_pending_func_upload`): it is hard-linked (or copied)
+    into that folder, never read into memory here. When loading fails, the new folder
+    is removed again; the pending image stays, so the user can fix another file.
+
+    Parameters
+    ----------
+    session_token : str
+        The session's random token.
+    func_path : str or pathlib.Path
+        The stored 4D image: must lie in this session's pending-upload folder.
+    func_sha256 : str
+        Its SHA-256 (64 hex digits), as returned by `store_pending_func_upload`.
+    labels_bytes, mask_bytes, anat_bytes : bytes
+        The other uploads (small: capped by their uploaders).
+    label_column, run_column, tr, title
+        As for `decoding_core.datasets.load_files`.
 
     Raises
     ------
     DecodingInputError
-        Whatever `decoding_core.datasets.load_files` finds wrong with the files.
+        Whatever `decoding_core.datasets.load_files` finds wrong with the files, or a
+        stored image that is gone (upload it again).
+    ValueError
+        A ``func_path`` outside the session's folder or a malformed digest (a bug, not input).
     """
+    source = _pending_func_path(session_token, {"path": str(func_path)})
+    if source is None:
+        raise ValueError("The 4D image must be a file stored by store_pending_func_upload for this session.")
+    if not (isinstance(func_sha256, str) and len(func_sha256) == 64
+            and all(c in "0123456789abcdef" for c in func_sha256)):
+        raise ValueError("func_sha256 must be the 64 hex digits of the image's SHA-256.")
+    if not source.is_file():
+        raise DecodingInputError(
+            "The uploaded 4D image is no longer stored on the server (it is removed when a session "
+            "is closed or idle). Upload it again, then press Load."
+        )
     digest = hashlib.sha256()
-    for part in (func_bytes, labels_bytes, mask_bytes or b"", anat_bytes or b""):
+    digest.update(bytes.fromhex(func_sha256))
+    for part in (labels_bytes, mask_bytes or b"", anat_bytes or b""):
         digest.update(hashlib.sha256(part).digest())
     digest.update(repr((label_column, run_column, tr)).encode())
     upload_digest = digest.hexdigest()[:24]
@@ -406,8 +517,10 @@ def load_uploaded_dataset(
         folder = upload_root(session_token) / upload_digest
         folder.mkdir(parents=True, exist_ok=True)
         try:
-            func_path = folder / _nifti_file_name("func", func_bytes)
-            func_path.write_bytes(func_bytes)
+            with open(source, "rb") as handle:
+                magic = handle.read(2)
+            stored_func = folder / _nifti_file_name("func", magic)
+            _link_or_copy(source, folder, stored_func)
             labels_path = folder / "labels.txt"
             labels_path.write_bytes(labels_bytes)
             mask_path = anat_path = None
@@ -418,7 +531,7 @@ def load_uploaded_dataset(
                 anat_path = folder / _nifti_file_name("anat", anat_bytes)
                 anat_path.write_bytes(anat_bytes)
             return datasets.load_files(
-                func_path, labels_path, label_column=label_column, run_column=run_column,
+                stored_func, labels_path, label_column=label_column, run_column=run_column,
                 mask=mask_path, anat=anat_path, tr=tr, title=title,
             )
         except BaseException:

@@ -30,6 +30,10 @@ DATASET = "dataset"
 DATASET_SPEC = "dataset_spec"
 #: Display name of the uploaded files (text only, never a path).
 UPLOAD_DISPLAY_NAMES = "upload_display_names"
+#: The uploaded 4D image, taken out of Streamlit's memory into this session's upload folder
+#: as soon as it arrives (see pages/data.py): None or a dict with "path" (the app's own file
+#: name), "sha256", "name" (safe display name) and "size" (bytes).
+PENDING_FUNC_UPLOAD = "pending_func_upload"
 #: Which data source the Data page shows ("simulated", "haxby", "upload").
 SOURCE_CHOICE = "source_choice"
 #: Haxby subject chosen on the Data page.
@@ -89,6 +93,7 @@ W_HAXBY_SUBJECT = "w_haxby_subject"
 W_HAXBY_LOAD = "w_haxby_load"
 W_USE_BUILTIN = "w_use_builtin"
 W_UPLOAD_FUNC = "w_upload_func"
+W_UPLOAD_FUNC_CLEAR = "w_upload_func_clear"
 W_UPLOAD_LABELS = "w_upload_labels"
 W_UPLOAD_MASK = "w_upload_mask"
 W_UPLOAD_ANAT = "w_upload_anat"
@@ -190,6 +195,7 @@ DEFAULTS = {
     DATASET: None,
     DATASET_SPEC: None,
     UPLOAD_DISPLAY_NAMES: {},
+    PENDING_FUNC_UPLOAD: None,
     SOURCE_CHOICE: "simulated",
     HAXBY_SUBJECT: 2,
     LOAD_ERROR: None,

@@ -34,6 +34,57 @@ def clear_load_error() -> None:
     st.session_state[state.LOAD_ERROR] = None
 
 
+def _session_token() -> str:
+    if state.SESSION_TOKEN not in st.session_state:
+        state.init_state()
+    return st.session_state[state.SESSION_TOKEN]
+
+
+def take_func_upload() -> None:
+    """4D-uploader callback: move the image out of Streamlit's memory into the session's folder.
+
+    Streamlit deep-copies a widget's value into every script run that draws it, so a
+    300 MB image held by the uploader would live in memory two or three times. A callback
+    gets the value without that copy: here it is written to disk, Streamlit's copy is
+    released, and the widget's cached value dropped. ``None`` means the user removed the file.
+    """
+    st.session_state[state.LOAD_ERROR] = None
+    token = _session_token()
+    previous = st.session_state.get(state.PENDING_FUNC_UPLOAD)
+    uploaded = st.session_state.get(state.W_UPLOAD_FUNC)
+    if uploaded is None:
+        services.discard_pending_func_upload(token, previous)
+        st.session_state[state.PENDING_FUNC_UPLOAD] = None
+        return
+    if not hasattr(uploaded, "getvalue"):
+        return  # a file already taken (Streamlit reports it as deleted): nothing new
+    try:
+        entry = services.store_pending_func_upload(token, uploaded)
+    except OSError as err:
+        entry = None
+        st.session_state[state.LOAD_ERROR] = (
+            f"Your 4D image could not be stored on the server ({type(err).__name__}): try again, or "
+            "ask the administrator whether the server's disk is full."
+        )
+    finally:
+        services.release_uploaded_files(uploaded)
+        del uploaded
+        # The widget's cached value would otherwise keep (and deep-copy) the bytes.
+        del st.session_state[state.W_UPLOAD_FUNC]
+    if entry is None:
+        return
+    if previous and previous.get("path") != entry["path"]:
+        services.discard_pending_func_upload(token, previous)
+    st.session_state[state.PENDING_FUNC_UPLOAD] = entry
+
+
+def clear_func_upload() -> None:
+    """Button callback: forget the stored 4D image (a data set loaded from it stays usable)."""
+    services.discard_pending_func_upload(_session_token(), st.session_state.get(state.PENDING_FUNC_UPLOAD))
+    st.session_state[state.PENDING_FUNC_UPLOAD] = None
+    st.session_state[state.LOAD_ERROR] = None
+
+
 def load_haxby(subject: int) -> None:
     """Download (or reuse) Haxby subject ``subject`` with a progress bar."""
     with st.status(f"Getting Haxby 2001 subject {subject}...", expanded=True) as status:
@@ -53,10 +104,10 @@ def load_haxby(subject: int) -> None:
     services.adopt_dataset(dataset, f"haxby:{subject}")
 
 
-def load_uploads(func_file, labels_file, mask_file, anat_file, label_column, run_column, tr) -> None:
-    """Store the uploaded files in this session's folder and load them."""
+def load_uploads(func_upload: dict, labels_file, mask_file, anat_file, label_column, run_column, tr) -> None:
+    """Load the stored 4D image (``state.PENDING_FUNC_UPLOAD``) with the other uploaded files."""
     # Display only: names are never used as paths (the app names its files itself).
-    names = {"4D image": services.safe_display_name(func_file.name),
+    names = {"4D image": func_upload["name"],
              "labels": services.safe_display_name(labels_file.name)}
     if mask_file is not None:
         names["mask"] = services.safe_display_name(mask_file.name)
@@ -66,7 +117,8 @@ def load_uploads(func_file, labels_file, mask_file, anat_file, label_column, run
         try:
             dataset = services.load_uploaded_dataset(
                 st.session_state[state.SESSION_TOKEN],
-                func_file.getvalue(),
+                func_upload["path"],
+                func_upload["sha256"],
                 labels_file.getvalue(),
                 label_column=label_column,
                 run_column=run_column,
@@ -83,7 +135,7 @@ def load_uploads(func_file, labels_file, mask_file, anat_file, label_column, run
             return
         status.update(label="Your files are loaded", state="complete")
     # The app now works from its own copy: free Streamlit's in-memory copy of the uploads.
-    services.release_uploaded_files(func_file, labels_file, mask_file, anat_file)
+    services.release_uploaded_files(labels_file, mask_file, anat_file)
     services.adopt_dataset(dataset, "upload", names)
 
 
@@ -95,7 +147,16 @@ def draw_upload_form() -> None:
     )
     left, right = st.columns(2)
     with left:
-        func_file = st.file_uploader("4D functional image", type=["nii", "gz"], key=state.W_UPLOAD_FUNC, on_change=clear_load_error)
+        # The callback moves the image to disk at once (see take_func_upload): the widget then
+        # returns None and the page works from the stored entry.
+        st.file_uploader("4D functional image", type=["nii", "gz"], key=state.W_UPLOAD_FUNC,
+                         on_change=take_func_upload)
+        func_upload = st.session_state[state.PENDING_FUNC_UPLOAD]
+        if func_upload:
+            name_column, remove_column = st.columns([3, 1], vertical_alignment="center")
+            name_column.text(f"4D image ready: {func_upload['name']} ({func_upload['size'] / 1e6:,.1f} MB)")
+            remove_column.button("Remove", key=state.W_UPLOAD_FUNC_CLEAR, on_click=clear_func_upload,
+                                 help="Forget this 4D image (a data set already loaded from it stays in use).")
         labels_file = st.file_uploader(
             "Labels table (one row per volume)", type=["txt", "csv", "tsv", "tab", "dat"],
             key=state.W_UPLOAD_LABELS, on_change=clear_load_error,
@@ -137,9 +198,9 @@ def draw_upload_form() -> None:
         "TR in seconds (0 = read it from the image header)", min_value=0.0, max_value=60.0,
         value=0.0, step=0.1, key=state.W_UPLOAD_TR,
     )
-    ready = func_file is not None and labels_file is not None and label_column is not None
+    ready = bool(func_upload) and labels_file is not None and label_column is not None
     if st.button("Load these files", key=state.W_UPLOAD_LOAD, type="primary", disabled=not ready):
-        load_uploads(func_file, labels_file, mask_file, anat_file, label_column, run_column, tr or None)
+        load_uploads(func_upload, labels_file, mask_file, anat_file, label_column, run_column, tr or None)
 
 
 def draw_source_picker(dataset) -> None:

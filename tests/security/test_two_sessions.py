@@ -170,6 +170,11 @@ def upload_folders(data_dir: Path) -> list[Path]:
     return sorted(p for p in root.iterdir()) if root.is_dir() else []
 
 
+def pending_images(data_dir: Path) -> list[Path]:
+    """4D images uploaded but not loaded yet, in every session's folder."""
+    return sorted((data_dir / "uploads").glob("*/pending/*.nii*"))
+
+
 def test_sessions_are_isolated_and_a_closed_session_is_purged(browser, server, upload_files):
     from playwright.sync_api import expect
 
@@ -182,7 +187,10 @@ def test_sessions_are_isolated_and_a_closed_session_is_purged(browser, server, u
         choose_upload_source(page_a)
         set_upload(page_a, 0, func)
         set_upload(page_a, 1, labels)
-        wait_for_uploaded_bytes(base_url, lambda n: n >= func.stat().st_size, METRICS_TTL_S + 10)
+        # The 4D image goes straight to A's upload folder (Streamlit's copy is dropped at once);
+        # the labels table stays in Streamlit's memory until the load.
+        assert [p.name for p in pending_images(data_dir)] != []
+        wait_for_uploaded_bytes(base_url, lambda n: n >= labels.stat().st_size, METRICS_TTL_S + 10)
         page_a.get_by_role("button", name="Load these files").click()
         wait_for_app(page_a)
         expect(page_a.get_by_text("Your uploaded data set").first).to_be_visible()
@@ -211,7 +219,9 @@ def test_sessions_are_isolated_and_a_closed_session_is_purged(browser, server, u
         navigate(page_a, "Data")
         choose_upload_source(page_a)
         set_upload(page_a, 0, pending)
-        wait_for_uploaded_bytes(base_url, lambda n: n >= pending.stat().st_size, METRICS_TTL_S + 10)
+        assert any(p.suffix == ".nii" for p in pending_images(data_dir))  # stored on disk, not loaded
+        set_upload(page_a, 1, labels)  # a table Streamlit holds in memory until a load
+        wait_for_uploaded_bytes(base_url, lambda n: n >= labels.stat().st_size, METRICS_TTL_S + 10)
     finally:
         # ...and closes its tab.
         context_a.close()
