@@ -367,16 +367,11 @@ def restore_from_url() -> None:
     if problems:
         st.session_state[state.URL_MESSAGES] = messages + [("error", problem) for problem in problems]
         return
-    failure = None
-    with st.status("Running the configuration from the link...", expanded=True) as status:
-        bar = st.progress(0.0, text="Masking the volumes")
-        try:
-            result = services.run_decoding(dataset, config, progress=services.progress_bar_callback(bar))
-        except Exception as err:
-            failure = err
-            status.update(label="The decoding stopped", state="error")
-        else:
-            status.update(label="Decoding finished", state="complete", expanded=False)
+    result, failure = services.run_with_status(
+        lambda progress: services.run_decoding(dataset, config, progress=progress),
+        label="Running the configuration from the link...", done_label="Decoding finished",
+        failed_label="The decoding stopped",
+    )
     if failure is not None:
         st.session_state[state.URL_MESSAGES] = messages + [("error", f"The link's configuration could not be run: {failure}")]
         return

@@ -312,6 +312,27 @@ def _return_freed_memory() -> None:
 
 
 # -- progress ----------------------------------------------------------------------
+def run_with_status(work: Callable[[ProgressCallback], object], *, label: str,
+                    done_label: str = "Finished", failed_label: str = "The run stopped"):
+    """Run ``work(progress)`` inside an ``st.status`` box with a progress bar.
+
+    Returns
+    -------
+    (value, error) : tuple
+        ``work``'s return value and None, or None and the exception it raised (the caller
+        shows it, so what the user had before stays in place).
+    """
+    with st.status(label, expanded=True) as status:
+        bar = st.progress(0.0, text="Masking the volumes")
+        try:
+            value = work(progress_bar_callback(bar))
+        except Exception as err:
+            status.update(label=failed_label, state="error")
+            return None, err
+        status.update(label=done_label, state="complete", expanded=False)
+        return value, None
+
+
 def progress_bar_callback(bar) -> ProgressCallback:
     """A core progress callback that moves an ``st.progress`` bar.
 

@@ -179,17 +179,11 @@ def draw_rerun(labels: dict, run_ids: list, selection: list) -> None:
     if not st.button(f"Rerun with {SWEEPABLE[setting].title} = {runs.format_value(value)}", key=state.W_RERUN,
                      type="primary", icon=":material/replay:"):
         return
-    failure = None
-    with st.status("Running...", expanded=True) as status:
-        bar = st.progress(0.0, text="Masking the volumes")
-        try:
-            record, _result = runs.rerun_with_change(base, setting, value,
-                                                     progress=services.progress_bar_callback(bar))
-        except Exception as err:
-            failure = err
-            status.update(label="The run stopped", state="error")
-        else:
-            status.update(label="Run finished", state="complete", expanded=False)
+    outcome, failure = services.run_with_status(
+        lambda progress: runs.rerun_with_change(base, setting, value, progress=progress),
+        label="Running...", done_label="Run finished",
+    )
+    record = outcome[0] if outcome is not None else None
     if failure is not None:
         services.show_error(failure, "rerunning with the changed setting")
         return

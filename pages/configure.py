@@ -21,16 +21,10 @@ CV_HELP = {
 
 def run_decoding(dataset, config) -> None:
     """Run with a progress bar; on success store the result and go to the Results page."""
-    failure = None
-    with st.status("Decoding...", expanded=True) as status:
-        bar = st.progress(0.0, text="Masking the volumes")
-        try:
-            result = services.run_decoding(dataset, config, progress=services.progress_bar_callback(bar))
-        except Exception as err:
-            failure = err
-            status.update(label="The decoding stopped", state="error")
-        else:
-            status.update(label="Decoding finished", state="complete", expanded=False)
+    result, failure = services.run_with_status(
+        lambda progress: services.run_decoding(dataset, config, progress=progress),
+        label="Decoding...", done_label="Decoding finished", failed_label="The decoding stopped",
+    )
     if failure is not None:
         services.show_error(failure, "decoding")
         return
