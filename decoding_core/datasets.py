@@ -209,26 +209,11 @@ _NUMBER_PATTERNS = (
 )
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
-_DIGEST_MEMO: dict = {}
-_DIGEST_MEMO_LOCK = threading.Lock()
 
 
 # --------------------------------------------------------------------------------------
 # Shared helpers
 # --------------------------------------------------------------------------------------
-
-
-def _file_sha256(path: Path) -> str:
-    """`nifti_io.file_digest`, remembered per (path, size, mtime, inode): a big file is hashed once."""
-    stat = os.stat(path)
-    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
-    with _DIGEST_MEMO_LOCK:
-        if key in _DIGEST_MEMO:
-            return _DIGEST_MEMO[key]
-    digest = nifti_io.file_digest(path)
-    with _DIGEST_MEMO_LOCK:
-        _DIGEST_MEMO[key] = digest
-    return digest
 
 
 def _dataset_digest(func_sha256: str, labels: pd.DataFrame, masks: dict, *extra) -> str:
@@ -645,7 +630,7 @@ def load_haxby(subject: int = 2, *, data_dir=None, connect_timeout: float = 5.0,
     else:
         anat_img = nifti_io.mean_volume(func_path)
         background = "the mean functional image (subject 6 has no anatomical image)"
-    digest = _dataset_digest(_file_sha256(func_path), labels, masks, "haxby", subject)
+    digest = _dataset_digest(nifti_io.file_digest(func_path), labels, masks, "haxby", subject)
     if progress is not None:
         progress(1.0, "Done")
     note = " Run 8 has no task labels (all rest)." if subject == 5 else ""
@@ -1061,7 +1046,7 @@ def load_files(func, labels, *, label_column: str = "labels", run_column: str | 
             f"background: {background}."
         ),
         source=f"Uploaded files: {func_path.name}, {label_file}",
-        digest=_dataset_digest(_file_sha256(func_path), table, masks, "upload", label_column, run_column),
+        digest=_dataset_digest(nifti_io.file_digest(func_path), table, masks, "upload", label_column, run_column),
         shape=shape,
         affine=affine,
     )

@@ -8,7 +8,6 @@ once, in chunks of volumes, keeping only the masked voxels of every mask.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -365,26 +364,11 @@ class RawVoxelCache:
 
 
 _DEFAULT_CACHE = RawVoxelCache()
-_DIGESTS: dict = {}
-_DIGESTS_LOCK = threading.Lock()
 
 
 def default_cache() -> RawVoxelCache:
     """The module-level cache `mask_dataset` uses when given none."""
     return _DEFAULT_CACHE
-
-
-def _file_digest_cached(path) -> str:
-    """`nifti_io.file_digest`, remembered per (path, size, mtime, inode) so a file is hashed once."""
-    stat = os.stat(path)
-    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
-    with _DIGESTS_LOCK:
-        if key in _DIGESTS:
-            return _DIGESTS[key]
-    digest = nifti_io.file_digest(path)
-    with _DIGESTS_LOCK:
-        _DIGESTS[key] = digest
-    return digest
 
 
 def _mask_digest(mask_img) -> str:
@@ -447,7 +431,7 @@ def mask_dataset(dataset, mask_name, *, standardize=True, detrend=False,
             "Upload a labels file with one row per volume."
         )
     runs = dataset.runs
-    func_digest = _file_digest_cached(dataset.func_path)
+    func_digest = nifti_io.file_digest(dataset.func_path)
     smoothing_key = None if smoothing_fwhm is None else tuple(np.atleast_1d(np.asarray(smoothing_fwhm, float)).tolist())
 
     def key_for(name):

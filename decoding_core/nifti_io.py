@@ -29,6 +29,7 @@ import hashlib
 import io
 import math
 import os
+import threading
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -774,10 +775,33 @@ def mean_volume(path, progress: Callable[[float, str], None] | None = None, *,
     return _make_image(mean, info, header, Path(path).name, kind)
 
 
+#: Digests already computed, by (real path, size, mtime, inode): a 300 MB file is hashed once
+#: per process, whichever module (data set loading, masking) asks first.
+_DIGEST_MEMO: dict = {}
+_DIGEST_MEMO_LOCK = threading.Lock()
+
+
+def _digest_memo_key(path) -> tuple:
+    stat = os.stat(path)
+    return (os.path.realpath(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+
+
 def file_digest(path) -> str:
-    """SHA-256 (hex) of a file's bytes, read in 1 MiB blocks."""
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB blocks; remembered while the file is unchanged."""
+    key = _digest_memo_key(path)
+    with _DIGEST_MEMO_LOCK:
+        if key in _DIGEST_MEMO:
+            return _DIGEST_MEMO[key]
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1024**2), b""):
             digest.update(block)
+    remember_file_digest(path, digest.hexdigest())
     return digest.hexdigest()
+
+
+def remember_file_digest(path, sha256_hex: str) -> None:
+    """Record a digest computed elsewhere (e.g. while the file was written), so it is not recomputed."""
+    key = _digest_memo_key(path)
+    with _DIGEST_MEMO_LOCK:
+        _DIGEST_MEMO[key] = sha256_hex

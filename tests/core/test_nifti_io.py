@@ -412,3 +412,19 @@ def test_gzip_bomb_is_not_inflated_past_the_header(tmp_path):
     # A few bytes of padding after the data are still accepted.
     padded = write(tmp_path, "padded.nii.gz", gzip.compress(blob + bytes(100), mtime=0), compress=False)
     assert load_image(padded, expected_ndim=4).shape == (2, 2, 2, 2)
+
+
+def test_file_digest_is_hashed_once_and_follows_changes(tmp_path, monkeypatch):
+    import hashlib
+
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"first")
+    calls = []
+    real_sha256 = hashlib.sha256
+    monkeypatch.setattr(nifti_io.hashlib, "sha256", lambda *a: calls.append(a) or real_sha256(*a))
+    assert nifti_io.file_digest(path) == real_sha256(b"first").hexdigest()
+    assert nifti_io.file_digest(path) == real_sha256(b"first").hexdigest()
+    assert len(calls) == 1  # the second call is remembered
+    path.write_bytes(b"second, longer")  # new size and mtime: hashed again
+    assert nifti_io.file_digest(path) == real_sha256(b"second, longer").hexdigest()
+    assert len(calls) == 2
