@@ -53,3 +53,30 @@ def check_range(
         raise DecodingInputError(message)
     if high is not None and (value > high or (value == high and not high_inclusive)):
         raise DecodingInputError(message)
+
+
+_BYTE_UNITS = {
+    "": 1, "B": 1,
+    "K": 1000, "KB": 1000, "M": 1000**2, "MB": 1000**2, "G": 1000**3, "GB": 1000**3,
+    "KI": 1024, "KIB": 1024, "MI": 1024**2, "MIB": 1024**2, "GI": 1024**3, "GIB": 1024**3,
+}
+
+
+def parse_byte_size(raw: str, name: str) -> int:
+    """A positive number of bytes from text such as ``690M``, ``512MiB``, ``1.5G`` or ``629145600``.
+
+    K, M and G (with or without B) are powers of 1000; Ki, Mi and Gi (KiB, ...) powers of 1024.
+    Raises `DecodingInputError` naming ``name`` (usually an environment variable) otherwise.
+    """
+    text = str(raw).strip().upper().replace(" ", "")
+    number = text.rstrip("KMGIB")
+    unit = text[len(number):]
+    try:
+        value = int(float(number) * _BYTE_UNITS[unit])
+    except (ValueError, KeyError, OverflowError):
+        value = -1
+    if not value > 0:
+        raise DecodingInputError(
+            f"{name} must be a positive number of bytes (e.g. 690M, 512MiB or 629145600). Got {raw!r}."
+        )
+    return value

@@ -38,6 +38,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from decoding_core._validation import parse_byte_size
 from decoding_core.errors import DecodingInputError
 
 #: Environment variable fixing the number of concurrent heavy jobs.
@@ -65,26 +66,10 @@ class ServerBusyError(DecodingInputError):
     """The server was too busy: the job waited longer than its timeout in the queue."""
 
 
-def _parse_bytes(raw: str, name: str) -> int:
-    multipliers = {"K": 1000, "M": 1000**2, "G": 1000**3}
-    text = raw.strip().upper().removesuffix("B").removesuffix("I")
-    factor = 1
-    if text and text[-1] in multipliers:
-        factor = multipliers[text[-1]]
-        text = text[:-1]
-    try:
-        value = int(float(text) * factor)
-    except ValueError:
-        value = -1
-    if value <= 0:
-        raise DecodingInputError(f"{name} must be a positive number of bytes (e.g. 690M). Got {raw!r}.")
-    return value
-
-
 def host_memory_bytes() -> int:
     """The host memory the app may use: ``$DECODING_LAB_HOST_MEMORY_BYTES`` or 690 MB."""
     raw = os.environ.get(HOST_MEMORY_ENV, "").strip()
-    return _parse_bytes(raw, HOST_MEMORY_ENV) if raw else DEFAULT_HOST_MEMORY_BYTES
+    return parse_byte_size(raw, HOST_MEMORY_ENV) if raw else DEFAULT_HOST_MEMORY_BYTES
 
 
 def default_max_jobs() -> int:

@@ -38,6 +38,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from decoding_core._validation import parse_byte_size
 from decoding_core.errors import DecodingInputError
 
 try:  # ISA-L inflates about 2x faster than zlib; optional.
@@ -166,21 +167,7 @@ def configured_budget_bytes() -> int:
     raw = os.environ.get(BUDGET_ENV, "").strip()
     if not raw:
         return DEFAULT_BUDGET_BYTES
-    multipliers = {"K": 1024, "M": 1024**2, "G": 1024**3}
-    text = raw.upper().removesuffix("B").removesuffix("I")
-    factor = 1
-    if text and text[-1] in multipliers:
-        factor = multipliers[text[-1]]
-        text = text[:-1]
-    try:
-        value = int(float(text) * factor)
-    except ValueError:
-        value = -1
-    if value <= 0:
-        raise DecodingInputError(
-            f"{BUDGET_ENV} must be a positive number of bytes (e.g. 600M or 629145600). Got {raw!r}."
-        )
-    return value
+    return parse_byte_size(raw, BUDGET_ENV)
 
 
 def _megabytes(n_bytes: int) -> str:

@@ -42,6 +42,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from decoding_core._validation import parse_byte_size
+
 _LOGGER = logging.getLogger(__name__)
 
 #: Environment variable: seconds a disconnected session keeps its data (default 120).
@@ -268,7 +270,8 @@ class SessionRegistry:
         self.on_create = on_create
         self.session_max_bytes = int(session_max_bytes)
         if total_max_bytes is None:
-            total_max_bytes = int(_env_seconds(TOTAL_BYTES_ENV, DEFAULT_TOTAL_MAX_BYTES))
+            raw = os.environ.get(TOTAL_BYTES_ENV, "").strip()
+            total_max_bytes = parse_byte_size(raw, TOTAL_BYTES_ENV) if raw else DEFAULT_TOTAL_MAX_BYTES
         self.total_max_bytes = int(total_max_bytes)
         self._stores: dict[str, SessionStore] = {}
         self._lock = threading.Lock()
