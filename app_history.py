@@ -441,15 +441,8 @@ def rerun_setting_values(setting: str, record) -> list:
     return [value for value in choices if value != current] or choices
 
 
-def format_value(value) -> str:
-    """A setting's value as text: ``none``, ``yes``/``no``, ``0.01``, ``svc``."""
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
+#: A setting's value as text (one wording everywhere: sweeps, history, compare).
+format_value = sweeps.format_value
 
 
 def parse_one_value(setting: str, text: str):

@@ -296,6 +296,22 @@ def _check_positive(value, name, *, allow_none=True, allow_zero=False):
     return float(value)
 
 
+def _background_and_pointable(bg_img, canonical, shape, affine, reorientation):
+    """The displayed anatomy (or None) and which voxels the click grid covers.
+
+    The grid covers the map's nonzero voxels and the head; without anatomy, every voxel
+    (any voxel may be the next cut).
+    """
+    pointable = canonical != 0
+    if bg_img is None:
+        pointable[:] = True
+        return None, pointable
+    target = nib.Nifti1Image(np.zeros(shape, dtype=np.uint8), affine)
+    grey, head = _background_volume(bg_img, target, shape, affine)
+    pointable |= reorientation.data(head)
+    return reorientation.data(grey), pointable
+
+
 def _background_volume(bg_img, target_img, shape, affine) -> tuple:
     """Background anatomy on the target grid: uint8 grey levels (0 = black) and its non-zero voxels."""
     _check_image(bg_img, "bg_img")
@@ -600,15 +616,7 @@ def plot_stat_slices(
     shown = np.abs(canonical) >= threshold
     shown &= canonical != 0
     overlay = np.where(shown, canonical, np.nan).astype(np.float32)
-    background = None
-    pointable = canonical != 0
-    if bg_img is not None:
-        target = nib.Nifti1Image(np.zeros(shape, dtype=np.uint8), stat_img.affine)
-        grey, head = _background_volume(bg_img, target, shape, stat_img.affine)
-        background = reorientation.data(grey)
-        pointable |= reorientation.data(head)
-    else:
-        pointable[:] = True  # without anatomy, any voxel may be the next cut
+    background, pointable = _background_and_pointable(bg_img, canonical, shape, stat_img.affine, reorientation)
 
     def make_overlay(view, canonical_cut, x_mm, y_mm, first):
         colorbar = dict(
@@ -714,15 +722,7 @@ def plot_roi(
         codes = np.where(canonical != 0, 1.0, np.nan).astype(np.float32)
         colorscale = [[0.0, color], [1.0, color]]
         zmin, zmax = 0.0, 1.0
-    background = None
-    pointable = canonical != 0
-    if bg_img is not None:
-        target = nib.Nifti1Image(np.zeros(shape, dtype=np.uint8), mask_img.affine)
-        grey, head = _background_volume(bg_img, target, shape, mask_img.affine)
-        background = reorientation.data(grey)
-        pointable |= reorientation.data(head)
-    else:
-        pointable[:] = True  # without anatomy, any voxel may be the next cut
+    background, pointable = _background_and_pointable(bg_img, canonical, shape, mask_img.affine, reorientation)
 
     def make_overlay(view, canonical_cut, x_mm, y_mm, first):
         return [

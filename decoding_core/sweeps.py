@@ -145,7 +145,7 @@ def parse_sweep_values(setting: str, text: str) -> list:
     if not tokens:
         raise DecodingInputError(
             f"Give at least one value of {spec.title}, e.g. "
-            f"{', '.join(_format_value(v) for v in spec.default_values[:3])}."
+            f"{', '.join(format_value(v) for v in spec.default_values[:3])}."
         )
     values: list = []
     for token in tokens:
@@ -198,7 +198,7 @@ def parse_sweep_values(setting: str, text: str) -> list:
         try:
             DecodingConfig().replace(**{setting: value})
         except DecodingInputError as err:
-            raise DecodingInputError(f"{spec.title} = {_format_value(value)} cannot be used: {err}") from None
+            raise DecodingInputError(f"{spec.title} = {format_value(value)} cannot be used: {err}") from None
     return distinct
 
 
@@ -254,7 +254,7 @@ def run_sweep(dataset, base_config: DecodingConfig, setting: str, values, progre
     for index, config in enumerate(configs):
         if should_stop is not None and should_stop():
             break
-        label = f"{setting} = {_format_value(getattr(config, setting))} ({index + 1}/{total})"
+        label = f"{setting} = {format_value(getattr(config, setting))} ({index + 1}/{total})"
 
         def step_progress(fraction, message, _index=index, _label=label):
             if progress is not None:
@@ -268,7 +268,8 @@ def run_sweep(dataset, base_config: DecodingConfig, setting: str, values, progre
     return results
 
 
-def _format_value(value) -> str:
+def format_value(value) -> str:
+    """A setting's value as text: ``none``, ``yes``/``no``, ``0.01``, ``svc``."""
     if value is None:
         return "none"
     if isinstance(value, bool):
@@ -294,7 +295,7 @@ def sweep_table(results, setting: str) -> pd.DataFrame:
         n = scores.size
         rows.append({
             "value": value,
-            "label": _format_value(value),
+            "label": format_value(value),
             "mean_score": float(result.mean_score),
             "std_score": float(result.std_score),
             "sem": float(scores.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan"),
@@ -318,7 +319,7 @@ def sweep_fold_scores(results, setting: str) -> pd.DataFrame:
     _check_setting(setting)
     rows = []
     for result in results:
-        label = _format_value(getattr(result.config, setting))
+        label = format_value(getattr(result.config, setting))
         for fold, score in enumerate(np.asarray(result.fold_scores, dtype=float)):
             rows.append({"label": label, "fold": fold + 1, "score": float(score)})
     return pd.DataFrame(rows, columns=["label", "fold", "score"])
