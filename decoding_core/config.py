@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from decoding_core._validation import check_in, check_range
 from decoding_core.errors import DecodingInputError

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -83,3 +91,69 @@ def browser(chromium_executable):
             yield instance
         finally:
             instance.close()
+
+
+# -- a real ``streamlit run`` server, for the browser tests --------------------------------------
+
+SERVER_START_TIMEOUT = 60
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _log_tail(path: Path, n_chars: int = 4000) -> str:
+    try:
+        return path.read_text(errors="replace")[-n_chars:]
+    except OSError:
+        return "(no server log)"
+
+
+@contextlib.contextmanager
+def streamlit_server(work: Path, extra_env: dict | None = None):
+    """Run ``streamlit run app.py`` on a free loopback port, with its data in ``work``.
+
+    Yields the base URL once ``/_stcore/health`` answers ``ok``; stops the server's whole
+    process group afterwards.
+    """
+    env = dict(os.environ, DECODING_LAB_DATA_DIR=str(work / "data"), PYTHONUNBUFFERED="1",
+               DECODING_LAB_HISTORY_PATH=str(work / "history.sqlite3"), **(extra_env or {}))
+    port = _free_port()
+    log_path = work / "streamlit.log"
+    command = [
+        sys.executable, "-m", "streamlit", "run", "app.py",
+        "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+        # What a visitor of the deployed app sees: no developer "Deploy" menu in the screenshots.
+        "--client.toolbarMode", "viewer",
+    ]
+    with open(log_path, "wb") as log:
+        # A new session (process group) so teardown stops the server and anything it started.
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"streamlit exited with code {process.returncode}:\n{_log_tail(log_path)}")
+            try:
+                with urllib.request.urlopen(f"{base_url}/_stcore/health", timeout=2) as response:
+                    if response.read().decode(errors="replace").strip() == "ok":
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not become healthy in {SERVER_START_TIMEOUT} s:\n{_log_tail(log_path)}")
+            time.sleep(0.5)
+        yield base_url
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=15)

@@ -13,15 +13,7 @@ where they fail.
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import types
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -30,8 +22,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT_DIR = REPO_ROOT / "test-output" / "screenshots"
 VIEWPORT = {"width": 1400, "height": 1000}
 
-#: Seconds the server may take to answer its health check.
-SERVER_START_TIMEOUT = 60
 #: Milliseconds for the first page load (it generates the simulated data set) and for runs.
 FIRST_LOAD_TIMEOUT_MS = 90_000
 #: Milliseconds for ordinary reruns on a loaded 2-core machine.
@@ -41,68 +31,13 @@ APP_IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 APP_RUNNING = "[data-testid='stApp'][data-test-script-state='running']"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _log_tail(path: Path, n_chars: int = 4000) -> str:
-    try:
-        return path.read_text(errors="replace")[-n_chars:]
-    except OSError:
-        return "(no server log)"
-
-
 @pytest.fixture(scope="session")
 def app_server(chromium_executable, tmp_path_factory):
     """Start ``streamlit run app.py`` on a free port; yield its base URL; stop it afterwards."""
-    work = tmp_path_factory.mktemp("browser-server")
-    port = _free_port()
-    env = dict(os.environ)
-    env["DECODING_LAB_DATA_DIR"] = str(work / "data")
-    env["DECODING_LAB_HISTORY_PATH"] = str(work / "history.jsonl")
-    env["PYTHONUNBUFFERED"] = "1"
-    log_path = work / "streamlit.log"
-    command = [
-        sys.executable, "-m", "streamlit", "run", "app.py",
-        "--server.headless", "true",
-        "--server.port", str(port),
-        "--server.address", "127.0.0.1",
-        "--browser.gatherUsageStats", "false",
-        "--server.fileWatcherType", "none",
-        # What a visitor of the deployed app sees: no developer "Deploy" menu in the screenshots.
-        "--client.toolbarMode", "viewer",
-    ]
-    with open(log_path, "wb") as log:
-        # A new session (process group) so teardown stops the server and anything it started.
-        process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"streamlit exited with code {process.returncode}:\n{_log_tail(log_path)}")
-            try:
-                with urllib.request.urlopen(f"{base_url}/_stcore/health", timeout=2) as response:
-                    if response.read().decode(errors="replace").strip() == "ok":
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not become healthy in {SERVER_START_TIMEOUT} s:\n{_log_tail(log_path)}")
-            time.sleep(0.5)
+    from tests.conftest import streamlit_server
+
+    with streamlit_server(tmp_path_factory.mktemp("browser-server")) as base_url:
         yield base_url
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=15)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ the seed that reproduces it (``--replay SEED``). Prints one JSON summary.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import logging
 import os
@@ -26,7 +25,6 @@ import tempfile
 import time
 import traceback
 import warnings
-import zlib
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent

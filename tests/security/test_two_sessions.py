@@ -11,12 +11,6 @@ family ``cache_memory_bytes``) show the bytes Streamlit holds for uploaded files
 from __future__ import annotations
 
 import gzip
-import os
-import re
-import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -41,49 +35,16 @@ PURGE_WAIT_S = GRACE_S + SWEEP_S + METRICS_TTL_S + 10
 TIMEOUT_MS = 120_000
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(chromium_executable, tmp_path_factory):
     """(base URL, data dir) of a fresh server with a fast session janitor."""
+    from tests.conftest import streamlit_server
+
     work = tmp_path_factory.mktemp("two-sessions")
-    port = _free_port()
-    env = dict(os.environ, DECODING_LAB_DATA_DIR=str(work / "data"), PYTHONUNBUFFERED="1",
-               DECODING_LAB_HISTORY_PATH=str(work / "history.jsonl"),
-               DECODING_LAB_SESSION_GRACE_SECONDS=str(GRACE_S), DECODING_LAB_SESSION_SWEEP_SECONDS=str(SWEEP_S))
-    log_path = work / "streamlit.log"
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-               "--server.port", str(port), "--server.address", "127.0.0.1",
-               "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log_path.read_text(errors="replace")[-3000:]
-            try:
-                with urllib.request.urlopen(f"{base_url}/_stcore/health", timeout=2) as response:
-                    if response.read().strip() == b"ok":
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            assert time.monotonic() < deadline, log_path.read_text(errors="replace")[-3000:]
-            time.sleep(0.5)
+    fast_janitor = {"DECODING_LAB_SESSION_GRACE_SECONDS": str(GRACE_S),
+                    "DECODING_LAB_SESSION_SWEEP_SECONDS": str(SWEEP_S)}
+    with streamlit_server(work, fast_janitor) as base_url:
         yield base_url, work / "data"
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")

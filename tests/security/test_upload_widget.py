@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-import hostile
 from _harness import MAX_GROWTH_MB
 
 CHILD = Path(__file__).with_name("_upload_child.py")
