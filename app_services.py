@@ -566,6 +566,25 @@ def load_uploaded_dataset(
     return session_store().get_or_compute(("datasets",) + key, lambda: run_heavy(compute))
 
 
+#: The file-name stems the app gives uploads on disk, by role (see `load_uploaded_dataset`).
+_STORED_UPLOAD_STEMS = {"4D image": "func", "labels": "labels", "mask": "mask", "anatomy": "anat"}
+
+
+def with_upload_names(message: str, names: dict) -> str:
+    """Say the user's own file names in a message that names the app's stored copies.
+
+    ``names`` maps a role ("4D image", "labels", "mask", "anatomy") to the uploaded file's
+    name, already made safe to show (`safe_display_name`).
+    """
+    import re
+
+    for role, stem in _STORED_UPLOAD_STEMS.items():
+        if role in names:
+            message = re.sub(rf"(')?(?<![\w/.-]){stem}\.(?:nii\.gz|nii|txt)(?![\w.])(?(1)')",
+                             lambda _match, name=names[role]: f"'{name}'", message)
+    return message
+
+
 def read_label_columns(labels_bytes: bytes) -> list[str]:
     """Column names of an uploaded labels table (for the column pickers).
 

@@ -129,9 +129,10 @@ def load_uploads(func_upload: dict, labels_file, mask_file, anat_file, label_col
             )
         except Exception as err:
             status.update(label="Your files could not be loaded", state="error")
-            st.session_state[state.LOAD_ERROR] = str(err) if isinstance(err, DecodingInputError) else (
+            message = str(err) if isinstance(err, DecodingInputError) else (
                 f"Your files could not be loaded: {type(err).__name__}: {err}"
             )
+            st.session_state[state.LOAD_ERROR] = services.with_upload_names(message, names)
             return
         status.update(label="Your files are loaded", state="complete")
     # The app now works from its own copy: free Streamlit's in-memory copy of the uploads.

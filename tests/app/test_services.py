@@ -40,3 +40,13 @@ def test_upload_root_refuses_a_token_that_could_escape_the_folder():
     with pytest.raises(ValueError):
         services.upload_root("../other")
     assert services.upload_root("abc123").name == "abc123"
+
+
+def test_upload_errors_name_the_users_files_not_the_stored_copies():
+    import app_services
+
+    names = {"4D image": "bold.nii.gz", "labels": "my labels.csv"}
+    message = "This file ('func.nii.gz') is 3D; func.nii is not NIfTI; labels.txt has 3 rows; mask.nii stays"
+    assert app_services.with_upload_names(message, names) == (
+        "This file ('bold.nii.gz') is 3D; 'bold.nii.gz' is not NIfTI; 'my labels.csv' has 3 rows; mask.nii stays"
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 import state
@@ -196,6 +198,10 @@ def test_bad_upload_shows_an_error_and_keeps_the_previous_data_set(case, haxby_v
     assert len(errors) == 1, errors
     assert expected_words.lower() in errors[0].lower(), errors[0]
     assert "Traceback" not in errors[0]
+    # The message names the user's own files, never the app's stored copies.
+    assert not re.search(r"\bfunc\.nii", errors[0]), errors[0]
+    if case in ("not nifti", "3D image"):
+        assert f"'{func[0]}'" in errors[0], errors[0]
     # The data set loaded before is still the one in use, and it still works.
     assert at.session_state[state.DATASET] is before
     assert metric_value(at, "Volumes") == str(before.n_volumes)
