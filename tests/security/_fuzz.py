@@ -34,6 +34,7 @@ sys.path.insert(0, str(HERE.parents[1]))
 import numpy as np  # noqa: E402
 
 import hostile  # noqa: E402
+from _child import _status as _vm_status  # noqa: E402  (this folder is sys.path[0])
 from decoding_core import datasets, nifti_io  # noqa: E402
 from decoding_core.errors import DecodingInputError  # noqa: E402
 
@@ -153,14 +154,6 @@ def labels_case(seed: int) -> bytes:
     return bytes(text)
 
 
-def _vm_status() -> dict:
-    values = {}
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM", "VmSize"):
-                values[key] = int(rest.split()[0]) * 1024
-    return values
 
 
 def run(seed: int, n_nifti: int, n_labels: int, headroom_mb: int) -> dict:
