@@ -178,8 +178,19 @@ def choose_option(page, label: str, option: str) -> None:
     wait_for_app(page)
 
 
-def metric_values(page) -> dict:
-    """Every metric on the page: label -> value text."""
+def metric_values(page, *required: str, timeout: int = RERUN_TIMEOUT_MS) -> dict:
+    """Every metric on the page: label -> value text.
+
+    Metrics are drawn one by one as the script runs: first wait until a metric with
+    each ``required`` label is on the page, so a test never reads a half-drawn page.
+    """
+    from playwright.sync_api import expect
+
+    for label in required:
+        labelled = page.locator("[data-testid='stMetric']").filter(
+            has=page.locator("[data-testid='stMetricLabel']", has_text=label)
+        )
+        expect(labelled.first).to_be_visible(timeout=timeout)
     values = {}
     for metric in page.locator("[data-testid='stMetric']").all():
         label = metric.locator("[data-testid='stMetricLabel']").inner_text().strip()

@@ -52,7 +52,7 @@ def test_data_page_shows_slices_and_metrics(page, ui):
     expect(chart).to_be_visible()
     # Plotly drew the slices: one drag layer per panel of the ortho view.
     expect(chart.locator(".nsewdrag")).to_have_count(3)
-    metrics = ui.metric_values(page)
+    metrics = ui.metric_values(page, "Image shape", "Runs")
     for label in ("Image shape", "Voxel size (mm)", "TR (s)", "Volumes", "Runs"):
         assert label in metrics, metrics
     assert metrics["Runs"] == "12"
@@ -75,7 +75,7 @@ def test_data_page_shows_slices_and_metrics(page, ui):
 
 def test_configure_run_results_downloads_and_voxel_click(page, ui, simulated_dataset, tmp_path):
     ui.navigate_to_page(page, "Configure")
-    metrics = ui.metric_values(page)
+    metrics = ui.metric_values(page, "Data to decode", "Classes")
     expected_voxels = int(np.count_nonzero(simulated_dataset.masks["vt"].get_fdata()))
     assert metrics["Data to decode (samples x voxels)"].endswith(f"x {expected_voxels}")
     assert metrics["Classes"] == "2"
@@ -84,7 +84,7 @@ def test_configure_run_results_downloads_and_voxel_click(page, ui, simulated_dat
     page.get_by_role("button", name="Run the decoding").click()
     ui.wait_for_page(page, "Results", timeout=RUN_TIMEOUT_MS)
     ui.assert_no_exception(page)
-    results = ui.metric_values(page)
+    results = ui.metric_values(page, "Mean accuracy", "Chance level", "Folds")
     mean_score = float(results["Mean accuracy"])
     chance = float(results["Chance level"])
     assert chance == pytest.approx(0.5, abs=0.01)  # face vs cat, balanced blocks

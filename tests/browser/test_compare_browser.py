@@ -31,8 +31,7 @@ def run_with_C(page, ui, C: float) -> None:
     box.press("Enter")
     ui.wait_for_app(page)
     page.get_by_role("button", name="Run the decoding").click()
-    ui.wait_for_app(page, timeout=RUN_TIMEOUT_MS)
-    expect(page.locator("h1").first).to_have_text("Results", timeout=RUN_TIMEOUT_MS)
+    ui.wait_for_page(page, "Results", timeout=RUN_TIMEOUT_MS)
     ui.assert_no_exception(page)
 
 
@@ -59,7 +58,7 @@ def test_two_runs_compared_and_exported(page, ui, tmp_path):
     expect(picked).to_contain_text("C=1,")
     expect(picked).to_contain_text("C=0.001,")
     expect(page.get_by_text("Settings that differ (highlighted):")).to_be_visible()
-    metrics = ui.metric_values(page)
+    metrics = ui.metric_values(page, "Mean difference (A - B)", "Paired t-test p")
     assert "Mean difference (A - B)" in metrics, metrics
     assert "Paired t-test p" in metrics, metrics
     expect(page.locator("[data-testid='stAlert']").filter(has_text="Limits of this test")).to_have_count(1)
@@ -90,13 +89,12 @@ def test_two_runs_compared_and_exported(page, ui, tmp_path):
 def test_a_shared_link_restores_the_configuration_and_runs_it(page, ui, app_server):
     config = DecodingConfig(C=0.05, cv="kfold", n_folds=4, mask_name="house")
     page.goto(f"{app_server}/?{config_to_query_string(config, 'simulated')}")
-    ui.wait_for_app(page, timeout=RUN_TIMEOUT_MS)
-    expect(page.locator("h1").first).to_have_text("Results", timeout=RUN_TIMEOUT_MS)
+    ui.wait_for_page(page, "Results", timeout=RUN_TIMEOUT_MS)
     ui.assert_no_exception(page)
     expect(page.get_by_text("Restored the configuration from the link")).to_be_visible()
     # The address bar still carries the configuration.
     assert "C=0.05" in page.url and "data=simulated" in page.url
-    metrics = ui.metric_values(page)
+    metrics = ui.metric_values(page, "Folds", timeout=RUN_TIMEOUT_MS)
     assert metrics["Folds"] == "4"
 
     ui.navigate_to_page(page, "Configure")

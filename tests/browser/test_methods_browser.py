@@ -41,7 +41,7 @@ def test_multiclass_review_with_pattern_map_and_permutation_test(page, ui, simul
     # The ridge classifier keeps the 20 permutations of 12 folds x 8 classes quick.
     ui.choose_option(page, "Classifier", "Ridge classifier")
     ui.choose_option(page, "Score", "Balanced accuracy")
-    metrics = ui.metric_values(page)
+    metrics = ui.metric_values(page, "Classes", "Data to decode")
     assert metrics["Classes"] == "8", metrics
     n_samples = int(metrics["Data to decode (samples x voxels)"].split(" x ")[0])
     expected_samples = int(np.isin(np.asarray(simulated_dataset.conditions, dtype=str), categories).sum())
@@ -52,7 +52,7 @@ def test_multiclass_review_with_pattern_map_and_permutation_test(page, ui, simul
     page.get_by_role("button", name="Run the decoding").click()
     ui.wait_for_page(page, "Results", timeout=RUN_TIMEOUT_MS)
     ui.assert_no_exception(page)
-    results = ui.metric_values(page)
+    results = ui.metric_values(page, "Mean balanced accuracy", "Chance level")
     score = float(results["Mean balanced accuracy"])
     chance = float(results["Chance level"])
     assert chance == pytest.approx(1 / 8, abs=0.01)
@@ -102,7 +102,7 @@ def test_multiclass_review_with_pattern_map_and_permutation_test(page, ui, simul
     expect(page.get_by_text(f"{N_PERMUTATIONS} / {N_PERMUTATIONS}")).to_be_visible(timeout=RUN_TIMEOUT_MS)
     ui.wait_for_app(page, timeout=RUN_TIMEOUT_MS)
     ui.assert_no_exception(page)
-    significance = ui.metric_values(page)
+    significance = ui.metric_values(page, "Observed score", "p-value")
     assert float(significance["Observed score"]) == pytest.approx(score, abs=0.001)
     p_value = float(significance["p-value"])
     # A pattern this strong beats every shuffle: the smallest p-value 20 permutations allow.
