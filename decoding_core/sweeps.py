@@ -111,6 +111,11 @@ def _range_values(setting: str, low: float, high: float, count: int | None, log_
     return [float(f"{v:.6g}") for v in values]
 
 
+def _shown(token: str, limit: int = 40) -> str:
+    """A value the user typed, quoted and cut short so an error message stays readable."""
+    return repr(token if len(token) <= limit else token[: limit - 3] + "...")
+
+
 def parse_sweep_values(setting: str, text: str) -> list:
     """Parse the values a user typed for a sweep of ``setting``.
 
@@ -158,7 +163,7 @@ def parse_sweep_values(setting: str, text: str) -> list:
                 count = int(count_text) if count_text else None
             except ValueError:
                 raise DecodingInputError(
-                    f"Cannot read the range {token!r}: write it as LOW..HIGH or LOW..HIGH:COUNT (e.g. 0.001..100)."
+                    f"Cannot read the range {_shown(token)}: write it as LOW..HIGH or LOW..HIGH:COUNT (e.g. 0.001..100)."
                 ) from None
             expanded = _range_values(setting, low, high, count, spec.log_scale)
             values.extend(int(v) if spec.kind == "int" else v for v in expanded)
@@ -166,7 +171,7 @@ def parse_sweep_values(setting: str, text: str) -> list:
         if spec.kind == "choice":
             choices = _CHOICES.get(setting)
             if choices is not None and token not in choices:
-                raise DecodingInputError(f"{spec.title}: {token!r} is not one of {list(choices)}.")
+                raise DecodingInputError(f"{spec.title}: {_shown(token)} is not one of {list(choices)}.")
             values.append(token)
         elif spec.kind == "bool":
             if lowered in _TRUE:
@@ -174,17 +179,17 @@ def parse_sweep_values(setting: str, text: str) -> list:
             elif lowered in _FALSE:
                 values.append(False)
             else:
-                raise DecodingInputError(f"{spec.title}: {token!r} is not yes/no (true/false, 1/0).")
+                raise DecodingInputError(f"{spec.title}: {_shown(token)} is not yes/no (true/false, 1/0).")
         elif spec.kind == "optional_float" and lowered in _NONE:
             values.append(None)
         else:
             try:
                 number = float(token)
             except ValueError:
-                raise DecodingInputError(f"{spec.title}: {token!r} is not a number.") from None
+                raise DecodingInputError(f"{spec.title}: {_shown(token)} is not a number.") from None
             if spec.kind == "int":
                 if not number.is_integer():
-                    raise DecodingInputError(f"{spec.title}: {token!r} is not a whole number.")
+                    raise DecodingInputError(f"{spec.title}: {_shown(token)} is not a whole number.")
                 number = int(number)
             values.append(number)
     distinct = list(dict.fromkeys(values))

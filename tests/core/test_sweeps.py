@@ -63,6 +63,14 @@ def test_parse_sweep_values_refuses_junk(setting, text, message):
         parse_sweep_values(setting, text)
 
 
+def test_a_long_bad_value_is_cut_short_in_the_message():
+    with pytest.raises(DecodingInputError) as caught:
+        parse_sweep_values("standardize", "x" * 500)
+    message = str(caught.value)
+    assert "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...' is not yes/no" in message
+    assert len(message) < 120
+
+
 def test_too_many_values_are_refused():
     text = ",".join(str(v) for v in range(1, MAX_SWEEP_VALUES + 2))
     with pytest.raises(DecodingInputError, match=f"at most {MAX_SWEEP_VALUES} values"):
