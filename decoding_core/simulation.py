@@ -335,6 +335,12 @@ def _ar1(rng, n_samples, n_series, coefficient, runs) -> np.ndarray:
     return out
 
 
+def _add_scaled(total: np.ndarray, term: np.ndarray, scale: float) -> None:
+    """``total += scale * term`` without a temporary; ``term`` is overwritten."""
+    term *= scale
+    total += term
+
+
 def simulate_subject(seed: int = 0) -> SimulatedSubject:
     """Generate the whole simulated subject in memory.
 
@@ -359,16 +365,18 @@ def simulate_subject(seed: int = 0) -> SimulatedSubject:
     amplitudes = 1.0 + _BLOCK_AMPLITUDE_SD * rng.standard_normal((N_RUNS, len(CATEGORIES)))
     regressors = _hrf_regressors(labels, np.clip(amplitudes, 0.2, None)).astype(np.float32)
     pattern_matrix = np.stack([patterns_full[c][brain] for c in CATEGORIES]).astype(np.float32)
-    percent = regressors @ pattern_matrix  # (n_volumes, n_brain)
+    # (n_volumes, n_brain) float32, about 70 MB: the arithmetic below works in place, so a
+    # cold start of a small cloud host never holds more than two such matrices at once.
+    percent = regressors @ pattern_matrix
 
     noise_rng = _child_rng(seed, "noise")
-    percent += _WHITE_NOISE_SD * _ar1(noise_rng, n_volumes, n_brain, _WHITE_NOISE_AR, runs)
+    _add_scaled(percent, _ar1(noise_rng, n_volumes, n_brain, _WHITE_NOISE_AR, runs), _WHITE_NOISE_SD)
     # Structured noise: smooth spatial components with AR(1) time courses.
     components = _smooth_random_field(noise_rng, anatomy.shape, 1.5, _N_STRUCTURED_COMPONENTS)
     components = components[:, brain]
     components /= components.std(axis=1, keepdims=True) * np.sqrt(_N_STRUCTURED_COMPONENTS)
     courses = _ar1(noise_rng, n_volumes, _N_STRUCTURED_COMPONENTS, _STRUCTURED_NOISE_AR, runs)
-    percent += _STRUCTURED_NOISE_SD * (courses @ components)
+    _add_scaled(percent, courses @ components, _STRUCTURED_NOISE_SD)
     # Slow drifts (linear and two cosines per run) with smooth spatial weights.
     drift_maps = _smooth_random_field(noise_rng, anatomy.shape, 3.0, 3)[:, brain]
     drift_maps /= drift_maps.std(axis=1, keepdims=True)
@@ -380,13 +388,19 @@ def simulate_subject(seed: int = 0) -> SimulatedSubject:
         drift_courses[rows, 0] = weights[0] * (phase - 0.5)
         drift_courses[rows, 1] = weights[1] * np.cos(np.pi * phase) / 2
         drift_courses[rows, 2] = weights[2] * np.cos(2 * np.pi * phase) / 2
-    percent += _DRIFT_SD * (drift_courses @ drift_maps)
+    _add_scaled(percent, drift_courses @ drift_maps, _DRIFT_SD)
     run_offsets = _RUN_OFFSET_SD * noise_rng.standard_normal(N_RUNS).astype(np.float32)
     percent += run_offsets[runs][:, None]
 
-    baseline = anatomy.baseline[brain]
-    values = baseline * (1.0 + percent / 100.0)
-    bold_brain = np.clip(np.rint(values), 0, np.iinfo(np.int16).max).astype(np.int16)
+    # values = baseline * (1 + percent / 100), rounded and clipped to int16, in place.
+    values = percent
+    values /= 100.0
+    values += 1.0
+    values *= anatomy.baseline[brain]
+    np.rint(values, out=values)
+    np.clip(values, 0, np.iinfo(np.int16).max, out=values)
+    bold_brain = values.astype(np.int16)
+    del percent, values
     bold = np.zeros((*anatomy.shape, n_volumes), np.int16)
     bold[brain] = bold_brain.T
 
@@ -409,6 +423,34 @@ def nifti_header(shape, affine, dtype, zooms) -> nib.Nifti1Header:
     return header
 
 
+def _gzip_compressor():
+    """A deterministic gzip stream compressor: ISA-L when installed, else zlib.
+
+    Both write a gzip header with no file name and a zero time stamp.
+    """
+    try:
+        from isal import isal_zlib
+
+        return isal_zlib.compressobj(2, isal_zlib.DEFLATED, 16 + 15)
+    except ImportError:  # pragma: no cover - isal is a pinned requirement
+        import zlib
+
+        return zlib.compressobj(1, zlib.DEFLATED, 16 + 15)
+
+
+def _fortran_chunks(data: np.ndarray):
+    """The bytes of ``data`` in NIfTI order (x fastest), one 3D volume at a time.
+
+    Streaming by volume keeps writing a 4D image from ever holding a second copy of it.
+    """
+    if data.ndim <= 3:
+        yield np.asfortranarray(data).tobytes(order="F")
+        return
+    volumes = data.reshape(*data.shape[:3], -1, order="F")
+    for index in range(volumes.shape[3]):
+        yield np.asfortranarray(volumes[..., index]).tobytes(order="F")
+
+
 def write_nifti_gz_atomic(data: np.ndarray, affine: np.ndarray, path: Path,
                           zooms=None) -> None:
     """Write ``data`` as a deterministic .nii.gz, atomically.
@@ -416,28 +458,23 @@ def write_nifti_gz_atomic(data: np.ndarray, affine: np.ndarray, path: Path,
     The gzip header carries no file name and a zero time stamp, so the same
     data give the same bytes. The file is written under a temporary name in
     the same directory and renamed into place, so that a reader never sees a
-    half-written file.
+    half-written file. The data are compressed one volume at a time, so the
+    only large array in memory is ``data`` itself.
     """
     path = Path(path)
     if zooms is None:
         spatial = tuple(float(v) for v in np.sqrt((affine[:3, :3] ** 2).sum(axis=0)))
         zooms = spatial + (1.0,) * (data.ndim - 3)
     header = nifti_header(data.shape, affine, data.dtype, zooms)
-    # NIfTI stores x fastest: the Fortran-order bytes of (x, y, z, t).
-    payload = header.binaryblock + b"\x00" * 4 + np.asfortranarray(data).tobytes(order="F")
-    try:
-        from isal import igzip
-
-        compressed = igzip.compress(payload, compresslevel=2, mtime=0)
-    except ImportError:  # pragma: no cover - isal is a pinned requirement
-        import gzip
-
-        compressed = gzip.compress(payload, compresslevel=1, mtime=0)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as stream:
-            stream.write(compressed)
+            compressor = _gzip_compressor()
+            stream.write(compressor.compress(header.binaryblock + b"\x00" * 4))
+            for chunk in _fortran_chunks(data):
+                stream.write(compressor.compress(chunk))
+            stream.write(compressor.flush())
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)

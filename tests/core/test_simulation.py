@@ -154,6 +154,18 @@ def test_written_file_is_deterministic_readable_and_atomic(tmp_path):
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.nii.gz", "b.nii.gz", "sub"]
 
 
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_written_3d_and_4d_files_hold_the_data_in_either_memory_order(tmp_path, order):
+    rng = np.random.default_rng(3)
+    volume = np.asarray(rng.integers(-300, 300, size=(6, 4, 5)), dtype=np.int16, order=order)
+    series = np.asarray(rng.normal(size=(3, 4, 2, 9)), dtype=np.float32, order=order)
+    for name, data in (("mask.nii.gz", volume), ("bold.nii.gz", series)):
+        simulation.write_nifti_gz_atomic(data, np.eye(4), tmp_path / name)
+        loaded = nib.load(tmp_path / name)
+        assert loaded.shape == data.shape
+        assert np.array_equal(np.asanyarray(loaded.dataobj), data)
+
+
 def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
     def broken_replace(src, dst):
         raise OSError("disk full")
