@@ -50,12 +50,16 @@ def _make_svc(C: float):
 def _make_svm_l2(C: float):
     # dual=True: the notes measured it 10x faster than dual="auto" on Haxby-size
     # problems; the tolerance and iteration cap keep 8-class fits to seconds.
-    return LinearSVC(penalty="l2", loss="squared_hinge", dual=True, C=C, tol=1e-3, max_iter=5000)
+    # random_state: liblinear visits coordinates in a random order; a fixed one makes
+    # the same configuration give the same scores and maps every time.
+    return LinearSVC(penalty="l2", loss="squared_hinge", dual=True, C=C, tol=1e-3, max_iter=5000,
+                     random_state=0)
 
 
 def _make_svm_l1(C: float):
     # The L1 penalty exists only in the primal formulation.
-    return LinearSVC(penalty="l1", loss="squared_hinge", dual=False, C=C, tol=1e-3, max_iter=5000)
+    return LinearSVC(penalty="l1", loss="squared_hinge", dual=False, C=C, tol=1e-3, max_iter=5000,
+                     random_state=0)
 
 
 def _make_logistic_l2(C: float):
@@ -63,8 +67,10 @@ def _make_logistic_l2(C: float):
 
 
 def _make_logistic_l1(C: float):
-    # saga handles L1 with any number of classes (liblinear refuses >= 3).
-    return LogisticRegression(l1_ratio=1.0, solver="saga", C=C, tol=1e-3, max_iter=2000)
+    # saga handles L1 with any number of classes (liblinear refuses >= 3); it shuffles
+    # samples, hence a fixed random_state, as for LinearSVC.
+    return LogisticRegression(l1_ratio=1.0, solver="saga", C=C, tol=1e-3, max_iter=2000,
+                              random_state=0)
 
 
 def _make_ridge(C: float):
@@ -226,12 +232,17 @@ class TunedLinearClassifier(ClassifierMixin, BaseEstimator):
 
 
 def _coefficients(classifier) -> np.ndarray:
-    """``coef_`` of a fitted linear classifier, also through one-vs-rest wrappers."""
+    """``coef_`` of a fitted linear classifier as (n_rows, n_features), also through wrappers.
+
+    scikit-learn's ``RidgeClassifier`` gives a 1-D ``coef_`` for two classes where the
+    other estimators give one row: always return rows, or ``coef[0]`` would be a number.
+    """
     if isinstance(classifier, TunedLinearClassifier):
         return classifier.coef_
     if isinstance(classifier, OneVsRestClassifier):
         return np.vstack([np.asarray(est.coef_).reshape(1, -1) for est in classifier.estimators_])
-    return np.asarray(classifier.coef_)
+    coef = np.asarray(classifier.coef_)
+    return coef.reshape(1, -1) if coef.ndim == 1 else coef
 
 
 def _label_score(scoring: str, y_true, y_pred) -> float:

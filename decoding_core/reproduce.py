@@ -98,13 +98,16 @@ def make_classifier(name, C):
     if name == "svc":
         return SVC(kernel="linear", C=C)
     if name == "svm_l2":
-        return LinearSVC(penalty="l2", loss="squared_hinge", dual=True, C=C, tol=1e-3, max_iter=5000)
+        return LinearSVC(penalty="l2", loss="squared_hinge", dual=True, C=C, tol=1e-3, max_iter=5000,
+                         random_state=0)
     if name == "svm_l1":
-        return LinearSVC(penalty="l1", loss="squared_hinge", dual=False, C=C, tol=1e-3, max_iter=5000)
+        return LinearSVC(penalty="l1", loss="squared_hinge", dual=False, C=C, tol=1e-3, max_iter=5000,
+                         random_state=0)
     if name == "logistic_l2":
         return LogisticRegression(l1_ratio=0.0, solver="lbfgs", C=C, max_iter=1000)
     if name == "logistic_l1":
-        return LogisticRegression(l1_ratio=1.0, solver="saga", C=C, tol=1e-3, max_iter=2000)
+        return LogisticRegression(l1_ratio=1.0, solver="saga", C=C, tol=1e-3, max_iter=2000,
+                                  random_state=0)
     if name == "ridge":
         return RidgeClassifier(alpha=1.0 / (2.0 * C))
     raise SystemExit(f"Unknown estimator {name!r}")

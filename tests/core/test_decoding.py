@@ -268,6 +268,33 @@ def test_every_estimator_decodes_and_maps(estimator, n_classes):
     assert result.classes == tuple(sorted(classes))
 
 
+@pytest.mark.parametrize("estimator", sorted(ESTIMATORS))
+def test_binary_weights_are_the_estimators_own_coefficients(masked, estimator):
+    # RidgeClassifier's coef_ is 1-D for two classes: its map must still be one weight
+    # per voxel, not its first weight copied everywhere.
+    result = decode(masked, DecodingConfig(estimator=estimator, C=0.5))
+    reference = ESTIMATOR_FACTORIES[estimator](0.5).fit(np.asarray(masked.X, dtype=float), masked.labels)
+    expected = np.asarray(reference.coef_, dtype=float).reshape(1, -1)
+    assert result.weights.shape == expected.shape
+    # The iterative solvers stop at a tolerance: the same solution to within it.
+    assert np.corrcoef(result.weights[0], expected[0])[0, 1] > 0.99
+    np.testing.assert_allclose(result.weights, expected, atol=0.05 * np.abs(expected).max())
+    for fold_map in result.extras["fold_weights"]:
+        assert np.ptp(fold_map) > 0
+
+
+@pytest.mark.parametrize("estimator", ["svm_l1", "svm_l2", "logistic_l1"])
+def test_the_same_configuration_gives_the_same_scores_and_maps(estimator):
+    # liblinear and saga visit coordinates or samples in a random order; a rerun of a
+    # configuration (history, "change one setting", the exported script) must not differ.
+    data = make_masked(classes=("face", "cat", "house"), n_voxels=60, signal=0.4, seed=5)
+    config = DecodingConfig(conditions=("face", "cat", "house"), estimator=estimator, C=0.3)
+    first, second = decode(data, config), decode(data, config)
+    np.testing.assert_array_equal(first.fold_scores, second.fold_scores)
+    np.testing.assert_array_equal(first.weights, second.weights)
+    np.testing.assert_array_equal(first.extras["fold_weights"], second.extras["fold_weights"])
+
+
 def test_ridge_alpha_follows_C():
     assert ESTIMATOR_FACTORIES["ridge"](2.0).alpha == pytest.approx(0.25)
 
