@@ -106,7 +106,8 @@ def record_run(result, dataset, name: str | None = None):
                 pass  # deleted since: record it again
         record = store.add(result, dataset, name=name)
     except Exception as err:  # the run itself succeeded: say why it is not in the history
-        st.warning(f"The run finished but could not be saved in the history: {err}", icon=":material/warning:")
+        st.warning(services.plain_markdown(f"The run finished but could not be saved in the history: {err}"),
+                   icon=":material/warning:")
         return None
     st.session_state[state.RECORDED_RUNS] = {**recorded, key: record.id}
     return record
@@ -354,10 +355,11 @@ def restore_from_url() -> None:
         st.session_state[state.SOURCE_CHOICE] = "simulated"
     st.session_state.pop(state.W_SOURCE, None)
     values = st.session_state[state.CONFIG_VALUES]
-    changed = [name for name in ("mask_name", "conditions") if list(_as_list(values[name])) != list(_as_list(requested[name]))]
+    changed = [words for name, words in (("mask_name", "mask"), ("conditions", "conditions"))
+               if list(_as_list(values[name])) != list(_as_list(requested[name]))]
     if changed:
-        messages.append(("warning", f"The link's {' and '.join(changed)} do not exist in '{spec}'; "
-                                    "the app's defaults are used instead."))
+        messages.append(("warning", f"The link's {' and '.join(changed)} (not in '{spec}') were replaced by "
+                                    "the app's defaults."))
     try:
         config = services.config_from_values(values)
     except Exception as err:
@@ -394,7 +396,8 @@ def show_url_messages() -> None:
     st.session_state[state.URL_MESSAGES] = None
     show = {"error": st.error, "warning": st.warning, "info": st.info, "success": st.success}
     for kind, text in messages:
-        show.get(kind, st.info)(text, icon=":material/link:")
+        # A link is anyone's text: its values are shown as text, never as links or images.
+        show.get(kind, st.info)(services.plain_markdown(text), icon=":material/link:")
 
 
 # -- comparisons ------------------------------------------------------------------------------

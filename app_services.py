@@ -990,8 +990,17 @@ def current_dataset():
 
 def adopt_dataset(dataset, spec: str, display_names: dict | None = None) -> None:
     """Make ``dataset`` the session's data set (call only after it loaded successfully)."""
+    import dataclasses
+
     import state
 
+    if display_names:
+        # The core describes the app's stored copies (func.nii.gz); say the user's own names.
+        dataset = dataclasses.replace(
+            dataset,
+            description=with_upload_names(dataset.description, display_names),
+            source=with_upload_names(dataset.source, display_names),
+        )
     st.session_state[state.DATASET] = dataset
     st.session_state[state.DATASET_SPEC] = spec
     st.session_state[state.UPLOAD_DISPLAY_NAMES] = dict(display_names or {})

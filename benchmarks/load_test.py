@@ -420,7 +420,7 @@ def make_upload_files(folder: Path) -> tuple[Path, Path]:
     func = folder / "bold.nii.gz"
     func.write_bytes(gzip.compress(image.to_bytes(), compresslevel=1, mtime=0))
     table = folder / "labels.txt"
-    table.write_text("labels chunks\n" + "\n".join(f"{l} {r}" for l, r in zip(labels, runs)) + "\n")
+    table.write_text("labels chunks\n" + "\n".join(f"{label} {run}" for label, run in zip(labels, runs)) + "\n")
     return func, table
 
 

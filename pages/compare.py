@@ -141,7 +141,8 @@ def draw_exports(record_a, record_b) -> None:
         (columns[0], record_a, state.W_COMPARE_ZIP_A, "A"), (columns[1], record_b, state.W_COMPARE_ZIP_B, "B"),
     ):
         column.download_button(
-            f"Run {letter}: {record.name} (.zip)", data=lambda record=record: runs.record_zip(record),
+            services.plain_markdown(f"Run {letter}: {record.name} (.zip)"),
+            data=lambda record=record: runs.record_zip(record),
             file_name=runs.record_zip_name(record), mime="application/zip", key=widget_key,
             on_click="ignore", icon=":material/download:",
         )
@@ -227,7 +228,7 @@ st.session_state[state.COMPARE_SELECTION] = list(selection)
 
 rerun_message = st.session_state.get(state.RERUN_MESSAGE)
 if rerun_message:
-    st.success(rerun_message, icon=":material/replay:")
+    st.success(services.plain_markdown(rerun_message), icon=":material/replay:")
     st.session_state[state.RERUN_MESSAGE] = None
 
 records = runs.get_records(selection)

@@ -246,10 +246,11 @@ def draw_overview(dataset) -> None:
     if st.session_state[state.DATASET_SPEC] == "upload":
         for role, name in st.session_state[state.UPLOAD_DISPLAY_NAMES].items():
             st.text(f"{role}: {name}")
+    # Escaped: an upload's description quotes its column names, which are the user's text.
     if dataset.description:
-        st.caption(dataset.description)
+        st.caption(services.plain_markdown(dataset.description))
     if dataset.source:
-        st.caption(f"Source: {dataset.source}")
+        st.caption(f"Source: {services.plain_markdown(dataset.source)}")
     summary = services.dataset_summary(dataset)
     # A wrapping row: in a narrow window a metric moves to the next line instead of being cut off.
     with st.container(horizontal=True, horizontal_alignment="distribute", gap="medium"):

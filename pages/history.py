@@ -76,7 +76,8 @@ st.caption(runs.history_location())
 message = st.session_state.get(state.HISTORY_MESSAGE)
 if message is not None:
     kind, text = message
-    (st.error if kind == "error" else st.success)(text)
+    # Run names are the user's text (or an imported file's): shown as text, never as links.
+    (st.error if kind == "error" else st.success)(services.plain_markdown(text))
     st.session_state[state.HISTORY_MESSAGE] = None
 
 if summary.empty:

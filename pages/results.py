@@ -271,8 +271,10 @@ if result is None:
 dataset = st.session_state[state.DATASET]
 config = result.config
 st.markdown(
-    f"**{' vs '.join(config.conditions)}** in the mask **{config.mask_name}** of "
-    f"*{st.session_state[state.RESULT_DATASET_TITLE]}*; {ESTIMATORS[config.estimator]}, C = {config.C:g}; "
+    f"**{services.plain_markdown(' vs '.join(config.conditions))}** in the mask "
+    f"**{services.plain_markdown(config.mask_name)}** of "
+    f"*{services.plain_markdown(st.session_state[state.RESULT_DATASET_TITLE])}*; "
+    f"{ESTIMATORS[config.estimator]}, C = {config.C:g}; "
     f"{CV_SCHEMES[config.cv]}."
 )
 same_dataset = dataset is not None and dataset.digest == st.session_state[state.RESULT_DATASET_DIGEST]

@@ -52,8 +52,10 @@ except Exception as err:
     services.show_error(err, "checking the configuration")
     st.page_link("pages/configure.py", label="Fix the configuration on Configure", icon=":material/tune:")
     st.stop()
-st.caption(f"Data set: {dataset.title}. Base configuration (from Configure): {' vs '.join(base_config.conditions)}, "
-           f"mask {base_config.mask_name}, {base_config.estimator}, C = {base_config.C:g}, {base_config.cv}.")
+st.caption(services.plain_markdown(
+    f"Data set: {dataset.title}. Base configuration (from Configure): {' vs '.join(base_config.conditions)}, "
+    f"mask {base_config.mask_name}, {base_config.estimator}, C = {base_config.C:g}, {base_config.cv}."
+))
 
 if st.session_state[state.SWEEP_SETTING] not in SWEEPABLE:
     st.session_state[state.SWEEP_SETTING] = "C"
@@ -109,7 +111,9 @@ if sweep is not None:
     total = len(sweep["configs"])
     st.subheader(f"Score against {title}")
     if sweep["dataset_digest"] != dataset.digest:
-        st.caption(f"This sweep ran on '{sweep['dataset_title']}', not on the data set loaded now.")
+        st.caption(services.plain_markdown(
+            f"This sweep ran on '{sweep['dataset_title']}', not on the data set loaded now."
+        ))
     if sweep["stopped"]:
         st.info(f"Stopped after {len(sweep['results'])} of {total} runs; the runs finished so far are kept.")
     for label, message in sweep["failures"]:

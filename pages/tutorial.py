@@ -47,8 +47,8 @@ if dataset is None:
 conditions = services.default_conditions(dataset)
 mask_name = services.default_mask_name(dataset)
 st.info(
-    f"Data set: **{dataset.title}**. The tutorial decodes **{' vs '.join(conditions)}** "
-    f"in the mask **{mask_name}**."
+    f"Data set: **{services.plain_markdown(dataset.title)}**. The tutorial decodes "
+    f"**{services.plain_markdown(' vs '.join(conditions))}** in the mask **{services.plain_markdown(mask_name)}**."
 )
 if conditions != ["face", "cat"]:
     st.caption("This data set has no 'face' and 'cat' conditions; the walk-through uses its first two conditions.")
@@ -100,7 +100,7 @@ st.dataframe(services.condition_run_counts(dataset)[["total"]] if dataset.runs i
              else services.condition_run_counts(dataset))
 
 # 4. Restrict to two conditions
-step(4, f"Keep only {' and '.join(conditions)}",
+step(4, f"Keep only {services.plain_markdown(' and '.join(conditions))}",
      "The tutorial decodes two categories; the other volumes (and rest) are dropped.",
      'condition_mask = conditions.isin(["face", "cat"])\n'
      "fmri_masked = fmri_masked[condition_mask]\nfmri_masked.shape",

@@ -132,3 +132,21 @@ def test_an_uploaded_data_set_is_never_put_in_the_url():
     assert "data" not in at.query_params
     assert at.query_params["C"] == "1.0"
     assert all("data=" not in code.value for code in at.code)
+
+
+@pytest.mark.parametrize("field", ["cond", "mask", "data"])
+def test_a_link_cannot_put_links_or_images_in_the_page(field):
+    # Whoever opens a link sees what it carries quoted as text: a Markdown image would
+    # make the visitor's browser fetch another site.
+    image = "![x](http://example.invalid/p.png)"
+    params = config_to_query_params(DecodingConfig(), "simulated")
+    params[field] = f"{image},cat" if field == "cond" else image
+    at = open_link(params)
+    shown = [element.value for element in (*at.error, *at.warning, *at.info, *at.success, *at.markdown)]
+    assert shown
+    assert not any(image in text for text in shown), shown
+    if field == "data":  # the only value a message quotes back
+        assert any(r"!\[x\](http://example.invalid/p.png)" in text for text in shown), shown
+    else:
+        assert any(f"The link's {'conditions' if field == 'cond' else 'mask'} (not in 'simulated') were "
+                   "replaced" in text for text in shown), shown

@@ -149,6 +149,11 @@ def test_upload_of_real_haxby_files_gives_the_core_score(haxby_vt_dir):
     # The file's own name is shown as text only.
     assert any("bold_vt.nii.gz" in text.value for text in at.text)
     assert "bold_vt" not in str(dataset.func_path)
+    # The description and source say the user's file names, not the app's stored copies.
+    captions = " ".join(caption.value for caption in at.caption)
+    assert "'bold_vt.nii.gz' (40 x 64 x 64 voxels, 864 volumes, 12 runs)" in captions, captions
+    assert "Source: Uploaded files: 'bold_vt.nii.gz', 'labels.txt'" in captions, captions
+    assert not re.search(r"\bfunc\.nii", captions), captions
 
     go_to(at, "configure.py")
     assert at.multiselect(key=state.W_CONDITIONS).value == ["face", "cat"]
@@ -164,6 +169,42 @@ def test_upload_of_real_haxby_files_gives_the_core_score(haxby_vt_dir):
     assert mean == pytest.approx(expected.mean_score, abs=5e-4)
     assert result.mean_score == pytest.approx(expected.mean_score, abs=1e-9)
     assert mean > chance
+
+
+def test_column_names_from_an_upload_are_shown_as_text_not_markup(haxby_vt_dir):
+    func, labels, mask = real_files(haxby_vt_dir)
+    header, _, rest = labels[1].partition(b"\n")
+    assert header.split() == [b"labels", b"chunks"]
+    link_column = b"[click](http://example.invalid/x)"
+    renamed = ("labels.txt", link_column + b" chunks\n" + rest, "text/plain")
+    at = start_app()
+    upload_files(at, func, renamed, mask)
+    assert not at.error, error_texts(at)
+    assert at.selectbox(key=state.W_LABEL_COLUMN).value == link_column.decode()
+    captions = [caption.value for caption in at.caption]
+    described = [text for text in captions if "column" in text and "Your data" in text]
+    assert described, captions
+    # Escaped brackets: Markdown shows them as text, never as a link to another site.
+    assert r"\[click\](http://example.invalid/x)" in described[0]
+
+
+def test_condition_names_from_an_upload_are_shown_as_text_not_markup(haxby_vt_dir):
+    # A Markdown image in a label would make every viewer's browser fetch another site.
+    image = "![x](http://example.invalid/p.png)"
+    func, labels, mask = real_files(haxby_vt_dir)
+    crafted = ("labels.txt", labels[1].replace(b"face ", image.encode() + b" "), "text/plain")
+    at = start_app()
+    upload_files(at, func, crafted, mask)
+    assert not at.error, error_texts(at)
+    go_to(at, "configure.py")
+    at.multiselect(key=state.W_CONDITIONS).set_value([image, "cat"])
+    at.run()
+    result = run_from_configure(at)
+    assert set(result.classes) == {image, "cat"}
+    at.run()
+    shown = [block.value for block in at.markdown if "in the mask" in block.value]
+    assert shown and r"!\[x\](http://example.invalid/p.png)" in shown[0], shown
+    assert image not in shown[0]
 
 
 # -- bad input -----------------------------------------------------------------------------------
