@@ -242,6 +242,20 @@ def test_change_one_setting_and_rerun_records_and_shows_the_new_run(local_histor
     assert at.selectbox(key=state.W_COMPARE_B).value == records[0].id
 
 
+def test_a_run_name_is_shown_as_text_not_markup(local_history):
+    image = "![x](http://example.invalid/p.png)"
+    at = start_app()
+    run_configuration(at)
+    history_rows(at)
+    at.text_input(key=state.W_HISTORY_NAME).set_value(image)
+    at.button(key=state.W_HISTORY_RENAME).click()
+    at.run()
+    assert_no_traceback(at)
+    renamed = [s.value for s in at.success if "Renamed" in s.value]
+    assert renamed and image not in renamed[0], renamed
+    assert r"!\[x\](http://example.invalid/p.png)" in renamed[0]
+
+
 def test_history_rename_delete_and_import(local_history, tmp_path):
     at = start_app()
     run_configuration(at)
