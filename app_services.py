@@ -995,9 +995,12 @@ def adopt_dataset(dataset, spec: str, display_names: dict | None = None) -> None
     import state
 
     if display_names:
-        # The core describes the app's stored copies (func.nii.gz); say the user's own names.
+        # The core describes the app's stored copies (func.nii.gz); say the user's own names,
+        # and put the image's name in the title, so runs on two uploads tell apart in History.
+        image_name = display_names.get("4D image")
         dataset = dataclasses.replace(
             dataset,
+            title=f"{dataset.title} ({image_name})" if image_name else dataset.title,
             description=with_upload_names(dataset.description, display_names),
             source=with_upload_names(dataset.source, display_names),
         )

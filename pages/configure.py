@@ -46,7 +46,7 @@ if dataset is None:
     st.stop()
 
 values = services.sanitize_config_values(st.session_state[state.CONFIG_VALUES], dataset)
-st.caption(f"Data set: {dataset.title}")
+st.caption(f"Data set: {services.plain_markdown(dataset.title)}")
 
 conditions_available = services.condition_names(dataset)
 voxel_counts = services.mask_voxel_counts(dataset)

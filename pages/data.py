@@ -235,14 +235,14 @@ def draw_source_picker(dataset) -> None:
     if st.session_state[state.LOAD_ERROR]:
         st.error(services.plain_markdown(st.session_state[state.LOAD_ERROR]), icon=":material/error:")
         if dataset is not None:
-            st.info(f"The data set loaded before is still in use: {dataset.title}.")
+            st.info(f"The data set loaded before is still in use: {services.plain_markdown(dataset.title)}.")
     if st.session_state[state.HAXBY_FAILED] and source == "haxby":
         st.button("Use the built-in data set instead", key=state.W_USE_BUILTIN, on_click=use_builtin_dataset)
 
 
 def draw_overview(dataset) -> None:
     """Metrics, masks over the anatomy, labels, counts, timeline and mean time courses."""
-    st.subheader(dataset.title)
+    st.subheader(services.plain_markdown(dataset.title))
     if st.session_state[state.DATASET_SPEC] == "upload":
         for role, name in st.session_state[state.UPLOAD_DISPLAY_NAMES].items():
             st.text(f"{role}: {name}")

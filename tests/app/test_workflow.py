@@ -149,6 +149,7 @@ def test_upload_of_real_haxby_files_gives_the_core_score(haxby_vt_dir):
     # The file's own name is shown as text only.
     assert any("bold_vt.nii.gz" in text.value for text in at.text)
     assert "bold_vt" not in str(dataset.func_path)
+    assert dataset.title == "Your uploaded data set (bold_vt.nii.gz)"
     # The description and source say the user's file names, not the app's stored copies.
     captions = " ".join(caption.value for caption in at.caption)
     assert "'bold_vt.nii.gz' (40 x 64 x 64 voxels, 864 volumes, 12 runs)" in captions, captions
