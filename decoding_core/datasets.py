@@ -15,6 +15,7 @@ import os
 import re
 import socket
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -993,12 +994,22 @@ def load_files(func, labels, *, label_column: str = "labels", run_column: str | 
 
         mean_img = nifti_io.mean_volume(func_path)
         mean_values = np.asanyarray(mean_img.dataobj)
-        # Zeros are background (skull-stripped or masked data): keep them out of the histogram.
-        try:
-            epi = np.asanyarray(compute_epi_mask(mean_img, exclude_zeros=True).dataobj) != 0
-        except ValueError:  # nilearn fails on a constant (e.g. all-zero) image
-            epi = np.zeros(mean_values.shape, dtype=bool)
-        epi &= mean_values != 0
+        epi = np.zeros(mean_values.shape, dtype=bool)
+        # The default opening (2 erosions) wipes out a slab a few slices thick: then try
+        # without it before giving up.
+        for opening in (2, False):
+            # Zeros are background (skull-stripped or masked data): keep them out of the histogram.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Computed an empty mask")
+                try:
+                    epi = np.asanyarray(
+                        compute_epi_mask(mean_img, exclude_zeros=True, opening=opening).dataobj
+                    ) != 0
+                except ValueError:  # nilearn fails on a constant (e.g. all-zero) image
+                    epi = np.zeros(mean_values.shape, dtype=bool)
+            epi &= mean_values != 0
+            if epi.any():
+                break
         if not epi.any():
             raise DecodingInputError(
                 "No brain mask could be computed from the functional image (the EPI mask is empty). "

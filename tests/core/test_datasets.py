@@ -307,6 +307,27 @@ def test_load_files_computes_epi_mask_and_resamples_anat(haxby_vt_dir, tmp_path)
     assert ds.runs is None and ds.n_runs == 0 and ds.tr == 2.0 and ds.title == "Mine"
 
 
+def test_a_single_slice_without_a_mask_gets_an_epi_mask_inside_the_image(haxby_slice_dir):
+    # nilearn's default opening erodes a one-slice image to nothing; the retry without it
+    # gives a usable mask instead of an error.
+    ds = load_files(haxby_slice_dir / "bold.nii.gz", haxby_slice_dir / "labels.txt")
+    assert set(ds.masks) == {"epi"}
+    epi = _mask_array(ds.masks["epi"])
+    mean = np.asanyarray(nib.load(haxby_slice_dir / "bold.nii.gz").dataobj).mean(axis=-1)
+    assert epi.shape == (40, 20, 1) and 20 < epi.sum() < epi.size
+    assert (mean[epi] > 0).all()
+    # Among the brightest voxels: the mask is brain, not background.
+    assert np.median(mean[epi]) > np.median(mean[~epi])
+
+
+def test_an_image_with_no_brain_asks_for_a_mask(tmp_path):
+    image = nib.Nifti1Image(np.zeros((6, 6, 4, 20), dtype=np.int16), np.eye(4))
+    image.to_filename(tmp_path / "empty.nii.gz")
+    labels = "labels chunks\n" + "".join(f"{'a' if i % 2 else 'b'} {i // 10}\n" for i in range(20))
+    with pytest.raises(DecodingInputError, match="Upload a mask for this image"):
+        load_files(tmp_path / "empty.nii.gz", labels.encode())
+
+
 def test_load_files_tr_from_header_units(tmp_path):
     data = np.random.default_rng(1).integers(100, 200, (3, 3, 3, 4)).astype(np.int16)
     image = nib.Nifti1Image(data, np.eye(4))
