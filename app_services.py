@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 import shutil
 import threading
 from collections import OrderedDict
@@ -398,21 +397,6 @@ def _nifti_file_name(stem: str, data: bytes) -> str:
 PENDING_FOLDER = "pending"
 
 
-def _replace_atomically(folder: Path, target: Path, write: Callable[[Path], None]) -> None:
-    """Create ``target`` through a temporary file in ``folder`` and a rename.
-
-    A rename gives ``target`` a new inode: a file hard-linked from a loaded data set's
-    folder is never truncated or rewritten under it.
-    """
-    temporary = folder / f".writing-{secrets.token_hex(8)}"
-    try:
-        write(temporary)
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
 def _pending_func_path(session_token: str, entry) -> Path | None:
     """The stored file of a pending-upload entry, if it lies in this session's pending folder."""
     if not isinstance(entry, dict) or not entry.get("path"):
@@ -448,7 +432,9 @@ def store_pending_func_upload(session_token: str, uploaded) -> dict:
     folder = upload_root(session_token) / PENDING_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / _nifti_file_name(f"func-{sha256[:24]}", data)
-    _replace_atomically(folder, path, lambda temporary: temporary.write_bytes(data))
+    # Through a rename: a file hard-linked from a loaded data set is never rewritten under it.
+    with paths.atomic_path(path) as temporary:
+        temporary.write_bytes(data)
     return {"path": str(path), "sha256": sha256, "name": safe_display_name(getattr(uploaded, "name", "")),
             "size": len(data)}
 
@@ -460,16 +446,13 @@ def discard_pending_func_upload(session_token: str, entry) -> None:
         path.unlink(missing_ok=True)
 
 
-def _link_or_copy(source: Path, folder: Path, target: Path) -> None:
+def _link_or_copy(source: Path, target: Path) -> None:
     """Put ``source`` at ``target`` without reading it into memory (a hard link when possible)."""
-
-    def write(temporary: Path) -> None:
+    with paths.atomic_path(target) as temporary:
         try:
             os.link(source, temporary)
         except OSError:  # a file system without hard links: copy in chunks
             shutil.copyfile(source, temporary)
-
-    _replace_atomically(folder, target, write)
 
 
 def load_uploaded_dataset(
@@ -541,7 +524,7 @@ def load_uploaded_dataset(
             with open(source, "rb") as handle:
                 magic = handle.read(2)
             stored_func = folder / _nifti_file_name("func", magic)
-            _link_or_copy(source, folder, stored_func)
+            _link_or_copy(source, stored_func)
             # Hashed when it was stored: spare `load_files` reading 300 MB again.
             nifti_io.remember_file_digest(stored_func, func_sha256)
             labels_path = folder / "labels.txt"

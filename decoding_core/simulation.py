@@ -34,7 +34,6 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +41,8 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 from scipy import ndimage, signal
+
+from .paths import atomic_path
 
 #: Bumped whenever the generated data change; part of the cache file names.
 GENERATOR_VERSION = 1
@@ -467,36 +468,24 @@ def write_nifti_gz_atomic(data: np.ndarray, affine: np.ndarray, path: Path,
         zooms = spatial + (1.0,) * (data.ndim - 3)
     header = nifti_header(data.shape, affine, data.dtype, zooms)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            compressor = _gzip_compressor()
-            stream.write(compressor.compress(header.binaryblock + b"\x00" * 4))
-            for chunk in _fortran_chunks(data):
-                stream.write(compressor.compress(chunk))
-            stream.write(compressor.flush())
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary, open(temporary, "wb") as stream:
+        compressor = _gzip_compressor()
+        stream.write(compressor.compress(header.binaryblock + b"\x00" * 4))
+        for chunk in _fortran_chunks(data):
+            stream.write(compressor.compress(chunk))
+        stream.write(compressor.flush())
+        stream.flush()
+        os.fsync(stream.fileno())
 
 
 def write_text_atomic(text: str, path: Path) -> None:
     """Write a small text file atomically (temporary file + rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as stream:
+        stream.write(text)
+        stream.flush()
+        os.fsync(stream.fileno())
 
 
 def cache_file_stem(seed: int) -> str:
