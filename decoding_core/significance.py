@@ -671,7 +671,6 @@ def permutation_test(
 
     permutations = _permuted_codes(prepared.codes, prepared.runs, seed)
     null_scores: list[float] = []
-    stopped_early = False
     last_report = -math.inf
     loop_start = time.perf_counter()
 
@@ -692,15 +691,19 @@ def permutation_test(
             message += f", p = {p_so_far:.3g} so far, about {seconds_left:.0f} s left"
         report(done / n_permutations, message)
 
+    def run_serially(max_seconds: float = math.inf) -> bool:
+        """Permute one by one until done, stopped (returns True) or ``max_seconds`` passed."""
+        while len(null_scores) < n_permutations:
+            if stop_requested():
+                return True
+            null_scores.extend(evaluator.mean_scores([next(permutations)]))
+            maybe_report()
+            if time.perf_counter() - loop_start >= max_seconds:
+                break
+        return False
+
     # Serial warm-up: its speed tells whether workers are worth starting.
-    while len(null_scores) < n_permutations:
-        if stop_requested():
-            stopped_early = True
-            break
-        null_scores.extend(evaluator.mean_scores([next(permutations)]))
-        maybe_report()
-        if time.perf_counter() - loop_start >= _WARMUP_SECONDS:
-            break
+    stopped_early = run_serially(_WARMUP_SECONDS)
 
     remaining = n_permutations - len(null_scores)
     workers = 1
@@ -711,12 +714,7 @@ def permutation_test(
             workers = 1
         batch_size = int(min(max(1, _BATCH_SECONDS / seconds_per_permutation), 100))
         if workers == 1:
-            while len(null_scores) < n_permutations:
-                if stop_requested():
-                    stopped_early = True
-                    break
-                null_scores.extend(evaluator.mean_scores([next(permutations)]))
-                maybe_report()
+            stopped_early = run_serially()
         else:
             stopped_early = _run_parallel(
                 evaluator, permutations, remaining, batch_size, workers,
