@@ -49,3 +49,17 @@ def all_markdown(at: AppTest) -> str:
 
 def assert_no_traceback(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
+
+
+def run_from_configure(at: AppTest):
+    """Press Run on the Configure page; the app moves to Results. Returns the result."""
+    import state
+
+    at.button(key=state.W_RUN).click()
+    at.run()
+    assert_no_traceback(at)
+    assert not at.error, error_texts(at)
+    assert at.title[0].value == "Results"
+    # st.switch_page moved the browser to Results; tell AppTest so later runs stay there.
+    at.switch_page("pages/results.py")
+    return at.session_state[state.RESULT]

@@ -12,7 +12,7 @@ import zipfile
 import pytest
 
 import state
-from _helpers import assert_no_traceback, error_texts, go_to, start_app
+from _helpers import assert_no_traceback, error_texts, go_to, run_from_configure, start_app
 from decoding_core import history
 from decoding_core.config import DecodingConfig
 
@@ -47,13 +47,7 @@ def run_configuration(at, **changes):
         finder, key = widgets[name]
         finder(key=key).set_value(value)
         at.run()
-    at.button(key=state.W_RUN).click()
-    at.run()
-    assert_no_traceback(at)
-    assert not at.error, error_texts(at)
-    assert at.title[0].value == "Results"
-    at.switch_page("pages/results.py")
-    return at.session_state[state.RESULT]
+    return run_from_configure(at)
 
 
 def history_rows(at):

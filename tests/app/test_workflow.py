@@ -7,21 +7,9 @@ import re
 import pytest
 
 import state
-from _helpers import assert_no_traceback, error_texts, go_to, metric_value, start_app
+from _helpers import assert_no_traceback, error_texts, go_to, metric_value, run_from_configure, start_app
 from decoding_core import datasets, decoding
 from decoding_core.config import DecodingConfig
-
-
-def run_from_configure(at):
-    """Press Run on the Configure page; the app moves to Results."""
-    at.button(key=state.W_RUN).click()
-    at.run()
-    assert_no_traceback(at)
-    assert not at.error, error_texts(at)
-    assert at.title[0].value == "Results"
-    # st.switch_page moved the browser to Results; tell AppTest so later runs stay there.
-    at.switch_page("pages/results.py")
-    return at.session_state[state.RESULT]
 
 
 def shown_mean_and_chance(at) -> tuple[float, float]:

@@ -178,6 +178,21 @@ def choose_option(page, label: str, option: str) -> None:
     wait_for_app(page)
 
 
+def download(page, button_label: str, target_dir: Path, timeout: int = RERUN_TIMEOUT_MS) -> Path:
+    """Click the download button whose text contains ``button_label``; return the saved file."""
+    from playwright.sync_api import expect
+
+    button = page.locator("[data-testid='stDownloadButton']").filter(has_text=button_label)
+    expect(button).to_have_count(1)
+    with page.expect_download(timeout=timeout) as info:
+        button.locator("button").click()
+    saved = Path(target_dir) / info.value.suggested_filename
+    info.value.save_as(saved)
+    # The click reran the script to build the file: a click during that rerun can be lost.
+    wait_for_app(page, timeout=timeout)
+    return saved
+
+
 def metric_values(page, *required: str, timeout: int = RERUN_TIMEOUT_MS) -> dict:
     """Every metric on the page: label -> value text.
 

@@ -29,19 +29,6 @@ def run_default_decoding(page, ui) -> None:
     ui.assert_no_exception(page)
 
 
-def download(page, ui, button_label: str, target_dir):
-    """Click the download button labelled ``button_label``; return the saved file's path."""
-    button = page.locator("[data-testid='stDownloadButton']").filter(has_text=button_label)
-    expect(button).to_have_count(1)
-    with page.expect_download(timeout=RUN_TIMEOUT_MS) as info:
-        button.locator("button").click()
-    saved = target_dir / info.value.suggested_filename
-    info.value.save_as(saved)
-    # The click reran the script to build the file: a click during that rerun can be lost.
-    ui.wait_for_app(page)
-    return saved
-
-
 def cut_position(page, ui) -> tuple:
     return tuple(ui.number_input_value(page, f"Cut {axis}") for axis in ("x", "y", "z"))
 
@@ -73,7 +60,7 @@ def test_data_page_shows_slices_and_metrics(page, ui):
     ui.screenshot(page, "data-narrow-800")
 
 
-def test_configure_run_results_downloads_and_voxel_click(page, ui, simulated_dataset, tmp_path):
+def test_configure_run_results_downloads_and_voxel_click(page, ui, simulated_dataset, tmp_path, timeout=RUN_TIMEOUT_MS):
     ui.navigate_to_page(page, "Configure")
     metrics = ui.metric_values(page, "Data to decode", "Classes")
     expected_voxels = int(np.count_nonzero(simulated_dataset.masks["vt"].get_fdata()))
@@ -100,7 +87,7 @@ def test_configure_run_results_downloads_and_voxel_click(page, ui, simulated_dat
     ui.screenshot(page, "results-downloads", full_page=False)
 
     # The weight map: a 3D image on the data set's grid, nonzero exactly inside the mask.
-    weights_path = download(page, ui, "Weight map (.nii.gz)", tmp_path)
+    weights_path = ui.download(page, "Weight map (.nii.gz)", tmp_path, timeout=RUN_TIMEOUT_MS)
     assert weights_path.name.endswith(".nii.gz")
     weights = nib.load(weights_path)
     assert weights.shape == tuple(simulated_dataset.shape[:3])
@@ -110,12 +97,12 @@ def test_configure_run_results_downloads_and_voxel_click(page, ui, simulated_dat
     assert int(np.count_nonzero(data)) == expected_voxels
     assert not np.any(data[simulated_dataset.masks["vt"].get_fdata() == 0])
 
-    scores = pd.read_csv(download(page, ui, "Per-fold scores (CSV)", tmp_path))
+    scores = pd.read_csv(ui.download(page, "Per-fold scores (CSV)", tmp_path, timeout=RUN_TIMEOUT_MS))
     assert len(scores) == 12
     assert scores["score"].between(0, 1).all()
     assert scores["score"].mean() == pytest.approx(mean_score, abs=0.001)
 
-    exported = json.loads(download(page, ui, "Configuration (JSON)", tmp_path).read_text())
+    exported = json.loads(ui.download(page, "Configuration (JSON)", tmp_path, timeout=RUN_TIMEOUT_MS).read_text())
     assert exported["config"]["conditions"] == ["face", "cat"]
     assert exported["config"]["cv"] == "leave-one-run-out"
     assert exported["config"]["mask_name"] == "vt"
@@ -159,7 +146,7 @@ def test_tutorial_page_shows_every_step(page, ui):
     ui.screenshot(page, "tutorial")
 
 
-def test_bad_upload_shows_an_error_not_a_traceback(page, ui, tmp_path):
+def test_bad_upload_shows_an_error_not_a_traceback(page, ui, tmp_path, timeout=RUN_TIMEOUT_MS):
     page.get_by_text("Choose the data set").click()
     page.get_by_text("Your own files (upload)").click()
     ui.wait_for_app(page)

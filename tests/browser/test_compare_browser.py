@@ -35,17 +35,6 @@ def run_with_C(page, ui, C: float) -> None:
     ui.assert_no_exception(page)
 
 
-def download(page, button_label: str, target_dir):
-    """Click the download button whose text contains ``button_label``; return the saved file."""
-    button = page.locator("[data-testid='stDownloadButton']").filter(has_text=button_label)
-    expect(button).to_have_count(1)
-    with page.expect_download(timeout=RUN_TIMEOUT_MS) as info:
-        button.locator("button").click()
-    saved = target_dir / info.value.suggested_filename
-    info.value.save_as(saved)
-    return saved
-
-
 def test_two_runs_compared_and_exported(page, ui, tmp_path):
     run_with_C(page, ui, 1.0)
     run_with_C(page, ui, 0.001)
@@ -66,7 +55,7 @@ def test_two_runs_compared_and_exported(page, ui, tmp_path):
     expect(page.locator("[data-testid='stPlotlyChart']")).to_have_count(3, timeout=RUN_TIMEOUT_MS)
     ui.screenshot(page, "compare")
 
-    saved = download(page, "Run A:", tmp_path)
+    saved = ui.download(page, "Run A:", tmp_path, timeout=RUN_TIMEOUT_MS)
     assert saved.name.startswith("decoding-run-") and saved.suffix == ".zip"
     with zipfile.ZipFile(io.BytesIO(saved.read_bytes())) as archive:
         names = set(archive.namelist())
@@ -79,7 +68,7 @@ def test_two_runs_compared_and_exported(page, ui, tmp_path):
     ui.assert_no_exception(page)
     table = page.locator("[data-testid='stDataFrame']").first
     expect(table).to_be_visible()
-    history_file = download(page, "Export all", tmp_path)
+    history_file = ui.download(page, "Export all", tmp_path, timeout=RUN_TIMEOUT_MS)
     with zipfile.ZipFile(history_file) as archive:
         manifest = json.loads(archive.read("manifest.json"))
     assert manifest["format"] == "fmri-decoding-lab-history"

@@ -24,8 +24,6 @@ import hostile
 pytestmark = pytest.mark.browser
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-APP_IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
-APP_RUNNING = "[data-testid='stApp'][data-test-script-state='running']"
 GRACE_S, SWEEP_S = 2, 1
 #: Streamlit caches its memory metrics for 5 s (``_METRICS_EXPENSIVE_STATS_TTL_SECONDS``).
 METRICS_TTL_S = 5
@@ -83,15 +81,10 @@ def wait_for_uploaded_bytes(base_url: str, condition, timeout_s: float) -> float
 
 
 def wait_for_app(page, timeout: int = TIMEOUT_MS) -> None:
-    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
-    from playwright.sync_api import expect
+    """The browser tests' wait for the end of a script run, with this file's longer timeout."""
+    from tests.browser.conftest import wait_for_app as wait_for_run
 
-    try:
-        page.wait_for_selector(APP_RUNNING, timeout=1500)
-    except PlaywrightTimeoutError:
-        pass
-    expect(page.locator(APP_IDLE)).to_have_count(1, timeout=timeout)
-    expect(page.locator("[data-testid='stSkeleton']")).to_have_count(0, timeout=timeout)
+    wait_for_run(page, timeout=timeout)
 
 
 def open_session(browser, base_url: str):
