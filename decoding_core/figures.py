@@ -363,6 +363,20 @@ def _axis_ref(col: int, letter: str) -> str:
     return letter if col == 1 else f"{letter}{col}"
 
 
+def _views_with_area(views: str, canonical_shape) -> str:
+    """``views`` without the panels that would be one voxel thick (a line, not a slice).
+
+    A single-slice or thin-slab image has no sagittal or coronal picture to show: its
+    in-plane views are kept instead. When every view is flat, they are all kept.
+    """
+    def has_area(letter: str) -> bool:
+        view = _VIEWS[letter]
+        return canonical_shape[view.horizontal] > 1 and canonical_shape[view.vertical] > 1
+
+    kept = "".join(letter for letter in views if has_area(letter))
+    return kept or "".join(letter for letter in _AXIS_LETTERS if has_area(letter)) or views
+
+
 def _slice_figure(
     *,
     reorientation: _Reorientation,
@@ -391,6 +405,7 @@ def _slice_figure(
     zooms = reorientation.zooms
     world_cut = reorientation.world(cut_coords)
     shape_c = reorientation.canonical_shape
+    views = _views_with_area(views, shape_c)
     panel_views = [_VIEWS[letter] for letter in views]
 
     widths = [shape_c[v.horizontal] * zooms[v.horizontal] for v in panel_views]

@@ -122,7 +122,7 @@ def draw_weight_map(result, background) -> None:
     state.seed_widget(state.W_DISPLAY_MODE, st.session_state[state.DISPLAY_MODE])
     display_mode = controls[2].selectbox(
         "View", state.DISPLAY_MODES, key=state.W_DISPLAY_MODE,
-        help="'yx' is the tutorial's view: a sagittal and an axial slice.",
+        help="'yx' is the tutorial's view: a coronal (y) and a sagittal (x) slice.",
     )
     st.session_state[state.DISPLAY_MODE] = display_mode
 
@@ -164,6 +164,9 @@ def draw_weight_map(result, background) -> None:
         st.plotly_chart(
             figure, key=state.W_WEIGHT_CHART, on_select=move_cut_to_click, selection_mode="points", width="stretch",
         )
+        if figure.layout.meta["display_mode"] != display_mode.replace("ortho", "xyz"):
+            st.caption("The image is one voxel thick along an axis: views across it would be a line, "
+                       "so only the views with area are drawn.")
     except Exception as err:
         services.show_error(err, "drawing the weight map")
 

@@ -196,6 +196,23 @@ def test_condition_names_from_an_upload_are_shown_as_text_not_markup(haxby_vt_di
     assert image not in shown[0]
 
 
+def test_the_real_one_slice_file_without_a_mask_decodes_and_shows_its_slice(haxby_slice_dir):
+    at = start_app()
+    upload_files(
+        at,
+        ("bold.nii.gz", (haxby_slice_dir / "bold.nii.gz").read_bytes(), "application/gzip"),
+        ("labels.txt", (haxby_slice_dir / "labels.txt").read_bytes(), "text/plain"),
+    )
+    assert not at.error, error_texts(at)
+    assert list(at.session_state[state.DATASET].masks) == ["epi"]
+    go_to(at, "configure.py")
+    result = run_from_configure(at)
+    assert result.n_voxels > 20 and len(result.fold_scores) == 12
+    at.run()
+    assert not at.error, error_texts(at)
+    assert any("one voxel thick" in caption.value for caption in at.caption)
+
+
 # -- bad input -----------------------------------------------------------------------------------
 def _labels_with_one_run(labels_bytes: bytes) -> bytes:
     lines = labels_bytes.decode().splitlines()

@@ -225,6 +225,26 @@ def test_display_modes_give_their_panels_in_order(mode, titles):
     assert len(_panels(fig)) == len(titles)
 
 
+@pytest.mark.parametrize(
+    "mode, titles",
+    [("ortho", ["Axial"]), ("yx", ["Axial"]), ("xz", ["Axial"]), ("z", ["Axial"])],
+)
+def test_a_single_slice_image_shows_its_slice_not_flat_lines(mode, titles):
+    # Haxby's one-slice file (40 x 20 x 1): sagittal and coronal would be one voxel tall.
+    one_slice = nib.Nifti1Image(_random_map((12, 10, 1)), HAXBY_LIKE_AFFINE)
+    for fig in (figures.plot_stat_slices(one_slice, display_mode=mode),
+                figures.plot_roi(nib.Nifti1Image((_random_map((12, 10, 1)) > 0).astype(np.uint8),
+                                                 HAXBY_LIKE_AFFINE), display_mode=mode)):
+        assert [t.split()[0] for t in _panel_titles(fig)] == titles
+        assert fig.layout.meta["display_mode"] == "z"
+
+
+def test_a_thin_slab_keeps_every_view_with_area():
+    slab = nib.Nifti1Image(_random_map((12, 10, 2)), HAXBY_LIKE_AFFINE)
+    fig = figures.plot_stat_slices(slab, display_mode="ortho")
+    assert [t.split()[0] for t in _panel_titles(fig)] == ["Sagittal", "Coronal", "Axial"]
+
+
 @pytest.mark.parametrize("mode", ["xx", "w", "", "xyzx", None, "tiled"])
 def test_unknown_display_modes_are_refused(mode):
     with pytest.raises(DecodingInputError, match="'display_mode' must be 'ortho'"):
