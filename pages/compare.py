@@ -26,7 +26,11 @@ def draw_settings(records) -> None:
     if only_different and different:
         table, differs = table.loc[differs], differs.loc[differs]
     # Tall enough for every setting: a hidden highlighted row would defeat the table's purpose.
-    st.dataframe(compare.style_config_table(table, differs), height=36 * (len(table) + 1) + 3)
+    st.dataframe(
+        compare.style_config_table(table, differs), height=36 * (len(table) + 1) + 3,
+        # Wide enough for the longest setting name ("Smoothing FWHM (mm)").
+        column_config={"_index": st.column_config.TextColumn("setting", width="medium")},
+    )
 
 
 def draw_fold_scores(records):
