@@ -45,7 +45,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from decoding_core import datasets, jobs, nifti_io, paths, sessions
+from decoding_core import datasets, jobs, paths, sessions
+from decoding_core.io import nifti
 from decoding_core.config import DecodingConfig
 from decoding_core.errors import DecodingInputError
 
@@ -526,7 +527,7 @@ def load_uploaded_dataset(
             stored_func = folder / _nifti_file_name("func", magic)
             _link_or_copy(source, stored_func)
             # Hashed when it was stored: spare `load_files` reading 300 MB again.
-            nifti_io.remember_file_digest(stored_func, func_sha256)
+            nifti.remember_file_digest(stored_func, func_sha256)
             labels_path = folder / "labels.txt"
             labels_path.write_bytes(labels_bytes)
             mask_path = anat_path = None

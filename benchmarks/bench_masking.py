@@ -72,7 +72,7 @@ def child(mode: str, image: str, vt: str, brain: str) -> dict:
 
     if mode.startswith("ours"):
         from decoding_core.masking import clean_signals, extract_masked_voxels
-        from decoding_core.nifti_io import load_image
+        from decoding_core.io.nifti import load_image
 
         names = {"ours-both": ["vt", "brain"], "ours-vt": ["vt"], "ours-brain": ["brain"]}[mode]
         paths = {"vt": vt, "brain": brain}
@@ -89,7 +89,7 @@ def child(mode: str, image: str, vt: str, brain: str) -> dict:
         from nilearn.maskers import NiftiMasker
 
         from decoding_core.masking import clean_signals, extract_masked_voxels
-        from decoding_core.nifti_io import load_image
+        from decoding_core.io.nifti import load_image
 
         warnings.simplefilter("ignore")
         result = {}

@@ -23,8 +23,9 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from decoding_core import nifti_io, paths, simulation
+from decoding_core import paths, simulation
 from decoding_core.errors import DecodingInputError, DecodingInputTypeError
+from decoding_core.io import nifti
 
 #: Human-readable titles of the mask names data sets use.
 MASK_TITLES = {
@@ -331,7 +332,7 @@ def _verified_cache(func_path: Path, meta_path: Path, seed: int, shape) -> str |
         expected = (simulation.GENERATOR_VERSION, seed, list(shape))
         if (meta.get("generator_version"), meta.get("seed"), meta.get("shape")) != expected:
             return None
-        digest = nifti_io.file_digest(func_path)
+        digest = nifti.file_digest(func_path)
         return digest if digest == meta.get("func_sha256") else None
     except (OSError, ValueError):
         return None
@@ -419,7 +420,7 @@ def load_simulated(seed: int = 0, *, cache_dir=None) -> Dataset:
         try:
             simulation.write_nifti_gz_atomic(subject.bold, anatomy.affine, func_path, zooms=zooms)
             del subject
-            func_sha256 = nifti_io.file_digest(func_path)
+            func_sha256 = nifti.file_digest(func_path)
             simulation.write_text_atomic(simulation.sidecar_json(seed, func_sha256, shape), meta_path)
         except OSError as error:
             raise _cache_error(error) from error
@@ -601,7 +602,7 @@ def load_haxby(subject: int = 2, *, data_dir=None, connect_timeout: float = 5.0,
         progress(0.6, "Checking the files")
 
     func_path = Path(bunch.func[0])
-    info = nifti_io.inspect_nifti(func_path, expected_ndim=4, kind="Haxby functional image")
+    info = nifti.inspect_nifti(func_path, expected_ndim=4, kind="Haxby functional image")
     shape, affine = tuple(int(v) for v in info.shape), np.asarray(info.affine, dtype=float)
     labels = read_labels_table(Path(bunch.session_target[0]), n_volumes=shape[3])
     for column in ("labels", "chunks"):
@@ -619,19 +620,19 @@ def load_haxby(subject: int = 2, *, data_dir=None, connect_timeout: float = 5.0,
         "brain": bunch.mask,
     }
     for name, path in mask_paths.items():
-        image = nifti_io.load_image(path, expected_ndim=3, kind=f"Haxby mask '{name}'")
+        image = nifti.load_image(path, expected_ndim=3, kind=f"Haxby mask '{name}'")
         masks[name] = _binary_mask_on_grid(image, shape, affine, name)
     if progress is not None:
         progress(0.75, "Preparing the anatomical image")
     anat_path = bunch.anat[0] if bunch.anat else None
     if anat_path is not None:
-        anat = nifti_io.load_image(anat_path, expected_ndim=3, kind="Haxby anatomical image")
+        anat = nifti.load_image(anat_path, expected_ndim=3, kind="Haxby anatomical image")
         anat_img = _float_image(np.asanyarray(_resample_onto(anat, shape, affine, "continuous").dataobj), affine)
         background = "the subject's anatomical image, resampled onto the functional grid"
     else:
-        anat_img = nifti_io.mean_volume(func_path)
+        anat_img = nifti.mean_volume(func_path)
         background = "the mean functional image (subject 6 has no anatomical image)"
-    digest = _dataset_digest(nifti_io.file_digest(func_path), labels, masks, "haxby", subject)
+    digest = _dataset_digest(nifti.file_digest(func_path), labels, masks, "haxby", subject)
     if progress is not None:
         progress(1.0, "Done")
     note = " Run 8 has no task labels (all rest)." if subject == 5 else ""
@@ -943,7 +944,7 @@ def load_files(func, labels, *, label_column: str = "labels", run_column: str | 
     func_path = Path(func)
     if not func_path.is_file():
         raise DecodingInputError(f"The functional image {func_path} does not exist (or is not a file). Check the path.")
-    info = nifti_io.inspect_nifti(func_path, expected_ndim=4, kind="functional image")
+    info = nifti.inspect_nifti(func_path, expected_ndim=4, kind="functional image")
     shape, affine = tuple(int(v) for v in info.shape), np.asarray(info.affine, dtype=float)
     table = read_labels_table(labels, n_volumes=shape[3])
 
@@ -979,20 +980,20 @@ def load_files(func, labels, *, label_column: str = "labels", run_column: str | 
 
         # Check the grid from the header first: a mask on another grid is refused before
         # any voxel is read (a 512 MB mask would otherwise be inflated, then refused).
-        mask_info = nifti_io.inspect_nifti(mask, expected_ndim=3, kind="mask")
+        mask_info = nifti.inspect_nifti(mask, expected_ndim=3, kind="mask")
         if tuple(mask_info.shape) != tuple(shape[:3]):
             raise DecodingInputError(
                 f"The mask 'uploaded' has shape {tuple(mask_info.shape)} but the functional image's volumes "
                 f"have shape {tuple(shape[:3])}. Use the mask made for this image, or resample the mask onto "
                 "the image (e.g. nilearn.image.resample_to_img(mask, func, interpolation='nearest'))."
             )
-        mask_img = nifti_io.load_image(mask, expected_ndim=3, kind="mask", budget_bytes=mask_info.data_nbytes)
+        mask_img = nifti.load_image(mask, expected_ndim=3, kind="mask", budget_bytes=mask_info.data_nbytes)
         check_mask_matches(mask_img, shape, affine, "uploaded")
         masks = {"uploaded": _mask_image(mask_bool(mask_img, "uploaded"), affine)}
     else:
         from nilearn.masking import compute_epi_mask
 
-        mean_img = nifti_io.mean_volume(func_path)
+        mean_img = nifti.mean_volume(func_path)
         mean_values = np.asanyarray(mean_img.dataobj)
         epi = np.zeros(mean_values.shape, dtype=bool)
         # The default opening (2 erosions) wipes out a slab a few slices thick: then try
@@ -1018,7 +1019,7 @@ def load_files(func, labels, *, label_column: str = "labels", run_column: str | 
         masks = {"epi": _mask_image(epi, affine)}
 
     if anat is not None:
-        anat_info = nifti_io.inspect_nifti(anat, expected_ndim=3, kind="anatomical image")
+        anat_info = nifti.inspect_nifti(anat, expected_ndim=3, kind="anatomical image")
         if anat_info.voxels_per_volume > MAX_ANAT_VOXELS:
             raise DecodingInputError(
                 f"The anatomical image has {anat_info.voxels_per_volume:,} voxels "
@@ -1026,12 +1027,12 @@ def load_files(func, labels, *, label_column: str = "labels", run_column: str | 
                 "accepted. Downsample it (e.g. to 1 mm), or leave it out: the mean functional image then "
                 "serves as background."
             )
-        anat_source = nifti_io.load_image(anat, expected_ndim=3, kind="anatomical image",
-                                          budget_bytes=anat_info.data_nbytes)
+        anat_source = nifti.load_image(anat, expected_ndim=3, kind="anatomical image",
+                                       budget_bytes=anat_info.data_nbytes)
         resampled = _resample_onto(anat_source, shape, affine, "continuous")
         anat_img = _float_image(np.asanyarray(resampled.dataobj), affine)
     else:
-        anat_img = mean_img if mean_img is not None else nifti_io.mean_volume(func_path)
+        anat_img = mean_img if mean_img is not None else nifti.mean_volume(func_path)
 
     repetition_time = _check_tr(tr)
     if repetition_time is None:
@@ -1057,7 +1058,7 @@ def load_files(func, labels, *, label_column: str = "labels", run_column: str | 
             f"background: {background}."
         ),
         source=f"Uploaded files: {func_path.name}, {label_file}",
-        digest=_dataset_digest(nifti_io.file_digest(func_path), table, masks, "upload", label_column, run_column),
+        digest=_dataset_digest(nifti.file_digest(func_path), table, masks, "upload", label_column, run_column),
         shape=shape,
         affine=affine,
     )

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import nibabel as nib
 import numpy as np
 
-from decoding_core import nifti_io
 from decoding_core.errors import DecodingInputError
+from decoding_core.io import nifti
 
 #: ``progress(fraction in [0, 1], message)``; called during long steps.
 ProgressCallback = Callable[[float, str], None]
@@ -156,7 +156,7 @@ def extract_masked_voxels(func_path, masks: dict, *, smoothing_fwhm=None, affine
         ``progress(fraction, "Read k of n volumes")``.
     budget_bytes : int, optional
         Limit for the stored image data and for the output matrices together;
-        default ``nifti_io.configured_budget_bytes()``.
+        default ``nifti.configured_budget_bytes()``.
 
     Returns
     -------
@@ -167,8 +167,8 @@ def extract_masked_voxels(func_path, masks: dict, *, smoothing_fwhm=None, affine
     """
     if not masks:
         raise DecodingInputError("No mask was given. Choose at least one mask.")
-    info = nifti_io.inspect_nifti(func_path, expected_ndim=4, budget_bytes=budget_bytes)
-    budget = nifti_io.configured_budget_bytes() if budget_bytes is None else int(budget_bytes)
+    info = nifti.inspect_nifti(func_path, expected_ndim=4, budget_bytes=budget_bytes)
+    budget = nifti.configured_budget_bytes() if budget_bytes is None else int(budget_bytes)
     n_volumes = info.n_volumes
     indices = {}
     for name, mask_img in masks.items():
@@ -186,10 +186,10 @@ def extract_masked_voxels(func_path, masks: dict, *, smoothing_fwhm=None, affine
     is_float = info.dtype.kind == "f"
 
     if smoothing is None:
-        with nifti_io._open_checked(func_path, expected_ndim=4, kind="functional image",
-                                    budget_bytes=budget_bytes) as checked:
-            chunk = nifti_io._default_chunk_volumes(info)
-            for start, raw in nifti_io._iter_raw_chunks(checked, chunk):
+        with nifti._open_checked(func_path, expected_ndim=4, kind="functional image",
+                                 budget_bytes=budget_bytes) as checked:
+            chunk = nifti._default_chunk_volumes(info)
+            for start, raw in nifti._iter_raw_chunks(checked, chunk):
                 stop = start + raw.shape[0]
                 for name, idx in indices.items():
                     block = outputs[name][start:stop]
@@ -201,7 +201,7 @@ def extract_masked_voxels(func_path, masks: dict, *, smoothing_fwhm=None, affine
     else:
         # Smoothing needs whole volumes: float32 (x, y, z, n) chunks, about 16 MB of file data each.
         c_masks = {name: mask_bool(masks[name], name) for name in indices}
-        for start, volumes in nifti_io.iter_volume_chunks(func_path, budget_bytes=budget_bytes):
+        for start, volumes in nifti.iter_volume_chunks(func_path, budget_bytes=budget_bytes):
             volumes = smoothing(volumes)
             stop = start + volumes.shape[3]
             for name, mask_index in c_masks.items():
@@ -431,7 +431,7 @@ def mask_dataset(dataset, mask_name, *, standardize=True, detrend=False,
             "Upload a labels file with one row per volume."
         )
     runs = dataset.runs
-    func_digest = nifti_io.file_digest(dataset.func_path)
+    func_digest = nifti.file_digest(dataset.func_path)
     smoothing_key = None if smoothing_fwhm is None else tuple(np.atleast_1d(np.asarray(smoothing_fwhm, float)).tolist())
 
     def key_for(name):

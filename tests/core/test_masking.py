@@ -25,7 +25,7 @@ from decoding_core.masking import (
     select_conditions,
     unmask,
 )
-from decoding_core.nifti_io import load_image
+from decoding_core.io.nifti import load_image
 
 
 def nilearn_masked(func_path, mask_img, *, standardize, detrend=False, smoothing_fwhm=None):

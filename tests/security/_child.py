@@ -51,24 +51,25 @@ def _reset_peak() -> None:
 
 def make_target(name: str):
     """The function a case is run through: ``fn(case) -> short description``."""
-    from decoding_core import datasets, masking, nifti_io
+    from decoding_core import datasets, masking
+    from decoding_core.io import nifti
 
     if name == "inspect":
-        return lambda case: repr(nifti_io.inspect_nifti(case["path"], expected_ndim=case.get("ndim", 4)).shape)
+        return lambda case: repr(nifti.inspect_nifti(case["path"], expected_ndim=case.get("ndim", 4)).shape)
     if name == "inspect_bytes":
-        return lambda case: repr(nifti_io.inspect_nifti(Path(case["path"]).read_bytes(),
-                                                        expected_ndim=case.get("ndim", 4)).shape)
+        return lambda case: repr(nifti.inspect_nifti(Path(case["path"]).read_bytes(),
+                                                     expected_ndim=case.get("ndim", 4)).shape)
     if name == "load_image":
-        return lambda case: repr(nifti_io.load_image(case["path"], expected_ndim=case.get("ndim", 4)).shape)
+        return lambda case: repr(nifti.load_image(case["path"], expected_ndim=case.get("ndim", 4)).shape)
     if name == "stream":
         def stream(case):
             total = 0
-            for _, volumes in nifti_io.iter_volume_chunks(case["path"]):
+            for _, volumes in nifti.iter_volume_chunks(case["path"]):
                 total += volumes.shape[3]
             return f"{total} volumes"
         return stream
     if name == "mean_volume":
-        return lambda case: repr(nifti_io.mean_volume(case["path"]).shape)
+        return lambda case: repr(nifti.mean_volume(case["path"]).shape)
     if name == "load_files":
         def load(case):
             dataset = datasets.load_files(case["path"], case["labels"], mask=case.get("mask"),

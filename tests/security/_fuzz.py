@@ -35,7 +35,8 @@ import numpy as np  # noqa: E402
 
 import hostile  # noqa: E402
 from _child import _status as _vm_status  # noqa: E402  (this folder is sys.path[0])
-from decoding_core import datasets, nifti_io  # noqa: E402
+from decoding_core import datasets  # noqa: E402
+from decoding_core.io import nifti  # noqa: E402
 from decoding_core.errors import DecodingInputError  # noqa: E402
 
 #: (offset, struct format) of the NIfTI-1 fields the mutator targets.
@@ -161,7 +162,7 @@ def run(seed: int, n_nifti: int, n_labels: int, headroom_mb: int) -> dict:
     path_plain, path_gz = folder / "case.nii", folder / "case.nii.gz"
     # Warm up (imports, first allocations) before the limit and the baseline.
     warm = hostile.valid_nifti()
-    nifti_io.load_image(warm, expected_ndim=4)
+    nifti.load_image(warm, expected_ndim=4)
     datasets.read_labels_table(b"labels chunks\nface 0\n", n_volumes=1)
     limit = _vm_status()["VmSize"] + headroom_mb * 1024**2
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -191,14 +192,14 @@ def run(seed: int, n_nifti: int, n_labels: int, headroom_mb: int) -> dict:
         case_seed = seed * 1_000_000 + offset
         data, _ = nifti_case(case_seed)
         ndim = 4 if case_seed % 3 else 3
-        attempt(f"nifti:{case_seed}:inspect", lambda: nifti_io.inspect_nifti(data, expected_ndim=ndim))
-        attempt(f"nifti:{case_seed}:load", lambda: nifti_io.load_image(data, expected_ndim=ndim))
+        attempt(f"nifti:{case_seed}:inspect", lambda: nifti.inspect_nifti(data, expected_ndim=ndim))
+        attempt(f"nifti:{case_seed}:load", lambda: nifti.load_image(data, expected_ndim=ndim))
         if case_seed % 4 == 0:  # the streaming reader, from a file named as gzip or not
             target = path_gz if data[:2] == b"\x1f\x8b" else path_plain
             target.write_bytes(data)
 
             def stream(target=target):
-                for _ in nifti_io.iter_volume_chunks(target, chunk_volumes=3):
+                for _ in nifti.iter_volume_chunks(target, chunk_volumes=3):
                     pass
             attempt(f"nifti:{case_seed}:stream", stream)
     for offset in range(n_labels):
@@ -214,7 +215,7 @@ def run(seed: int, n_nifti: int, n_labels: int, headroom_mb: int) -> dict:
         "ok": counts["ok"], "input_error": counts["input_error"], "findings": findings[:20],
         "n_findings": len(findings), "seconds": round(seconds, 2),
         "peak_growth_mb": round(max(0, status["VmHWM"] - baseline) / 1e6, 1),
-        "decompressor": nifti_io.DECOMPRESSOR,
+        "decompressor": nifti.DECOMPRESSOR,
     }
 
 
@@ -229,7 +230,7 @@ def main() -> int:
     if args.replay is not None:
         data, what = nifti_case(args.replay)
         print(what, len(data), data[:64])
-        nifti_io.load_image(data, expected_ndim=4 if args.replay % 3 else 3)
+        nifti.load_image(data, expected_ndim=4 if args.replay % 3 else 3)
         return 0
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     # nibabel logs every odd header field it meets; the outcome is what counts here.

@@ -46,7 +46,7 @@ def test_hostile_niftis_are_refused(target, hostile_nifti_paths, valid_func):
     may_pass = hostile.DATA_STAGE_CASES if target in ("inspect", "inspect_bytes") else frozenset()
     if target == "inspect_bytes":  # bytes have no name: a plain .nii is then simply valid
         may_pass = may_pass | {"plain_nifti_named_gz"}
-    assert_all_refused(results, f"nifti_io via {target}", may_pass=may_pass)
+    assert_all_refused(results, f"io.nifti via {target}", may_pass=may_pass)
 
 
 def test_refusal_messages_name_the_problem(hostile_nifti_paths, valid_func):

@@ -1,4 +1,4 @@
-"""Tests of decoding_core.nifti_io: header checks, bounded reads, hostile files."""
+"""Tests of decoding_core.io.nifti: header checks, bounded reads, hostile files."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from decoding_core import nifti_io
 from decoding_core.errors import DecodingInputError
-from decoding_core.nifti_io import (
+from decoding_core.io import nifti
+from decoding_core.io.nifti import (
     file_digest,
     inspect_nifti,
     iter_volume_chunks,
@@ -184,19 +184,19 @@ def test_trailing_singleton_5d_reads_as_4d(tmp_path, series):
 
 def test_budget_from_environment(monkeypatch, tmp_path, series):
     path = write(tmp_path, "b.nii.gz", nifti_bytes(series))
-    monkeypatch.setenv(nifti_io.BUDGET_ENV, "1K")
+    monkeypatch.setenv(nifti.BUDGET_ENV, "1K")
     with pytest.raises(DecodingInputError, match=r"more than the 0\.0 MB this app may load.*DECODING_LAB_MAX_IMAGE_BYTES"):
         inspect_nifti(path, expected_ndim=4)
-    monkeypatch.setenv(nifti_io.BUDGET_ENV, "10M")
+    monkeypatch.setenv(nifti.BUDGET_ENV, "10M")
     assert inspect_nifti(path, expected_ndim=4).shape == series.shape
-    monkeypatch.setenv(nifti_io.BUDGET_ENV, "lots")
+    monkeypatch.setenv(nifti.BUDGET_ENV, "lots")
     with pytest.raises(DecodingInputError, match="DECODING_LAB_MAX_IMAGE_BYTES must be a positive number"):
         inspect_nifti(path, expected_ndim=4)
 
 
 def test_default_budget_admits_a_full_haxby_subject():
     haxby_bytes = 40 * 64 * 64 * 1452 * 2
-    assert haxby_bytes <= nifti_io.DEFAULT_BUDGET_BYTES < 690e6
+    assert haxby_bytes <= nifti.DEFAULT_BUDGET_BYTES < 690e6
 
 
 # ---------------------------------------------------------------------------------------
@@ -421,10 +421,10 @@ def test_file_digest_is_hashed_once_and_follows_changes(tmp_path, monkeypatch):
     path.write_bytes(b"first")
     calls = []
     real_sha256 = hashlib.sha256
-    monkeypatch.setattr(nifti_io.hashlib, "sha256", lambda *a: calls.append(a) or real_sha256(*a))
-    assert nifti_io.file_digest(path) == real_sha256(b"first").hexdigest()
-    assert nifti_io.file_digest(path) == real_sha256(b"first").hexdigest()
+    monkeypatch.setattr(nifti.hashlib, "sha256", lambda *a: calls.append(a) or real_sha256(*a))
+    assert nifti.file_digest(path) == real_sha256(b"first").hexdigest()
+    assert nifti.file_digest(path) == real_sha256(b"first").hexdigest()
     assert len(calls) == 1  # the second call is remembered
     path.write_bytes(b"second, longer")  # new size and mtime: hashed again
-    assert nifti_io.file_digest(path) == real_sha256(b"second, longer").hexdigest()
+    assert nifti.file_digest(path) == real_sha256(b"second, longer").hexdigest()
     assert len(calls) == 2
