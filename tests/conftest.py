@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+# The real Haxby pieces live in the project (see tests/data/README.md): a fresh clone needs nothing beside it.
+TEST_DATA = REPO_ROOT / "tests" / "data"
 
 
 def pytest_configure(config):
@@ -27,24 +28,36 @@ def pytest_configure(config):
         os.environ["DECODING_LAB_DATA_DIR"] = tempfile.mkdtemp(prefix="decoding-lab-tests-")
 
 
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """``../shared/data``; a missing folder fails the test, it is never skipped."""
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"The real Haxby test data are missing: {SHARED_DATA} does not exist.")
-    return SHARED_DATA
+def _test_data_folder(name: str) -> Path:
+    """``tests/data/<name>``; a missing folder fails the test, it is never skipped."""
+    folder = TEST_DATA / name
+    if not folder.is_dir():
+        pytest.fail(f"The real Haxby test data are missing: {folder} does not exist (see tests/data/README.md).")
+    return folder
 
 
 @pytest.fixture(scope="session")
-def haxby_vt_dir(shared_data) -> Path:
+def haxby_vt_dir() -> Path:
     """Subject 1, ventral temporal voxels, 864 non-rest volumes."""
-    return shared_data / "haxby2001-subj1-vt"
+    return _test_data_folder("haxby2001-subj1-vt")
 
 
 @pytest.fixture(scope="session")
-def haxby_slice_dir(shared_data) -> Path:
+def haxby_slice_dir() -> Path:
     """Subject 1, half an axial slice, all 1452 volumes."""
-    return shared_data / "haxby2001-subj1-slice"
+    return _test_data_folder("haxby2001-subj1-slice")
+
+
+@pytest.fixture(scope="session")
+def haxby_bids_dir() -> Path:
+    """The slice data set in BIDS form: 12 runs with block events."""
+    return _test_data_folder("haxby2001-subj1-bids")
+
+
+@pytest.fixture(scope="session")
+def haxby_labels_dir() -> Path:
+    """The per-volume labels tables of subjects 1 and 2."""
+    return _test_data_folder("haxby2001-labels")
 
 
 @pytest.fixture(scope="session")

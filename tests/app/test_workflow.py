@@ -220,7 +220,7 @@ def _labels_with_one_run(labels_bytes: bytes) -> bytes:
     return "\n".join([header] + [f"{row.split()[0]} 0" for row in rows]).encode() + b"\n"
 
 
-def _upload_case(case, haxby_vt_dir, shared_data):
+def _upload_case(case, haxby_vt_dir, haxby_slice_dir):
     func, labels, mask = real_files(haxby_vt_dir)
     if case == "not nifti":
         return ("bold.nii.gz", b"this is a text file, not a NIfTI image\n" * 20, "application/gzip"), labels, None, "NIfTI"
@@ -230,16 +230,16 @@ def _upload_case(case, haxby_vt_dir, shared_data):
         short = b"\n".join(labels[1].splitlines()[:101]) + b"\n"
         return func, ("labels.txt", short, "text/plain"), mask, "100"
     if case == "mask that does not match":
-        other = (shared_data / "haxby2001-subj1-slice" / "mask.nii.gz").read_bytes()
+        other = (haxby_slice_dir / "mask.nii.gz").read_bytes()
         return func, labels, ("mask.nii.gz", other, "application/gzip"), "mask"
     raise AssertionError(case)
 
 
 @pytest.mark.parametrize("case", ["not nifti", "3D image", "labels of the wrong length", "mask that does not match"])
-def test_bad_upload_shows_an_error_and_keeps_the_previous_data_set(case, haxby_vt_dir, shared_data):
+def test_bad_upload_shows_an_error_and_keeps_the_previous_data_set(case, haxby_vt_dir, haxby_slice_dir):
     at = start_app()
     before = at.session_state[state.DATASET]
-    func, labels, mask, expected_words = _upload_case(case, haxby_vt_dir, shared_data)
+    func, labels, mask, expected_words = _upload_case(case, haxby_vt_dir, haxby_slice_dir)
     upload_files(at, func, labels, mask)
     errors = error_texts(at)
     assert len(errors) == 1, errors
