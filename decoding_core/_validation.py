@@ -8,6 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from numbers import Real
 
+import numpy as np
+import pandas as pd
+
 from decoding_core.errors import DecodingInputError, DecodingInputTypeError
 
 
@@ -80,3 +83,37 @@ def parse_byte_size(raw: str, name: str) -> int:
             f"{name} must be a positive number of bytes (e.g. 690M, 512MiB or 629145600). Got {raw!r}."
         )
     return value
+
+
+def as_labels(labels) -> np.ndarray:
+    """Labels as a plain numpy str array (pandas 3 hands out Arrow strings)."""
+    if isinstance(labels, (pd.Series, pd.Index)):
+        labels = labels.to_numpy(dtype=str)
+    array = np.asarray(labels)
+    if array.ndim != 1:
+        raise DecodingInputError(f"The labels must be one label per sample (1D). Got shape {array.shape}.")
+    if array.dtype.kind != "U":
+        if any(value is None or (isinstance(value, float) and np.isnan(value)) for value in array):
+            raise DecodingInputError("Some labels are missing (empty or NaN). Give every selected volume a label.")
+        array = array.astype(str)
+    return array
+
+
+def as_runs(runs, n_samples: int) -> np.ndarray | None:
+    """Runs as a plain numpy array (str or numbers), or None."""
+    if runs is None:
+        return None
+    if isinstance(runs, (pd.Series, pd.Index)):
+        runs = runs.to_numpy()
+    array = np.asarray(runs)
+    if array.ndim != 1 or len(array) != n_samples:
+        raise DecodingInputError(
+            f"There must be one run per sample: got {array.shape} runs for {n_samples} samples."
+        )
+    if array.dtype.kind in "fc" and np.isnan(array).any():
+        raise DecodingInputError("Some runs are missing (NaN). Give every volume a run, or decode without runs.")
+    if array.dtype.kind == "O":
+        if any(value is None or (isinstance(value, float) and np.isnan(value)) for value in array):
+            raise DecodingInputError("Some runs are missing. Give every volume a run, or decode without runs.")
+        array = array.astype(str)
+    return array
