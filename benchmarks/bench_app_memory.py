@@ -29,7 +29,7 @@ What it does:
 peak (``ru_maxrss``): what the computation itself needs.
 
 Labels: the real per-volume labels of Haxby subject 2
-(``../shared/data/haxby2001-labels/subj2_labels.txt``, read from there). For an image
+(``tests/data/haxby2001-labels/subj2_labels.txt``, read from there). For an image
 with fewer volumes (``--small``: 150), a subset of those rows is written to the
 temporary folder: the face and cat blocks of the first runs, in their original order,
 topped up with rest volumes, so leave-one-run-out still has several runs.
@@ -69,11 +69,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent
-sys.path.insert(0, str(REPO_ROOT))
-sys.path.insert(0, str(HERE))
 
 #: The real per-volume labels of Haxby subject 2 (1452 rows, header ``labels chunks``).
-HAXBY_LABELS = REPO_ROOT.parent / "shared" / "data" / "haxby2001-labels" / "subj2_labels.txt"
+HAXBY_LABELS = REPO_ROOT / "tests" / "data" / "haxby2001-labels" / "subj2_labels.txt"
 #: The goal: 690 MB, in bytes (the project counts MB as 10^6 bytes, see decoding_core.jobs).
 LIMIT_BYTES = 690 * 1000**2
 MB = 1000**2
@@ -120,7 +118,7 @@ def labels_for(n_volumes: int, work_dir: Path) -> Path:
     (face vs cat, leave one run out) has balanced classes in several runs.
     """
     if not HAXBY_LABELS.is_file():
-        raise SystemExit(f"The Haxby labels are missing: {HAXBY_LABELS}. See /work/shared/data/README.md.")
+        raise SystemExit(f"The Haxby labels are missing: {HAXBY_LABELS}. See tests/data/README.md.")
     lines = HAXBY_LABELS.read_text().splitlines()
     header, rows = lines[0], lines[1:]
     if n_volumes == len(rows):

@@ -1,7 +1,7 @@
 """Speed and scores of each estimator on real Haxby subject 1 VT data, leave-one-run-out.
 
 Run: ``python benchmarks/bench_estimators.py [estimator ...]``. Reads
-``../shared/data/haxby2001-subj1-vt/`` beside the project; prints, per estimator,
+``tests/data/haxby2001-subj1-vt/`` (see its README); prints, per estimator,
 the time and the per-fold scores of face vs cat and of all 8 categories.
 """
 
@@ -11,14 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from decoding_core.config import ESTIMATORS, DecodingConfig
+from decoding_core.datasets import load_files
+from decoding_core.decoding import decode
+from decoding_core.masking import mask_dataset
 
-from decoding_core.config import ESTIMATORS, DecodingConfig  # noqa: E402
-from decoding_core.datasets import load_files  # noqa: E402
-from decoding_core.decoding import decode  # noqa: E402
-from decoding_core.masking import mask_dataset  # noqa: E402
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "haxby2001-subj1-vt"
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "haxby2001-subj1-vt"
 
 
 def main(names) -> None:

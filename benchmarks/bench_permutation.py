@@ -9,7 +9,7 @@ Face vs cat, ventral temporal mask, leave-one-run-out, linear SVC (C=1):
    default (``--sklearn-permutations``) and its time is extrapolated linearly
    to the same count; both draw the same permutations in the same order, so
    the null scores they share are compared one by one;
-2. on the real Haxby subject-1 VT data in ``../shared/data`` (our test only).
+2. on the real Haxby subject-1 VT data in ``tests/data`` (our test only).
 
 Run from the repository root::
 
@@ -19,32 +19,28 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import LeaveOneGroupOut, permutation_test_score
+from sklearn.svm import SVC
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-
-from sklearn.model_selection import LeaveOneGroupOut, permutation_test_score  # noqa: E402
-from sklearn.svm import SVC  # noqa: E402
-
-from decoding_core.config import DecodingConfig  # noqa: E402
-from decoding_core.datasets import load_simulated  # noqa: E402
-from decoding_core.masking import (  # noqa: E402
+from decoding_core.config import DecodingConfig
+from decoding_core.datasets import load_simulated
+from decoding_core.masking import (
     MaskedData,
     clean_signals,
     extract_masked_voxels,
     mask_dataset,
     select_conditions,
 )
-from decoding_core.significance import dummy_scores, permutation_test  # noqa: E402
+from decoding_core.significance import dummy_scores, permutation_test
 
-HAXBY_VT_DIR = REPO_ROOT.parent / "shared" / "data" / "haxby2001-subj1-vt"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+HAXBY_VT_DIR = REPO_ROOT / "tests" / "data" / "haxby2001-subj1-vt"
 CONFIG = DecodingConfig(conditions=("face", "cat"), mask_name="vt", estimator="svc", C=1.0,
                         cv="leave-one-run-out")
 
