@@ -1,0 +1,104 @@
+"""The one bounded cache (decoding_core.caching)."""
+
+from __future__ import annotations
+
+import doctest
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from decoding_core import caching
+from decoding_core.caching import BoundedCache, approx_nbytes
+
+
+def test_docstring_examples():
+    assert doctest.testmod(caching).failed == 0
+
+
+def test_drops_the_least_recently_used_beyond_the_entry_bound():
+    store = BoundedCache(max_entries=2)
+    store.put("a", 1)
+    store.put("b", 2)
+    assert store.get("a") == 1  # "a" is now the most recent
+    store.put("c", 3)
+    assert "b" not in store and "a" in store and "c" in store
+    assert len(store) == 2
+    assert store.get("b") is None and store.get("b", "gone") == "gone"
+
+
+def test_bytes_bound_refuses_or_keeps_an_oversized_value():
+    refusing = BoundedCache(max_bytes=10_000)
+    assert refusing.put("x", np.zeros(1000))  # 8,000 bytes
+    assert refusing.put("y", np.zeros(500))  # 4,000 more: x goes
+    assert refusing.keys() == ["y"] and refusing.nbytes == 4000
+    assert not refusing.put("huge", np.zeros(100_000))  # larger than the bound: not kept, nothing dropped
+    assert refusing.keys() == ["y"]
+    keeping = BoundedCache(max_bytes=10_000, max_entries=3, keep_oversized=True)
+    for key in "pqr":
+        keeping.put(key, key)
+    assert keeping.put("huge", np.zeros(100_000))  # kept, everything else dropped
+    assert keeping.keys() == ["huge"] and keeping.nbytes == 800_000
+
+
+def test_zero_bytes_keeps_nothing_that_holds_memory():
+    cache = BoundedCache(max_bytes=0)
+    assert not cache.put("a", np.zeros(3))
+    assert len(cache) == 0
+
+
+def test_insertion_order_update_pop_and_evict():
+    cache = BoundedCache(max_entries=3, refresh_on_read=False)
+    for key in "abc":
+        cache.put(key, key.upper())
+    cache.get("a")  # reading does not refresh: "a" stays the oldest
+    assert cache.update("a", "A2") and not cache.update("zz", 1)
+    assert cache.keys() == ["a", "b", "c"] and cache.values()[0] == "A2"
+    cache.put("d", "D")
+    assert cache.keys() == ["b", "c", "d"]
+    assert cache.pop("c") == "C" and cache.pop("c", 0) == 0
+    assert cache.evict_oldest() == 0 and cache.keys() == ["d"]  # no byte bound: sizes are 0
+    cache.clear()
+    assert len(cache) == 0 and cache.evict_oldest() == 0
+
+
+def test_get_or_compute_computes_once_and_outside_the_lock():
+    cache = BoundedCache(max_entries=4)
+    calls = []
+    assert cache.get_or_compute("k", lambda: calls.append(1) or "v") == "v"
+    assert cache.get_or_compute("k", lambda: calls.append(1) or "w") == "v"
+    assert calls == [1]
+
+    started = threading.Event()
+
+    def slow():
+        started.set()
+        time.sleep(0.3)
+        return "slow"
+
+    worker = threading.Thread(target=cache.get_or_compute, args=("s", slow))
+    worker.start()
+    started.wait(5)
+    began = time.perf_counter()
+    assert cache.get("k") == "v"  # not blocked by the computation
+    assert time.perf_counter() - began < 0.2
+    worker.join(5)
+    assert cache.get("s") == "slow"
+
+
+@pytest.mark.parametrize("bound", [-1, 1.5, True, "2"])
+def test_bounds_are_checked(bound):
+    with pytest.raises(ValueError, match="must be a non-negative integer or None"):
+        BoundedCache(max_entries=bound)
+
+
+def test_approx_nbytes_looks_into_containers_and_skips_memory_maps(tmp_path):
+    class Holder:
+        def __init__(self):
+            self.array = np.zeros(10)
+            self.items = {"a": np.zeros(5), "b": [np.zeros(2), b"1234"]}
+
+    assert approx_nbytes(Holder()) == 80 + 40 + 16 + 4
+    mapped = np.memmap(tmp_path / "m.dat", dtype=np.float64, mode="w+", shape=(100,))
+    assert approx_nbytes(mapped[:50]) == 0
