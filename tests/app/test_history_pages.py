@@ -12,7 +12,7 @@ import zipfile
 import pytest
 
 import state
-from _helpers import assert_no_traceback, error_texts, go_to, run_from_configure, start_app
+from tests.app._helpers import assert_no_traceback, error_texts, go_to, run_from_configure, start_app
 from decoding_core import history
 from decoding_core.config import DecodingConfig
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from _helpers import REPO_ROOT, assert_no_traceback, go_to, start_app
+from tests.app._helpers import REPO_ROOT, assert_no_traceback, go_to, start_app
 
 PAGE_FILES = sorted(p.name for p in (REPO_ROOT / "pages").glob("*.py") if not p.name.startswith("_"))
 

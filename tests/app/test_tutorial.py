@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import state
-from _helpers import all_markdown, assert_no_traceback, go_to, start_app
+from tests.app._helpers import all_markdown, assert_no_traceback, go_to, start_app
 from decoding_core import decoding, masking
 from decoding_core.config import DecodingConfig
 

@@ -11,7 +11,7 @@ import pytest
 
 import app_services as services
 import state
-from _helpers import assert_no_traceback, error_texts, metric_value, start_app
+from tests.app._helpers import assert_no_traceback, error_texts, metric_value, start_app
 from decoding_core.errors import DecodingInputError
 
 

@@ -6,7 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import state
-from _helpers import APP_PATH, TIMEOUT, assert_no_traceback, error_texts, go_to, start_app
+from tests.app._helpers import APP_PATH, TIMEOUT, assert_no_traceback, error_texts, go_to, start_app
 from decoding_core import history
 from decoding_core.config import DecodingConfig
 from decoding_core.urlstate import config_from_query_params, config_to_query_params

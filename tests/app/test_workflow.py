@@ -7,7 +7,7 @@ import re
 import pytest
 
 import state
-from _helpers import assert_no_traceback, error_texts, go_to, metric_value, run_from_configure, start_app
+from tests.app._helpers import assert_no_traceback, error_texts, go_to, metric_value, run_from_configure, start_app
 from decoding_core import datasets, decoding
 from decoding_core.config import DecodingConfig
 

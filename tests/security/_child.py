@@ -2,7 +2,7 @@
 
 Used by the security tests (and ``benchmarks/hostile_inputs.py``) as a script::
 
-    python tests/security/_child.py < request.json > results.jsonl
+    python -m tests.security._child < request.json > results.jsonl   # from the repository root
 
 The request names a target and the cases. The process imports the core, warms
 it up, limits its address space (``resource.setrlimit(RLIMIT_AS)``: current size
@@ -25,11 +25,6 @@ import sys
 import time
 import traceback
 from pathlib import Path
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
 
 def _status() -> dict:
     values = {}

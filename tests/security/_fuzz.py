@@ -1,8 +1,8 @@
 """A seeded mutation fuzzer for the NIfTI reader and the labels parser.
 
-Run as a script (the security test runs it in a memory-limited subprocess)::
+Run as a module from the repository root (the security test runs it in a memory-limited subprocess)::
 
-    python tests/security/_fuzz.py --seed 0 --nifti 10000 --labels 3000 --headroom-mb 256
+    python -m tests.security._fuzz --seed 0 --nifti 10000 --labels 3000 --headroom-mb 256
 
 Each case is a mutated valid file (header fields set to extreme values, random bytes
 flipped, truncated, extended, gzip-compressed or not) or random bytes. Allowed
@@ -27,17 +27,13 @@ import traceback
 import warnings
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parents[1]))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-import hostile  # noqa: E402
-from _child import _status as _vm_status  # noqa: E402  (this folder is sys.path[0])
-from decoding_core import datasets  # noqa: E402
-from decoding_core.io import nifti  # noqa: E402
-from decoding_core.errors import DecodingInputError  # noqa: E402
+from decoding_core import datasets
+from decoding_core.errors import DecodingInputError
+from decoding_core.io import nifti
+from tests.security import hostile
+from tests.security._child import _status as _vm_status
 
 #: (offset, struct format) of the NIfTI-1 fields the mutator targets.
 FIELDS = {

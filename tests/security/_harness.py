@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-CHILD = Path(__file__).with_name("_child.py")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+#: Run as ``python -m`` from the repository root, so it imports its siblings as ``tests.security``.
+CHILD_MODULE = "tests.security._child"
 #: Largest growth of the resident set accepted for a refused hostile input (MB).
 MAX_GROWTH_MB = 48
 #: Address-space headroom given to the memory-limited process (MB): a case that tries
@@ -23,8 +25,8 @@ def run_cases(target: str, cases: list[dict], *, warmup: list[dict] | None = Non
                "timeout_s": timeout_s}
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     completed = subprocess.run(
-        [sys.executable, str(CHILD)], input=json.dumps(request), capture_output=True, text=True,
-        env=env, timeout=timeout_s * (len(cases) + len(warmup or []) + 2),
+        [sys.executable, "-m", CHILD_MODULE], input=json.dumps(request), capture_output=True, text=True,
+        cwd=REPO_ROOT, env=env, timeout=timeout_s * (len(cases) + len(warmup or []) + 2),
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     results = {}

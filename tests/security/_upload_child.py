@@ -1,6 +1,7 @@
 """Hostile uploads through the app's upload widget (AppTest), in a memory-limited process.
 
-Run as a script with a JSON request on stdin (see `test_upload_widget.py`). The app is
+Run as ``python -m tests.security._upload_child`` from the repository root, with a JSON request
+on stdin (see `test_upload_widget.py`). The app is
 started once, with the built-in data set loaded and every module imported; then the
 address space is limited to its size plus ``headroom_mb`` and each case is uploaded
 through the Data page's file uploaders and loaded with its button. One JSON line per
@@ -18,12 +19,10 @@ import sys
 import time
 from pathlib import Path
 
+from tests.security._child import _reset_peak, _status
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO_ROOT))
 os.chdir(REPO_ROOT)
-
-
-from _child import _reset_peak, _status  # noqa: E402  (this folder is sys.path[0])
 
 
 def _read(case: dict) -> dict:

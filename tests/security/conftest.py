@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import gzip
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import hostile  # noqa: E402
+from tests.security import hostile
 
 N_VOLUMES = 10
 

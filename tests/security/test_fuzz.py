@@ -13,19 +13,19 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-FUZZER = Path(__file__).with_name("_fuzz.py")
+from tests.security import _fuzz
+from tests.security._harness import REPO_ROOT
 
 
 def run_fuzzer(seed: int, n_nifti: int, n_labels: int) -> dict:
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     completed = subprocess.run(
-        [sys.executable, str(FUZZER), "--seed", str(seed), "--nifti", str(n_nifti), "--labels", str(n_labels),
-         "--headroom-mb", "256"],
-        capture_output=True, text=True, env=env, timeout=600,
+        [sys.executable, "-m", "tests.security._fuzz", "--seed", str(seed), "--nifti", str(n_nifti),
+         "--labels", str(n_labels), "--headroom-mb", "256"],
+        capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=600,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     return json.loads(completed.stdout.strip().splitlines()[-1])
@@ -45,9 +45,6 @@ def test_ten_thousand_mutated_files_raise_only_our_error():
 
 
 def test_fuzz_cases_are_reproducible():
-    sys.path.insert(0, str(FUZZER.parent))
-    import _fuzz
-
     assert _fuzz.nifti_case(123) == _fuzz.nifti_case(123)
     assert _fuzz.labels_case(5) == _fuzz.labels_case(5)
     assert _fuzz.nifti_case(123) != _fuzz.nifti_case(124)

@@ -17,12 +17,11 @@ import sys
 
 import pytest
 
-import hostile
-from _harness import MAX_GROWTH_MB, describe, run_cases
-from conftest import N_VOLUMES
-
 from decoding_core import datasets
 from decoding_core.errors import DecodingInputError
+from tests.security import hostile
+from tests.security._harness import MAX_GROWTH_MB, REPO_ROOT, describe, run_cases
+from tests.security.conftest import N_VOLUMES
 
 
 def assert_all_refused(results: dict, what: str, may_pass=frozenset()) -> None:
@@ -159,7 +158,7 @@ def test_command_line_process_under_a_memory_limit(case, hostile_nifti_paths, va
         [sys.executable, "-m", "decoding_core", "decode", "--func", str(hostile_nifti_paths[case]),
          "--labels", str(valid_labels), "--quiet"],
         capture_output=True, text=True, env=env, timeout=120, preexec_fn=_limit_memory(1536 * 1024**2),
-        cwd=str(tmp_path.parent if False else os.path.dirname(os.path.dirname(os.path.dirname(__file__)))),
+        cwd=REPO_ROOT,
     )
     assert completed.returncode == 2, completed.stderr
     assert completed.stderr.startswith("error: The functional image"), completed.stderr

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import hostile
+from tests.security import hostile
 
 pytestmark = pytest.mark.browser
 

@@ -12,21 +12,20 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from _harness import MAX_GROWTH_MB
+from tests.security._harness import MAX_GROWTH_MB, REPO_ROOT
 
-CHILD = Path(__file__).with_name("_upload_child.py")
+CHILD_MODULE = "tests.security._upload_child"
 
 
 def run_uploads(cases: list[dict], warmup: list[dict], tmp_path) -> dict:
     request = {"cases": cases, "warmup": warmup, "headroom_mb": 256}
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
                DECODING_LAB_DATA_DIR=os.environ.get("DECODING_LAB_DATA_DIR", str(tmp_path)))
-    completed = subprocess.run([sys.executable, str(CHILD)], input=json.dumps(request), capture_output=True,
-                               text=True, env=env, timeout=1200)
+    completed = subprocess.run([sys.executable, "-m", CHILD_MODULE], input=json.dumps(request), capture_output=True,
+                               text=True, cwd=REPO_ROOT, env=env, timeout=1200)
     assert completed.returncode == 0, completed.stderr[-4000:]
     results = {}
     for line in completed.stdout.splitlines():
