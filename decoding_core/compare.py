@@ -345,7 +345,7 @@ def summary_table(records) -> pd.DataFrame:
     rows = []
     for label, record in zip(_run_labels(records), records):
         rows.append({
-            "run": label, "scoring": SCORINGS.get(record.config.scoring, record.config.scoring),
+            "run": label, "scoring": (SCORINGS[record.config.scoring].title if record.config.scoring in SCORINGS else record.config.scoring),
             "mean score": record.mean_score, "sd": record.std_score, "chance": record.chance_level,
             "folds": len(record.fold_scores), "samples": record.n_samples, "voxels": record.n_voxels,
             "seconds": record.elapsed_seconds,

@@ -12,33 +12,10 @@ import json
 from dataclasses import dataclass
 
 from decoding_core._validation import check_in, check_range
+from decoding_core.decoding.estimators import ESTIMATORS
+from decoding_core.decoding.scoring import SCORINGS
+from decoding_core.decoding.splits import CV_SCHEMES
 from decoding_core.errors import DecodingInputError
-
-#: Evaluation schemes, in the order nilearn's decoding tutorial shows them.
-CV_SCHEMES = {
-    "train": "Accuracy on the training data (meaningless)",
-    "holdout": "Hold out the last N samples",
-    "kfold": "K-fold (unshuffled)",
-    "default": "scikit-learn's default split (cross_val_score)",
-    "leave-one-run-out": "Leave one run out",
-}
-
-#: Estimators offered, by name. The factories live in `decoding_core.decoding`.
-ESTIMATORS = {
-    "svc": "Linear SVC (SVC, kernel='linear')",
-    "svm_l2": "L2-penalised linear SVM (LinearSVC)",
-    "svm_l1": "L1-penalised linear SVM (LinearSVC)",
-    "logistic_l2": "L2-penalised logistic regression",
-    "logistic_l1": "L1-penalised logistic regression",
-    "ridge": "Ridge classifier",
-}
-
-#: Scores offered.
-SCORINGS = {
-    "accuracy": "Accuracy",
-    "balanced_accuracy": "Balanced accuracy",
-    "roc_auc": "ROC AUC (one-vs-rest when more than two classes)",
-}
 
 DEFAULT_CONDITIONS = ("face", "cat")
 
@@ -174,7 +151,3 @@ class DecodingConfig:
     def replace(self, **changes) -> "DecodingConfig":
         """A copy with some settings changed (validated again)."""
         return dataclasses.replace(self, **changes)
-
-    def masking_key(self) -> tuple:
-        """The settings that change the masked matrix (not the decoding)."""
-        return (self.mask_name, self.standardize, self.detrend, self.smoothing_fwhm)

@@ -148,9 +148,6 @@ def default_run_name(config: DecodingConfig, dataset_name: str = "") -> str:
 
 def _fold_names(result, predictions: pd.DataFrame, n_folds: int) -> list[str]:
     """One label per fold: ``run 3`` for leave-one-run-out, else ``fold 1``..."""
-    names = result.extras.get("fold_names") if isinstance(result.extras, dict) else None
-    if names is not None and len(names) == n_folds:
-        return [str(n) for n in names]
     config = result.config
     if config.cv == "leave-one-run-out" and "run" in predictions and "fold" in predictions:
         fold_ids = sorted(pd.unique(predictions["fold"]).tolist())
@@ -207,6 +204,28 @@ def _json_safe(value):
 _DROP = object()
 
 
+def _voxel_rows(values, mask: np.ndarray, n_voxels: int) -> np.ndarray | None:
+    """A (n_maps, n_voxels) float32 map of a result, or None when it has none that fits."""
+    if values is None:
+        return None
+    if isinstance(values, nib.Nifti1Image):
+        volume = np.asarray(values.dataobj)
+        values = volume[mask] if volume.ndim == 3 else volume[mask].T
+    values = np.atleast_2d(np.asarray(values, dtype=np.float32))
+    return values if values.ndim == 2 and values.shape[1] == n_voxels else None
+
+
+def _chosen_C_from(metrics) -> tuple:
+    """``(chosen_C, final_C)`` from a stored record's ``"metrics"`` (missing or malformed: nothing)."""
+    metrics = metrics if isinstance(metrics, dict) else {}
+    chosen = metrics.get("chosen_C")
+    final = metrics.get("final_C")
+    numbers = isinstance(chosen, list) and all(isinstance(c, (int, float)) and not isinstance(c, bool)
+                                               for c in chosen)
+    final_ok = isinstance(final, (int, float)) and not isinstance(final, bool)
+    return (tuple(float(c) for c in chosen) if numbers else ()), (float(final) if final_ok else None)
+
+
 @dataclass(frozen=True, eq=False)
 class RunRecord:
     """One finished run, as the history keeps it.
@@ -240,14 +259,17 @@ class RunRecord:
     elapsed_seconds : float
     classes : tuple of str
     warnings : list of str
-    metrics : dict
-        JSON-able summary metrics (from the result's ``extras``).
+    chosen_C : tuple of float
+        C used in each fold (chosen by the inner split when C was tuned); empty when unknown.
+    final_C : float or None
+        C of the classifier refitted on all samples.
     weights : ndarray of shape (n_maps, n_voxels), float32
     mask : ndarray of bool, 3D
         The decoding mask; ``weights`` columns are its nonzero voxels in C order.
     affine : ndarray of shape (4, 4)
-    extra_maps : dict of str to ndarray (n_maps, n_voxels) float32
-        Further voxel maps of the run (e.g. "pattern", "stability").
+    pattern, stability : ndarray of shape (n_maps, n_voxels), float32, or None
+        The activation pattern and the sign stability of the weights (see
+        `decoding_core.decoding.DecodingResult`).
     predictions : pandas.DataFrame
         Per-sample predictions (columns ``sample, volume, run, fold, true, predicted, correct``).
     fold_signature : str
@@ -278,8 +300,10 @@ class RunRecord:
     run_column: str | None = "chunks"
     meaningless: bool = False
     warnings: list = field(default_factory=list)
-    metrics: dict = field(default_factory=dict)
-    extra_maps: dict = field(default_factory=dict)
+    chosen_C: tuple = ()
+    final_C: float | None = None
+    pattern: np.ndarray | None = None
+    stability: np.ndarray | None = None
     fold_signature: str = ""
 
     # -- construction ------------------------------------------------------
@@ -312,19 +336,10 @@ class RunRecord:
             )
         predictions = result.predictions.copy() if result.predictions is not None else pd.DataFrame()
         fold_scores = np.asarray(result.fold_scores, dtype=np.float64).ravel()
-        extras = result.extras if isinstance(result.extras, dict) else {}
-        extra_maps = {}
-        for key in ("pattern", "pattern_weights", "stability", "patterns"):
-            value = extras.get(key)
-            if value is None:
-                continue
-            if isinstance(value, nib.Nifti1Image):
-                value = np.asarray(value.dataobj)
-                value = value[mask] if value.ndim == 3 else value[mask].T
-            value = np.atleast_2d(np.asarray(value, dtype=np.float32))
-            if value.ndim == 2 and value.shape[1] == weights.shape[1]:
-                extra_maps[key] = value
-        metrics = _json_safe({k: v for k, v in extras.items() if k not in extra_maps})
+        maps = {kind: _voxel_rows(getattr(result, kind, None), mask, weights.shape[1])
+                for kind in ("pattern", "stability")}
+        chosen_C = getattr(result, "chosen_C", None)
+        final_C = getattr(result, "final_C", None)
         digest = str(dataset.digest)
         return cls(
             id=_new_id(),
@@ -347,11 +362,13 @@ class RunRecord:
             elapsed_seconds=float(result.elapsed_seconds),
             classes=tuple(str(c) for c in result.classes),
             warnings=[str(w) for w in result.warnings],
-            metrics=metrics if isinstance(metrics, dict) else {},
+            chosen_C=() if chosen_C is None else tuple(float(c) for c in np.ravel(chosen_C)),
+            final_C=None if final_C is None else float(final_C),
             weights=weights,
             mask=mask,
             affine=np.asarray(dataset.affine if mask_img.affine is None else mask_img.affine, dtype=np.float64),
-            extra_maps=extra_maps,
+            pattern=maps["pattern"],
+            stability=maps["stability"],
             predictions=predictions,
             fold_signature=fold_signature(digest, predictions),
         )
@@ -371,9 +388,20 @@ class RunRecord:
             volume = volume[..., 0]
         return nib.Nifti1Image(volume, self.affine)
 
+    @property
     def weight_img(self) -> nib.Nifti1Image:
         """The weight map rebuilt as a nibabel image (3D for two classes, 4D otherwise)."""
         return self.map_img(self.weights)
+
+    @property
+    def pattern_img(self) -> nib.Nifti1Image | None:
+        """The activation pattern as an image, as `DecodingResult.pattern_img`; None if not kept."""
+        return None if self.pattern is None else self.map_img(self.pattern)
+
+    @property
+    def stability_img(self) -> nib.Nifti1Image | None:
+        """The sign-stability map as an image, as `DecodingResult.stability_img`; None if not kept."""
+        return None if self.stability is None else self.map_img(self.stability)
 
     @property
     def dataset_spec(self) -> str | None:
@@ -381,11 +409,6 @@ class RunRecord:
         if self.dataset_name == "simulated" or re.fullmatch(r"haxby:[1-6]", self.dataset_name or ""):
             return self.dataset_name
         return None
-
-    @property
-    def extras(self) -> dict:
-        """As `DecodingResult.extras`: metrics plus the extra maps."""
-        return {**self.metrics, **self.extra_maps}
 
     def summary_row(self) -> dict:
         """One row for a history table (see `summary_row_from_metadata`)."""
@@ -403,7 +426,9 @@ class RunRecord:
             "std_score": _json_safe(self.std_score), "chance_level": _json_safe(self.chance_level),
             "meaningless": self.meaningless, "n_samples": self.n_samples, "n_voxels": self.n_voxels,
             "elapsed_seconds": self.elapsed_seconds, "classes": list(self.classes),
-            "warnings": list(self.warnings), "metrics": self.metrics,
+            "warnings": list(self.warnings),
+            # "metrics" is the layout of earlier exports, kept so that they import.
+            "metrics": {"chosen_C": list(self.chosen_C), "final_C": self.final_C},
             "fold_signature": self.fold_signature,
         }
 
@@ -412,9 +437,14 @@ class RunRecord:
         buffer = io.BytesIO()
         arrays = {"weights": self.weights, "mask": self.mask, "affine": self.affine,
                   "fold_scores": self.fold_scores}
-        arrays.update({f"map__{key}": value for key, value in self.extra_maps.items()})
+        arrays.update({f"map__{kind}": values for kind, values in self.maps().items()})
         np.savez_compressed(buffer, **arrays)
         return buffer.getvalue()
+
+    def maps(self) -> dict:
+        """The further voxel maps the record keeps (``"pattern"``, ``"stability"``) by name."""
+        return {kind: values for kind, values in (("pattern", self.pattern), ("stability", self.stability))
+                if values is not None}
 
     def predictions_bytes(self) -> bytes:
         return self.predictions.to_csv(index=False).encode()
@@ -489,6 +519,7 @@ def _record_from_parts(metadata, arrays_blob: bytes, predictions_blob: bytes) ->
             if value.ndim != 2 or value.shape[1] != n_voxels or value.dtype.kind != "f":
                 raise bad(f"a run's map {key[5:]!r} does not match its mask")
             extra_maps[key[5:]] = value.astype(np.float32)
+    chosen_C, final_C = _chosen_C_from(metadata.get("metrics"))
     try:
         predictions = pd.read_csv(io.BytesIO(predictions_blob)) if predictions_blob else pd.DataFrame()
     except Exception:
@@ -511,7 +542,6 @@ def _record_from_parts(metadata, arrays_blob: bytes, predictions_blob: bytes) ->
         return float(value)
 
     run_column = metadata.get("run_column", "chunks")
-    metrics = metadata.get("metrics") or {}
     return RunRecord(
         id=metadata["id"],
         name=_clean_name(metadata["name"]),
@@ -533,11 +563,13 @@ def _record_from_parts(metadata, arrays_blob: bytes, predictions_blob: bytes) ->
         elapsed_seconds=number("elapsed_seconds", 0.0),
         classes=tuple(str(c) for c in metadata.get("classes", [])),
         warnings=[str(w) for w in metadata.get("warnings", [])][:100],
-        metrics=metrics if isinstance(metrics, dict) else {},
+        chosen_C=chosen_C,
+        final_C=final_C,
         weights=weights.astype(np.float32),
         mask=mask,
         affine=affine.astype(np.float64),
-        extra_maps=extra_maps,
+        pattern=extra_maps.get("pattern"),
+        stability=extra_maps.get("stability"),
         predictions=predictions,
         fold_signature=str(metadata.get("fold_signature", "")),
     )

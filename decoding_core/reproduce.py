@@ -470,8 +470,8 @@ def export_record_zip(record: RunRecord, *, result=None) -> bytes:
         source = result if result is not None else record
         archive.writestr("fold_scores.csv", export.fold_scores_csv(source))
         archive.writestr("predictions.csv", export.predictions_csv(source))
-        archive.writestr("weights.nii.gz", export.image_to_nifti_bytes(record.weight_img()))
-        for name, values in record.extra_maps.items():
+        archive.writestr("weights.nii.gz", export.image_to_nifti_bytes(record.weight_img))
+        for name, values in record.maps().items():
             safe = re.sub(r"[^A-Za-z0-9_-]+", "_", name)[:40] or "map"
             archive.writestr(f"{safe}.nii.gz", export.image_to_nifti_bytes(record.map_img(values)))
         archive.writestr("mask.nii.gz", export.image_to_nifti_bytes(record.mask_img))

@@ -52,6 +52,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
 
 from decoding_core import decoding, masking
+from decoding_core._validation import as_labels, as_runs
 from decoding_core.config import DecodingConfig
 from decoding_core.errors import DecodingInputError
 from decoding_core.masking import MaskedData, ProgressCallback
@@ -190,7 +191,7 @@ class _Prepared:
 
 def _select(masked: MaskedData, config: DecodingConfig) -> MaskedData:
     """``masked`` restricted to ``config.conditions`` (as is when it already is)."""
-    labels = decoding._as_labels(masked.labels)
+    labels = as_labels(masked.labels)
     present = set(np.unique(labels).tolist())
     if present == set(config.conditions):
         return masked
@@ -207,7 +208,7 @@ def _prepare(masked: MaskedData, config: DecodingConfig) -> _Prepared:
         raise DecodingInputError(f"Expected a DecodingConfig; got {type(config).__name__}.")
     selected = _select(masked, config)
     X = np.asarray(selected.X)
-    labels = decoding._as_labels(selected.labels)
+    labels = as_labels(selected.labels)
     if X.ndim != 2 or X.shape[0] != len(labels):
         raise DecodingInputError(
             f"The data matrix must be samples x voxels with one label per sample; "
@@ -220,7 +221,7 @@ def _prepare(masked: MaskedData, config: DecodingConfig) -> _Prepared:
             "The masked data contain NaN or infinite values: check the image, or choose a mask "
             "inside the brain."
         )
-    runs = decoding._as_runs(selected.runs, len(labels))
+    runs = as_runs(selected.runs, len(labels))
     classes, codes = np.unique(labels, return_inverse=True)
     if len(classes) < 2:
         raise DecodingInputError(

@@ -10,14 +10,6 @@ from decoding_core.config import CV_SCHEMES, ESTIMATORS, SCORINGS
 
 app.ensure_app()  # Streamlit may start this page without app.py: see app.ensure_app
 
-CV_HELP = {
-    "train": "Fits and scores on the same samples: always near 1.0, so it says nothing (the tutorial shows why).",
-    "holdout": "Trains on all but the last N samples and tests on those N.",
-    "kfold": "Splits the samples, in order, into K parts; each part is tested once.",
-    "default": "What cross_val_score does by default: 5 stratified folds, unshuffled.",
-    "leave-one-run-out": "Tests on each run in turn, training on the others: no sample of the test run is seen in training.",
-}
-
 
 def run_decoding(dataset, config) -> None:
     """Run with a progress bar; on success store the result and go to the Results page."""
@@ -85,7 +77,7 @@ with what:
     detrend = st.checkbox("Remove a linear trend per voxel", key=state.W_DETREND)
 with how:
     st.subheader("How")
-    estimator = st.selectbox("Classifier", list(ESTIMATORS), format_func=ESTIMATORS.get, key=state.W_ESTIMATOR)
+    estimator = st.selectbox("Classifier", list(ESTIMATORS), format_func=lambda name: ESTIMATORS[name].title, key=state.W_ESTIMATOR)
     C = st.number_input(
         "Regularisation C (smaller = stronger regularisation)", min_value=1e-6, max_value=1e6,
         step=0.1, format="%g", key=state.W_C,
@@ -97,9 +89,9 @@ with how:
         "ANOVA screening: keep this % of voxels (100 = all)", min_value=1, max_value=100, key=state.W_SCREENING,
         help="Voxels are ranked by F-score on the training fold only, so no test data leak into the choice.",
     )
-    scoring = st.selectbox("Score", list(SCORINGS), format_func=SCORINGS.get, key=state.W_SCORING)
-    cv = st.selectbox("Evaluation scheme", list(CV_SCHEMES), format_func=CV_SCHEMES.get, key=state.W_CV)
-    st.caption(CV_HELP[cv])
+    scoring = st.selectbox("Score", list(SCORINGS), format_func=lambda name: SCORINGS[name].title, key=state.W_SCORING)
+    cv = st.selectbox("Evaluation scheme", list(CV_SCHEMES), format_func=lambda name: CV_SCHEMES[name].title, key=state.W_CV)
+    st.caption(CV_SCHEMES[cv].help)
     n_folds = st.session_state[state.W_N_FOLDS]
     holdout_size = st.session_state[state.W_HOLDOUT]
     if cv == "kfold":

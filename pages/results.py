@@ -55,7 +55,7 @@ def draw_scores(result) -> None:
     # A wrapping row, not columns: in a narrow window a metric moves to the next line instead of being cut off.
     row = st.container(horizontal=True, horizontal_alignment="distribute", gap="medium")
     row.metric(
-        f"Mean {SCORINGS[config.scoring].lower()}", f"{result.mean_score:.3f}",
+        f"Mean {SCORINGS[config.scoring].title.lower()}", f"{result.mean_score:.3f}",
         delta=f"{result.mean_score - result.chance_level:+.3f} vs chance", delta_color="normal",
         help=f"Standard deviation across folds: {result.std_score:.3f}", width="content",
     )
@@ -277,8 +277,8 @@ st.markdown(
     f"**{services.plain_markdown(' vs '.join(config.conditions))}** in the mask "
     f"**{services.plain_markdown(config.mask_name)}** of "
     f"*{services.plain_markdown(st.session_state[state.RESULT_DATASET_TITLE])}*; "
-    f"{ESTIMATORS[config.estimator]}, C = {config.C:g}; "
-    f"{CV_SCHEMES[config.cv]}."
+    f"{ESTIMATORS[config.estimator].title}, C = {config.C:g}; "
+    f"{CV_SCHEMES[config.cv].title}."
 )
 same_dataset = dataset is not None and dataset.digest == st.session_state[state.RESULT_DATASET_DIGEST]
 if not same_dataset:

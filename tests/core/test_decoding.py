@@ -15,7 +15,6 @@ from sklearn.svm import SVC
 from decoding_core import decoding
 from decoding_core.config import ESTIMATORS, DecodingConfig
 from decoding_core.decoding import (
-    ESTIMATOR_FACTORIES,
     TunedLinearClassifier,
     activation_pattern,
     build_estimator,
@@ -26,6 +25,7 @@ from decoding_core.decoding import (
     run_decoding,
     sign_stability,
 )
+from decoding_core.decoding.estimators import _inner_splitter
 from decoding_core.errors import DecodingInputError
 from decoding_core.masking import MaskedData, mask_dataset
 
@@ -92,7 +92,7 @@ def test_every_scheme_gives_its_number_of_folds(masked, cv, n_folds):
     config = DecodingConfig(cv=cv, holdout_size=12)
     result = decode(masked, config)
     assert len(result.fold_scores) == n_folds
-    assert result.extras["folds"].shape[0] == n_folds
+    assert result.folds.shape[0] == n_folds
     assert result.mean_score == pytest.approx(np.mean(result.fold_scores))
     assert result.predictions["fold"].nunique() == n_folds
     assert result.meaningless == (cv == "train")
@@ -112,7 +112,7 @@ def test_holdout_tests_exactly_the_last_samples(masked):
     n = masked.X.shape[0]
     assert result.predictions["sample"].tolist() == list(range(n - 10, n))
     assert result.predictions["volume"].tolist() == list(masked.volume_index[n - 10:])
-    assert result.extras["folds"]["n_train"].tolist() == [n - 10]
+    assert result.folds["n_train"].tolist() == [n - 10]
     svc = SVC(kernel="linear").fit(masked.X[: n - 10], masked.labels[: n - 10])
     assert result.fold_scores[0] == pytest.approx(svc.score(masked.X[n - 10:], masked.labels[n - 10:]))
 
@@ -250,8 +250,16 @@ def test_arrow_string_labels_are_accepted(masked):
 # --------------------------------------------------------------------------------------
 
 
-def test_estimator_table_matches_config():
-    assert set(ESTIMATOR_FACTORIES) == set(ESTIMATORS)
+@pytest.mark.parametrize("estimator", sorted(ESTIMATORS))
+def test_each_estimators_source_builds_the_same_classifier(estimator):
+    # The exported script writes `source`; the app calls `make`: one table row, two forms.
+    from sklearn.linear_model import LogisticRegression, RidgeClassifier  # noqa: F401  (names for eval)
+    from sklearn.svm import LinearSVC  # noqa: F401
+
+    spec = ESTIMATORS[estimator]
+    built = eval(spec.source.format(C="0.25"))
+    assert type(built) is type(spec.make(0.25))
+    assert built.get_params() == spec.make(0.25).get_params()
 
 
 @pytest.mark.parametrize("estimator", sorted(ESTIMATORS))
@@ -262,8 +270,8 @@ def test_every_estimator_decodes_and_maps(estimator, n_classes):
     result = decode(data, DecodingConfig(conditions=classes, estimator=estimator))
     n_maps = 1 if n_classes == 2 else n_classes
     assert result.weights.shape == (n_maps, 40)
-    assert result.extras["fold_weights"].shape == (4, n_maps, 40)
-    assert result.extras["fold_weights"].dtype == np.float32
+    assert result.fold_weights.shape == (4, n_maps, 40)
+    assert result.fold_weights.dtype == np.float32
     assert result.mean_score > 1.0 / n_classes + 0.2
     assert result.classes == tuple(sorted(classes))
 
@@ -273,13 +281,13 @@ def test_binary_weights_are_the_estimators_own_coefficients(masked, estimator):
     # RidgeClassifier's coef_ is 1-D for two classes: its map must still be one weight
     # per voxel, not its first weight copied everywhere.
     result = decode(masked, DecodingConfig(estimator=estimator, C=0.5))
-    reference = ESTIMATOR_FACTORIES[estimator](0.5).fit(np.asarray(masked.X, dtype=float), masked.labels)
+    reference = ESTIMATORS[estimator].make(0.5).fit(np.asarray(masked.X, dtype=float), masked.labels)
     expected = np.asarray(reference.coef_, dtype=float).reshape(1, -1)
     assert result.weights.shape == expected.shape
     # The iterative solvers stop at a tolerance: the same solution to within it.
     assert np.corrcoef(result.weights[0], expected[0])[0, 1] > 0.99
     np.testing.assert_allclose(result.weights, expected, atol=0.05 * np.abs(expected).max())
-    for fold_map in result.extras["fold_weights"]:
+    for fold_map in result.fold_weights:
         assert np.ptp(fold_map) > 0
 
 
@@ -292,11 +300,11 @@ def test_the_same_configuration_gives_the_same_scores_and_maps(estimator):
     first, second = decode(data, config), decode(data, config)
     np.testing.assert_array_equal(first.fold_scores, second.fold_scores)
     np.testing.assert_array_equal(first.weights, second.weights)
-    np.testing.assert_array_equal(first.extras["fold_weights"], second.extras["fold_weights"])
+    np.testing.assert_array_equal(first.fold_weights, second.fold_weights)
 
 
 def test_ridge_alpha_follows_C():
-    assert ESTIMATOR_FACTORIES["ridge"](2.0).alpha == pytest.approx(0.25)
+    assert ESTIMATORS["ridge"].make(2.0).alpha == pytest.approx(0.25)
 
 
 def test_multiclass_svc_maps_are_one_vs_rest():
@@ -314,17 +322,17 @@ def test_binary_weights_point_to_second_class(masked):
     result = decode(masked, DecodingConfig())
     svc = SVC(kernel="linear").fit(masked.X, masked.labels)
     np.testing.assert_allclose(result.weights, svc.coef_, rtol=1e-4, atol=1e-6)
-    assert result.extras["positive_class"] == result.classes[1] == svc.classes_[1]
+    assert result.positive_class == result.classes[1] == svc.classes_[1]
 
 
 def test_screening_keeps_the_percentile_and_zeroes_the_rest(masked):
     result = decode(masked, DecodingConfig(screening_percentile=10))
     kept = np.count_nonzero(result.weights[0])
     assert kept == 10  # 10 % of 100 voxels
-    for fold_weights in result.extras["fold_weights"]:
+    for fold_weights in result.fold_weights:
         assert np.count_nonzero(fold_weights) == 10
     # Stability is 0 where the full-data weight is 0.
-    assert (result.extras["stability"][0][result.weights[0] == 0] == 0).all()
+    assert (result.stability[0][result.weights[0] == 0] == 0).all()
 
 
 def test_screening_inside_folds_does_not_leak():
@@ -360,8 +368,8 @@ def test_tuning_sees_training_folds_only(masked, monkeypatch):
     for (X_seen, groups_seen), (train, _test) in zip(seen, splits):
         np.testing.assert_array_equal(X_seen, masked.X[train])
         np.testing.assert_array_equal(groups_seen, masked.runs[train])
-    assert set(result.extras["chosen_C"]) <= set(decoding.DEFAULT_C_GRID)
-    assert result.extras["folds"]["C"].tolist() == list(result.extras["chosen_C"])
+    assert set(result.chosen_C) <= set(decoding.DEFAULT_C_GRID)
+    assert result.folds["C"].tolist() == list(result.chosen_C)
 
 
 def test_tuning_on_noise_stays_at_chance():
@@ -373,10 +381,10 @@ def test_tuning_on_noise_stays_at_chance():
 def test_inner_split_keeps_runs_together():
     y = np.tile(np.repeat(["a", "b"], 5), 4)
     groups = np.repeat(np.arange(4), 10)
-    splitter, split_groups = decoding._inner_splitter(y, groups)
+    splitter, split_groups = _inner_splitter(y, groups)
     for train, test in splitter.split(np.zeros((40, 1)), y, split_groups):
         assert not set(groups[train]) & set(groups[test])
-    splitter, split_groups = decoding._inner_splitter(y, groups % 2)  # two runs: stratified
+    splitter, split_groups = _inner_splitter(y, groups % 2)  # two runs: stratified
     assert split_groups is None and splitter.get_n_splits() >= 2
 
 
@@ -404,7 +412,7 @@ def test_build_estimator_is_a_pipeline():
 # --------------------------------------------------------------------------------------
 
 
-def test_predictions_and_label_metrics(masked):
+def test_predictions(masked):
     result = decode(masked, DecodingConfig(), tr=2.0)
     predictions = result.predictions
     for column in ("sample", "volume", "run", "time", "fold", "true", "predicted", "correct", "decision"):
@@ -414,13 +422,6 @@ def test_predictions_and_label_metrics(masked):
     # decision > 0 means the second class
     second = predictions["decision"] > 0
     assert ((predictions["predicted"] == result.classes[1]) == second).all()
-    confusion = result.extras["confusion"]
-    assert confusion.to_numpy().sum() == len(masked.labels)
-    assert np.trace(confusion.to_numpy()) == predictions["correct"].sum()
-    per_class = result.extras["per_class"]
-    assert list(per_class.index) == list(result.classes)
-    recall = confusion.to_numpy().diagonal() / confusion.to_numpy().sum(axis=1)
-    np.testing.assert_allclose(per_class["recall"], recall)
 
 
 def test_chance_level_is_majority_rate():
@@ -483,12 +484,12 @@ def test_sign_stability():
 
 def test_stability_and_pattern_images(masked):
     result = decode(masked, DecodingConfig())
-    stability = result.extras["stability"]
+    stability = result.stability
     assert stability.shape == (1, 100) and ((stability >= 0) & (stability <= 1)).all()
-    assert result.extras["stability_img"].shape == (103, 1, 1)
-    assert result.extras["pattern"].shape == (1, 100)
-    np.testing.assert_allclose(result.extras["pattern_img"].get_fdata()[:100, 0, 0],
-                               result.extras["pattern"][0], rtol=1e-6)
+    assert result.stability_img.shape == (103, 1, 1)
+    assert result.pattern.shape == (1, 100)
+    np.testing.assert_allclose(result.pattern_img.get_fdata()[:100, 0, 0],
+                               result.pattern[0], rtol=1e-6)
 
 
 def test_simulated_multiclass_beats_chance(simulated_dataset, simulated_vt):
@@ -508,16 +509,16 @@ def test_simulated_face_vs_cat_maps_find_the_planted_voxels(simulated_dataset, s
     result = decode(simulated_vt, DecodingConfig())
     assert result.mean_score > 0.7
     # Maps point to the second class: orient the planted difference the same way.
-    assert result.extras["positive_class"] == "face"
+    assert result.positive_class == "face"
     # Raw weights and the pattern both follow the planted face - cat difference voxel by
     # voxel (weights of a classifier fitted on noise would not: correlation about 0);
     # the pattern far more closely, as Haufe et al. explain (suppressor voxels).
     weights_correlation = np.corrcoef(result.weights[0], planted_difference)[0, 1]
-    pattern_correlation = np.corrcoef(result.extras["pattern"][0], planted_difference)[0, 1]
+    pattern_correlation = np.corrcoef(result.pattern[0], planted_difference)[0, 1]
     assert weights_correlation > 0.3
     assert pattern_correlation > max(weights_correlation, 0.8)
     weights = np.abs(result.weights[0])
-    pattern = np.abs(result.extras["pattern"][0])
+    pattern = np.abs(result.pattern[0])
     by_chance = informative.mean()
     # The activation pattern puts its mass in the informative voxels well above chance,
     assert pattern[informative].sum() / pattern.sum() > by_chance + 0.1
@@ -542,7 +543,7 @@ def test_result_chance_level_is_that_of_its_scoring(simulated_dataset):
     config = DecodingConfig(conditions=("face", "cat", "house"), cv="kfold", n_folds=3)
     accuracy = run_decoding(simulated_dataset, config)
     balanced = run_decoding(simulated_dataset, config.replace(scoring="balanced_accuracy"))
-    assert accuracy.chance_level == pytest.approx(accuracy.extras["majority_rate"])
+    assert accuracy.chance_level == pytest.approx(accuracy.majority_rate)
     assert balanced.chance_level == pytest.approx(1 / 3)
     # The predictions carry time in seconds when the data set has a TR.
     assert np.allclose(accuracy.predictions["time"], accuracy.predictions["volume"] * simulated_dataset.tr)

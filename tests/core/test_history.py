@@ -69,7 +69,7 @@ def make_result(config: DecodingConfig, dataset: Dataset, seed=0, n_folds=4, tes
         chance_level=0.5, meaningless=False, predictions=predictions, classes=("cat", "face"),
         weights=weights, weight_img=nib.Nifti1Image(volume, AFFINE), n_samples=n_folds * test_size,
         n_voxels=n_voxels, warnings=["a design warning"], elapsed_seconds=0.25,
-        extras={"chosen_C": [1.0] * n_folds, "per_fold_weights": np.zeros((n_folds, n_voxels))},
+        chosen_C=np.ones(n_folds), final_C=1.0, fold_weights=np.zeros((n_folds, 1, n_voxels)),
     )
 
 
@@ -88,7 +88,8 @@ def assert_same_record(a: RunRecord, b: RunRecord):
     np.testing.assert_array_equal(a.affine, b.affine)
     assert a.fold_names == b.fold_names
     assert (a.mean_score, a.std_score, a.chance_level) == (b.mean_score, b.std_score, b.chance_level)
-    assert a.classes == b.classes and a.warnings == b.warnings and a.metrics == b.metrics
+    assert a.classes == b.classes and a.warnings == b.warnings
+    assert (a.chosen_C, a.final_C) == (b.chosen_C, b.final_C)
     assert a.fold_signature == b.fold_signature
     pd.testing.assert_frame_equal(a.predictions.reset_index(drop=True), b.predictions.reset_index(drop=True),
                                   check_dtype=False)
@@ -103,11 +104,10 @@ def test_record_keeps_everything_and_rebuilds_the_weight_image(dataset):
     assert record.fold_names == ["run 0", "run 1", "run 2", "run 3"]
     assert "C=0.1" in record.name and "vt" in record.name
     assert record.weights.dtype == np.float32 and record.weights.shape == (1, record.n_voxels)
-    image = record.weight_img()
+    image = record.weight_img
     np.testing.assert_array_equal(image.get_fdata(), result.weight_img.get_fdata())
     np.testing.assert_array_equal(image.affine, AFFINE)
-    # Arrays in extras are not metadata; lists are.
-    assert record.metrics == {"chosen_C": [1.0, 1.0, 1.0, 1.0]}
+    assert record.chosen_C == (1.0, 1.0, 1.0, 1.0) and record.final_C == 1.0
     json.dumps(record.metadata(), allow_nan=False)
 
 
@@ -347,7 +347,7 @@ def test_weight_difference_on_the_union_of_masks(dataset):
     a = RunRecord.from_result(make_result(DecodingConfig(mask_name="vt"), dataset, seed=1), dataset)
     b = RunRecord.from_result(make_result(DecodingConfig(mask_name="face"), dataset, seed=2), dataset)
     difference = compare.weight_difference_img(a, b).get_fdata()
-    expected = a.weight_img().get_fdata() - b.weight_img().get_fdata()
+    expected = a.weight_img.get_fdata() - b.weight_img.get_fdata()
     np.testing.assert_allclose(difference, expected, rtol=1e-6)
     assert np.count_nonzero(difference) == np.count_nonzero(a.mask | b.mask)
     normalized = compare.weight_difference_img(a, b, normalize=True).get_fdata()

@@ -20,6 +20,7 @@ import pytest
 from decoding_core import decoding, export
 from decoding_core.config import CV_SCHEMES, ESTIMATORS, DecodingConfig
 from decoding_core.datasets import load_files
+from decoding_core.decoding.estimators import _inner_splitter
 from decoding_core.history import RunRecord, SQLiteRunStore
 from decoding_core.reproduce import build_script, export_data, export_record_zip, export_run_zip
 
@@ -179,7 +180,7 @@ def test_script_screens_and_tunes_as_decoding_does(script_module):
     rng = np.random.default_rng(0)
     y = np.repeat(["cat", "face"], 30)
     for groups in (np.repeat(np.arange(6), 10), np.repeat(np.arange(2), 30), None):
-        splitter, split_groups = decoding._inner_splitter(y, groups)
+        splitter, split_groups = _inner_splitter(y, groups)
         expected = [(a.tolist(), b.tolist()) for a, b in splitter.split(rng.normal(size=(60, 3)), y, split_groups)]
         obtained = [(a.tolist(), b.tolist()) for a, b in script_module.inner_splits(y, groups)]
         assert obtained == expected
@@ -216,9 +217,9 @@ def test_script_scores_as_decoding_does(script_module, n_classes, estimator):
     model = decoding.make_classifier(estimator, 1.0).fit(X[:40], y[:40])
     X_test, y_test = X[40:], y[40:]
     y_pred = model.predict(X_test).astype(str)
-    decision, proba = decoding._class_scores(model, X_test, classes)
+    decision, proba = decoding.class_scores(model, X_test, classes)
     for scoring in ("accuracy", "balanced_accuracy", "roc_auc"):
-        expected = decoding._fold_score(scoring, y_test, y_pred, decision, proba, classes)
+        expected = decoding.fold_score(scoring, y_test, y_pred, decision, proba, classes)
         assert script_module.score_fold(scoring, model, X_test, y_test, y_pred, classes) == expected
 
 
