@@ -33,6 +33,7 @@ from types import SimpleNamespace
 import nibabel as nib
 import numpy as np
 
+from decoding_core.decoding import CV_SCHEMES, DEFAULT_C_GRID, ESTIMATORS
 from decoding_core.errors import DecodingInputError
 from decoding_core.history import RunRecord
 
@@ -43,7 +44,8 @@ VERSIONED_PACKAGES = ("numpy", "scipy", "scikit-learn", "nilearn", "nibabel", "p
 APP_NAME = "fmri-decoding-lab"
 
 # The standalone script. "@@name@@" marks are filled by `build_script`; every
-# estimator, split and score below mirrors decoding_core.decoding, and
+# estimator and split is written from the tables of decoding_core.decoding (their `source`),
+# the scores mirror decoding_core.decoding.scoring, and
 # tests/core/test_reproduce.py fails when the two diverge.
 SCRIPT_TEMPLATE = r'''#!/usr/bin/env python
 """Reproduce the fMRI Decoding Lab run @@run_name@@ with nilearn and scikit-learn only.
@@ -93,24 +95,9 @@ EXPECTED_FOLD_SCORES = @@expected@@
 C_GRID = @@c_grid@@
 
 
-def make_classifier(name, C):
-    """The linear classifier of the run, built exactly as the app builds it."""
-    if name == "svc":
-        return SVC(kernel="linear", C=C)
-    if name == "svm_l2":
-        return LinearSVC(penalty="l2", loss="squared_hinge", dual=True, C=C, tol=1e-3, max_iter=5000,
-                         random_state=0)
-    if name == "svm_l1":
-        return LinearSVC(penalty="l1", loss="squared_hinge", dual=False, C=C, tol=1e-3, max_iter=5000,
-                         random_state=0)
-    if name == "logistic_l2":
-        return LogisticRegression(l1_ratio=0.0, solver="lbfgs", C=C, max_iter=1000)
-    if name == "logistic_l1":
-        return LogisticRegression(l1_ratio=1.0, solver="saga", C=C, tol=1e-3, max_iter=2000,
-                                  random_state=0)
-    if name == "ridge":
-        return RidgeClassifier(alpha=1.0 / (2.0 * C))
-    raise SystemExit(f"Unknown estimator {name!r}")
+def make_classifier(C):
+    """The run's linear classifier, built exactly as the app builds it."""
+    return @@estimator_source@@
 
 
 def make_screening(percentile):
@@ -163,31 +150,18 @@ def fit_fold(X, y, groups, config):
             scores = np.zeros((len(C_GRID), len(splits)))
             for j, (tr, te) in enumerate(splits):
                 for i, candidate in enumerate(C_GRID):
-                    model = fit_quietly(make_classifier(config["estimator"], candidate), X[tr], y[tr])
+                    model = fit_quietly(make_classifier(candidate), X[tr], y[tr])
                     scores[i, j] = label_score(inner_scoring, y[te], model.predict(X[te]))
             # argmax takes the first maximum: the smallest C among ties.
             C = float(C_GRID[int(np.argmax(scores.mean(axis=1)))])
-    classifier = fit_quietly(make_classifier(config["estimator"], C), X, y)
+    classifier = fit_quietly(make_classifier(C), X, y)
     return screening, classifier, C
 
 
 def make_splits(config, labels, runs):
-    """The outer (train, test) splits, as the app makes them."""
-    n = len(labels)
-    indices = np.arange(n)
-    scheme = config["cv"]
-    if scheme == "train":
-        return [(indices, indices.copy())]
-    if scheme == "holdout":
-        size = config["holdout_size"]
-        return [(indices[: n - size], indices[n - size:])]
-    if scheme == "kfold":
-        return list(KFold(n_splits=config["n_folds"]).split(indices))
-    if scheme == "default":
-        return list(StratifiedKFold(n_splits=5).split(indices, labels))
-    if scheme == "leave-one-run-out":
-        return list(LeaveOneGroupOut().split(indices, labels, runs))
-    raise SystemExit(f"Unknown evaluation scheme {scheme!r}")
+    """The run's outer (train, test) splits, as the app makes them."""
+    indices = np.arange(len(labels))
+    return @@scheme_source@@
 
 
 def class_scores(classifier, X_test, classes):
@@ -382,8 +356,6 @@ def build_script(record: RunRecord) -> str:
     configuration the app accepts; it imports numpy, pandas, nilearn and
     scikit-learn only.
     """
-    from decoding_core.decoding import DEFAULT_C_GRID
-
     config = record.config.to_dict()
     subject = _haxby_subject(record.dataset_name)
     dataset = {
@@ -401,6 +373,8 @@ def build_script(record: RunRecord) -> str:
         "expected": "[" + ", ".join(repr(float(v)) if np.isfinite(v) else "float('nan')"
                                     for v in record.fold_scores) + "]",
         "c_grid": repr(tuple(float(c) for c in DEFAULT_C_GRID)),
+        "estimator_source": ESTIMATORS[record.config.estimator].source.format(C="C"),
+        "scheme_source": CV_SCHEMES[record.config.cv].source,
         "default_func": None,
         "default_labels": None,
     }

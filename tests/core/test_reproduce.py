@@ -139,11 +139,25 @@ def test_script_reports_a_mismatch(tmp_path, simulated_dataset, simulated_files)
 
 # -- the script mirrors decoding.py ----------------------------------------------
 @pytest.fixture(scope="module")
-def script_module(tmp_path_factory, simulated_dataset):
+def script_record(simulated_dataset):
     result = decoding.run_decoding(simulated_dataset, DecodingConfig(cv="train"))
-    folder = tmp_path_factory.mktemp("script")
-    (folder / "reproduce.py").write_text(build_script(RunRecord.from_result(result, simulated_dataset)))
-    return load_script(folder / "reproduce.py")
+    return RunRecord.from_result(result, simulated_dataset)
+
+
+@pytest.fixture(scope="module")
+def script_for(tmp_path_factory, script_record):
+    """The script written for the recorded run with some settings changed."""
+    def load(**changes):
+        record = dataclasses.replace(script_record, config=script_record.config.replace(**changes))
+        folder = tmp_path_factory.mktemp("script")
+        (folder / "reproduce.py").write_text(build_script(record))
+        return load_script(folder / "reproduce.py")
+    return load
+
+
+@pytest.fixture(scope="module")
+def script_module(script_for):
+    return script_for()
 
 
 def test_script_imports_only_nilearn_scikit_learn_and_their_dependencies(script_module):
@@ -160,8 +174,8 @@ def test_script_imports_only_nilearn_scikit_learn_and_their_dependencies(script_
 
 @pytest.mark.parametrize("estimator", list(ESTIMATORS))
 @pytest.mark.parametrize("C", [0.001, 1.0, 37.5])
-def test_script_builds_the_same_classifiers(script_module, estimator, C):
-    ours = script_module.make_classifier(estimator, C)
+def test_script_builds_the_same_classifiers(script_for, estimator, C):
+    ours = script_for(estimator=estimator).make_classifier(C)
     theirs = decoding.make_classifier(estimator, C)
     assert type(ours) is type(theirs)
     assert ours.get_params() == theirs.get_params()
@@ -194,13 +208,13 @@ def test_script_screens_and_tunes_as_decoding_does(script_module):
 
 
 @pytest.mark.parametrize("scheme", list(CV_SCHEMES))
-def test_script_splits_as_decoding_does(script_module, scheme, simulated_dataset):
+def test_script_splits_as_decoding_does(script_for, scheme, simulated_dataset):
     labels = simulated_dataset.conditions
     keep = np.isin(labels, ["face", "cat", "house"])
     y, runs = labels[keep], simulated_dataset.runs[keep]
     config = DecodingConfig(cv=scheme, n_folds=7, holdout_size=25)
     expected = decoding.make_splits(config, y, runs)
-    obtained = script_module.make_splits(config.to_dict(), y, runs)
+    obtained = script_for(cv=scheme).make_splits(config.to_dict(), y, runs)
     assert len(obtained) == len(expected)
     for (train_a, test_a), (train_b, test_b) in zip(obtained, expected):
         np.testing.assert_array_equal(train_a, train_b)
