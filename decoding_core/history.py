@@ -30,13 +30,11 @@ import hashlib
 import io
 import json
 import math
-import os
 import re
 import sqlite3
 import threading
 import uuid
 import zipfile
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,13 +44,15 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
+from decoding_core import environment, paths
+from decoding_core.caching import BoundedCache
 from decoding_core.config import DecodingConfig
 from decoding_core.errors import DecodingInputError
 
 #: Environment variable that turns on the shared-deployment mode (history in memory, per session).
-SHARED_ENV = "DECODING_LAB_SHARED"
+SHARED_ENV = environment.SHARED
 #: Environment variable naming the SQLite history file (local mode).
-HISTORY_PATH_ENV = "DECODING_LAB_HISTORY_PATH"
+HISTORY_PATH_ENV = environment.HISTORY_PATH
 #: Version of the SQLite schema and of the history file format.
 SCHEMA_VERSION = 1
 HISTORY_FORMAT = "fmri-decoding-lab-history"
@@ -63,7 +63,6 @@ MAX_IMPORT_RUNS = 1000
 #: Longest run name kept (longer names are cut).
 MAX_NAME_LENGTH = 200
 
-_TRUE_WORDS = {"1", "true", "yes", "on"}
 _PREDICTION_COLUMNS = ("sample", "volume", "run", "fold", "true", "predicted", "correct")
 
 
@@ -73,18 +72,12 @@ def history_mode() -> str:
     In shared mode every browser session keeps its own runs in memory
     (`MemoryRunStore`) and nothing is written to a shared file.
     """
-    value = os.environ.get(SHARED_ENV, "").strip().lower()
-    return "shared" if value in _TRUE_WORDS else "local"
+    return "shared" if environment.read(SHARED_ENV) else "local"
 
 
 def default_history_path() -> Path:
     """``$DECODING_LAB_HISTORY_PATH`` when set, else ``<data dir>/history.sqlite3``."""
-    from decoding_core import paths
-
-    configured = os.environ.get(HISTORY_PATH_ENV, "").strip()
-    if configured:
-        return Path(configured).expanduser()
-    return paths.data_dir() / "history.sqlite3"
+    return environment.read(HISTORY_PATH_ENV) or paths.data_dir() / "history.sqlite3"
 
 
 def open_run_store(mode: str | None = None, path: str | Path | None = None) -> "RunStore":
@@ -736,41 +729,37 @@ class MemoryRunStore(_StoreBase):
 
     def __init__(self, max_runs: int = 200):
         self.max_runs = int(max_runs)
-        self._records: OrderedDict[str, RunRecord] = OrderedDict()
+        # In the order runs were added: reading a run does not make it newer.
+        self._records = BoundedCache(max_entries=self.max_runs, refresh_on_read=False)
         self._lock = threading.Lock()
 
     def add_record(self, record: RunRecord) -> RunRecord:
-        with self._lock:
-            self._records[record.id] = record
-            while len(self._records) > self.max_runs:
-                self._records.popitem(last=False)
+        self._records.put(record.id, record)
         return record
 
     def list(self) -> list[RunRecord]:
         """All runs, newest first."""
-        with self._lock:
-            return list(reversed(self._records.values()))
+        return list(reversed(self._records.values()))
 
     def get(self, run_id: str) -> RunRecord:
-        with self._lock:
-            record = self._records.get(run_id)
+        record = self._records.get(run_id)
         if record is None:
             raise self._missing(run_id)
         return record
 
     def rename(self, run_id: str, name: str) -> RunRecord:
         name = _clean_name(name)
-        with self._lock:
-            if run_id not in self._records:
+        with self._lock:  # read and replace as one step
+            record = self._records.get(run_id)
+            if record is None:
                 raise self._missing(run_id)
-            record = dataclasses.replace(self._records[run_id], name=name)
-            self._records[run_id] = record
+            record = dataclasses.replace(record, name=name)
+            self._records.update(run_id, record)
         return record
 
     def delete(self, run_id: str) -> None:
-        with self._lock:
-            if self._records.pop(run_id, None) is None:
-                raise self._missing(run_id)
+        if self._records.pop(run_id) is None:
+            raise self._missing(run_id)
 
     def __len__(self) -> int:
         return len(self._records)

@@ -7,8 +7,10 @@ import os
 import secrets
 from pathlib import Path
 
+from decoding_core import environment
+
 #: Environment variable naming the app's data directory.
-DATA_DIR_ENV = "DECODING_LAB_DATA_DIR"
+DATA_DIR_ENV = environment.DATA_DIR
 
 
 def data_dir() -> Path:
@@ -16,7 +18,7 @@ def data_dir() -> Path:
 
     ``$DECODING_LAB_DATA_DIR`` when set, else ``~/.cache/fmri-decoding-lab``.
     """
-    path = Path(os.environ.get(DATA_DIR_ENV) or Path.home() / ".cache" / "fmri-decoding-lab")
+    path = environment.read(DATA_DIR_ENV) or Path.home() / ".cache" / "fmri-decoding-lab"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
