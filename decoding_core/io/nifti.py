@@ -29,7 +29,6 @@ import hashlib
 import io
 import math
 import os
-import threading
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -38,7 +37,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from decoding_core._validation import parse_byte_size
+from decoding_core import environment
+from decoding_core.caching import BoundedCache
 from decoding_core.errors import DecodingInputError
 
 try:  # ISA-L inflates about 2x faster than zlib; optional.
@@ -53,7 +53,7 @@ except ImportError:  # pragma: no cover - isal is in requirements.txt
     DECOMPRESSOR = "zlib"
 
 #: Environment variable holding the memory budget (bytes; suffixes K, M, G allowed).
-BUDGET_ENV = "DECODING_LAB_MAX_IMAGE_BYTES"
+BUDGET_ENV = environment.MAX_IMAGE_BYTES
 
 #: Default budget for the stored voxel data of one image: 512 MiB.
 #: A full Haxby subject (40x64x64x1452 int16, 475.8 MB) passes with 13% to
@@ -61,7 +61,7 @@ BUDGET_ENV = "DECODING_LAB_MAX_IMAGE_BYTES"
 #: directly; it bounds decompression time (~1.2 s with ISA-L at the limit)
 #: and, with the masked-matrix check in `decoding_core.masking`, keeps a
 #: session within a 690 MB Streamlit Community Cloud host.
-DEFAULT_BUDGET_BYTES = 512 * 1024**2
+DEFAULT_BUDGET_BYTES = environment.VARIABLES[BUDGET_ENV].default
 
 #: Largest accepted size of any one dimension (NIfTI-1 stores dims as int16).
 MAX_DIM = 32767
@@ -164,10 +164,7 @@ class NiftiInfo:
 
 def configured_budget_bytes() -> int:
     """The memory budget in force: ``$DECODING_LAB_MAX_IMAGE_BYTES`` or `DEFAULT_BUDGET_BYTES`."""
-    raw = os.environ.get(BUDGET_ENV, "").strip()
-    if not raw:
-        return DEFAULT_BUDGET_BYTES
-    return parse_byte_size(raw, BUDGET_ENV)
+    return environment.read(BUDGET_ENV)
 
 
 def _megabytes(n_bytes: int) -> str:
@@ -762,10 +759,11 @@ def mean_volume(path, progress: Callable[[float, str], None] | None = None, *,
     return _make_image(mean, info, header, Path(path).name, kind)
 
 
+#: How many file digests are remembered (the most recently used; a digest takes ~200 bytes).
+DIGEST_MEMO_ENTRIES = 1024
 #: Digests already computed, by (real path, size, mtime, inode): a 300 MB file is hashed once
 #: per process, whichever module (data set loading, masking) asks first.
-_DIGEST_MEMO: dict = {}
-_DIGEST_MEMO_LOCK = threading.Lock()
+_DIGEST_MEMO = BoundedCache(max_entries=DIGEST_MEMO_ENTRIES)
 
 
 def _digest_memo_key(path) -> tuple:
@@ -775,10 +773,9 @@ def _digest_memo_key(path) -> tuple:
 
 def file_digest(path) -> str:
     """SHA-256 (hex) of a file's bytes, read in 1 MiB blocks; remembered while the file is unchanged."""
-    key = _digest_memo_key(path)
-    with _DIGEST_MEMO_LOCK:
-        if key in _DIGEST_MEMO:
-            return _DIGEST_MEMO[key]
+    known = _DIGEST_MEMO.get(_digest_memo_key(path))
+    if known is not None:
+        return known
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1024**2), b""):
@@ -789,6 +786,4 @@ def file_digest(path) -> str:
 
 def remember_file_digest(path, sha256_hex: str) -> None:
     """Record a digest computed elsewhere (e.g. while the file was written), so it is not recomputed."""
-    key = _digest_memo_key(path)
-    with _DIGEST_MEMO_LOCK:
-        _DIGEST_MEMO[key] = sha256_hex
+    _DIGEST_MEMO.put(_digest_memo_key(path), sha256_hex)
