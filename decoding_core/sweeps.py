@@ -21,6 +21,7 @@ import pandas as pd
 
 from decoding_core.config import CV_SCHEMES, ESTIMATORS, SCORINGS, DecodingConfig
 from decoding_core.errors import DecodingInputError
+from decoding_core.masking import RawVoxelCache
 
 #: Most values one sweep may run.
 MAX_SWEEP_VALUES = 50
@@ -243,7 +244,7 @@ def run_sweep(dataset, base_config: DecodingConfig, setting: str, values, progre
         Called before each run; when it returns True the sweep stops and returns
         the runs finished so far.
     cache : RawVoxelCache, optional
-        Passed to the masking step; by default the module-level cache, so the
+        Passed to the masking step; by default a new one for this sweep, so the
         image is read once and every run reuses the masked voxels.
 
     Returns
@@ -254,6 +255,7 @@ def run_sweep(dataset, base_config: DecodingConfig, setting: str, values, progre
     from decoding_core import decoding
 
     configs = sweep_configs(base_config, setting, values, dataset)
+    cache = RawVoxelCache() if cache is None else cache
     results = []
     total = len(configs)
     for index, config in enumerate(configs):

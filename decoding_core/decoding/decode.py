@@ -308,7 +308,7 @@ def run_decoding(dataset, config: DecodingConfig,
     progress : callable, optional
         ``progress(fraction, message)``: masking takes the first 70 %.
     cache : masking.RawVoxelCache, optional
-        Cache of raw masked matrices (default: the module-level one).
+        Cache of raw masked matrices kept between calls (default: none kept).
 
     Returns
     -------
