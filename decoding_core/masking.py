@@ -8,14 +8,13 @@ once, in chunks of volumes, keeping only the masked voxels of every mask.
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import nibabel as nib
 import numpy as np
 
+from decoding_core.caching import BoundedCache
 from decoding_core.errors import DecodingInputError
 from decoding_core.io import nifti
 
@@ -51,7 +50,7 @@ class MaskedData:
         return self.X.shape
 
 
-#: Default capacity of the module-level cache of raw masked matrices.
+#: Default capacity of a `RawVoxelCache`.
 DEFAULT_CACHE_BYTES = 256 * 1024**2
 #: Columns processed at once by `clean_signals` (float64 work block).
 _CLEAN_BLOCK_COLUMNS = 2048
@@ -306,12 +305,14 @@ def clean_signals(X, *, standardize=True, detrend=False, copy=True) -> np.ndarra
 # --------------------------------------------------------------------------------------
 
 
-class RawVoxelCache:
+class RawVoxelCache(BoundedCache):
     """A thread-safe LRU cache of raw masked matrices, bounded in bytes.
 
     Keys are content digests (of the image file, of the mask, and of the
     smoothing), so that the same data read again are not re-read, and two
-    different uploads never share an entry. Stored arrays are read-only.
+    different uploads never share an entry. Stored arrays are made read-only.
+    Whoever calls `mask_dataset` owns the cache (the app keeps one for the
+    whole process; the command line one per sweep).
 
     Parameters
     ----------
@@ -320,55 +321,14 @@ class RawVoxelCache:
     """
 
     def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES):
-        self.max_bytes = int(max_bytes)
-        self._items: OrderedDict = OrderedDict()
-        self._nbytes = 0
-        self._lock = threading.Lock()
-
-    def get(self, key):
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
+        super().__init__(max_bytes=max_bytes, sizeof=lambda array: array.nbytes)
 
     def put(self, key, array: np.ndarray) -> bool:
         """Store ``array`` (made read-only); return whether it was kept."""
-        with self._lock:
-            if array.nbytes > self.max_bytes:
-                return False
-            array.setflags(write=False)
-            if key in self._items:
-                self._nbytes -= self._items.pop(key).nbytes
-            self._items[key] = array
-            self._nbytes += array.nbytes
-            while self._nbytes > self.max_bytes:
-                _, evicted = self._items.popitem(last=False)
-                self._nbytes -= evicted.nbytes
-            return True
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._nbytes = 0
-
-    @property
-    def nbytes(self) -> int:
-        return self._nbytes
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __contains__(self, key) -> bool:
-        return key in self._items
-
-
-_DEFAULT_CACHE = RawVoxelCache()
-
-
-def default_cache() -> RawVoxelCache:
-    """The module-level cache `mask_dataset` uses when given none."""
-    return _DEFAULT_CACHE
+        if array.nbytes > self.max_bytes:
+            return False
+        array.setflags(write=False)
+        return super().put(key, array, nbytes=array.nbytes)
 
 
 def _mask_digest(mask_img) -> str:
@@ -413,7 +373,8 @@ def mask_dataset(dataset, mask_name, *, standardize=True, detrend=False,
     progress : callable, optional
         ``progress(fraction, message)``.
     cache : RawVoxelCache, optional
-        Default: the module-level cache (`default_cache`).
+        Where raw matrices are kept between calls. None keeps nothing: only the
+        requested mask is read, and its matrix is cleaned in place.
 
     Returns
     -------
@@ -423,7 +384,7 @@ def mask_dataset(dataset, mask_name, *, standardize=True, detrend=False,
         raise DecodingInputError(
             f"This data set has no mask named {mask_name!r}. Choose one of {sorted(dataset.masks)}."
         )
-    cache = _DEFAULT_CACHE if cache is None else cache
+    cache = RawVoxelCache(0) if cache is None else cache
     labels = np.asarray(dataset.conditions, dtype=str)
     if len(labels) != dataset.n_volumes:
         raise DecodingInputError(
