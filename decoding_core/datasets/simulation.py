@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage, signal
 
-from .paths import atomic_path
+from decoding_core.paths import atomic_path
 
 #: Bumped whenever the generated data change; part of the cache file names.
 GENERATOR_VERSION = 1

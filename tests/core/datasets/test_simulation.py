@@ -1,4 +1,4 @@
-"""Tests of the simulated Haxby-like data generator (decoding_core.simulation)."""
+"""Tests of the simulated Haxby-like data generator (decoding_core.datasets.simulation)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from decoding_core import simulation
-from decoding_core.simulation import CATEGORIES, N_RUNS, VOLUMES_PER_RUN
+from decoding_core.datasets import simulation
+from decoding_core.datasets.simulation import CATEGORIES, N_RUNS, VOLUMES_PER_RUN
 
 
 @pytest.fixture(scope="module")
