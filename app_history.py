@@ -25,7 +25,7 @@ import streamlit as st
 
 import app_services as services
 import state
-from decoding_core import compare, figures, history, reproduce, sweeps, urlstate
+from decoding_core import compare, history, plotting, reproduce, sweeps, urlstate
 from decoding_core.config import DecodingConfig
 from decoding_core.errors import DecodingInputError
 
@@ -544,7 +544,7 @@ def sweep_figure(sweep: dict):
     log_x = numeric and sweeps.SWEEPABLE[setting].log_scale and all(v > 0 for v in values)
     chances = {round(float(r.chance_level), 6) for r in results}
     chance = chances.pop() if len(chances) == 1 else None
-    return figures.plot_score_vs_setting(
+    return plotting.plot_score_vs_setting(
         x, [r.fold_scores for r in results], sweeps.SWEEPABLE[setting].title, log_x=log_x, chance=chance,
     )
 

@@ -849,10 +849,10 @@ def map_abs_max(img) -> float:
 
 def default_cut(img) -> tuple:
     """Where to cut a map first: the core's choice, else the centre of the grid."""
-    from decoding_core import figures
+    from decoding_core import plotting
 
     try:
-        cut = figures.default_cut_coords(img)
+        cut = plotting.default_cut_coords(img)
         return tuple(int(v) for v in cut)
     except Exception:
         return tuple(int(s) // 2 for s in img.shape[:3])
@@ -865,12 +865,12 @@ def clamp_cut(cut, shape) -> tuple:
 
 def cut_from_selection(selection) -> tuple | None:
     """The voxel (i, j, k) a click on a slice chart selected, or None."""
-    from decoding_core import figures
+    from decoding_core import plotting
 
     if not selection:
         return None
     try:
-        voxel = figures.voxel_from_click(selection)
+        voxel = plotting.voxel_from_click(selection)
     except Exception:
         voxel = None
     if voxel is None:
@@ -921,12 +921,12 @@ def dummy_scores(dataset, config: DecodingConfig) -> pd.DataFrame:
 
 def score_comparison_figure(result, dataset):
     """The decoder's fold scores beside the dummy classifiers' (same folds, same scoring)."""
-    from decoding_core import figures
+    from decoding_core import plotting
 
     scores = {"decoder": result.fold_scores}
     for strategy, values in dummy_fold_scores(dataset, result.config).items():
         scores[f"dummy: {strategy}"] = values
-    return figures.plot_score_comparison(scores, chance=result.chance_level)
+    return plotting.plot_score_comparison(scores, chance=result.chance_level)
 
 
 def permutation_test(dataset, config: DecodingConfig, n_permutations: int, *,
@@ -1122,7 +1122,7 @@ def permutation_summary(run: dict) -> dict:
 
 def null_distribution_figure(run: dict, chance: float | None = None):
     """The histogram of the permuted scores against the observed one (and chance, if given)."""
-    from decoding_core import figures, significance
+    from decoding_core import plotting, significance
 
     summary = permutation_summary(run)
     outcome = significance.PermutationResult(
@@ -1131,7 +1131,7 @@ def null_distribution_figure(run: dict, chance: float | None = None):
         stopped_early=bool(run.get("stopped_early")), seed=0, elapsed_seconds=0.0,
         scoring=run.get("scoring", "accuracy"),
     )
-    return figures.plot_null_distribution(outcome, chance=chance)
+    return plotting.plot_null_distribution(outcome, chance=chance)
 
 
 # -- run history ---------------------------------------------------------------------------------------

@@ -108,7 +108,7 @@ def as_runs(runs, n_samples: int) -> np.ndarray | None:
     array = np.asarray(runs)
     if array.ndim != 1 or len(array) != n_samples:
         raise DecodingInputError(
-            f"There must be one run per sample: got {array.shape} runs for {n_samples} samples."
+            f"'runs' must have one value per volume ({n_samples}). Got shape {array.shape}."
         )
     if array.dtype.kind in "fc" and np.isnan(array).any():
         raise DecodingInputError("Some runs are missing (NaN). Give every volume a run, or decode without runs.")

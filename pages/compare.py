@@ -6,7 +6,7 @@ import app
 import app_history as runs
 import app_services as services
 import state
-from decoding_core import compare, figures
+from decoding_core import compare, plotting
 from decoding_core.sweeps import SWEEPABLE
 
 app.ensure_app()  # Streamlit may start this page without app.py: see app.ensure_app
@@ -44,7 +44,7 @@ def draw_fold_scores(records):
     st.dataframe(table.round(4))
     try:
         st.plotly_chart(
-            figures.plot_score_vs_setting(list(table.columns), [r.fold_scores for r in records], "Run"),
+            plotting.plot_score_vs_setting(list(table.columns), [r.fold_scores for r in records], "Run"),
             width="stretch",
         )
     except Exception as err:
@@ -70,7 +70,7 @@ def draw_fold_scores(records):
         return record_a, record_b
     try:
         st.plotly_chart(
-            figures.plot_paired_folds(record_a.fold_scores, record_b.fold_scores,
+            plotting.plot_paired_folds(record_a.fold_scores, record_b.fold_scores,
                                       [label[a_id], label[b_id]], record_a.fold_names),
             width="stretch",
         )
@@ -128,7 +128,7 @@ def draw_weight_difference(record_a, record_b) -> None:
     state.seed_widget(state.W_COMPARE_DISPLAY_MODE, st.session_state[state.DISPLAY_MODE])
     display_mode = controls[2].selectbox("View", state.DISPLAY_MODES, key=state.W_COMPARE_DISPLAY_MODE)
     try:
-        figure = figures.plot_stat_slices(
+        figure = plotting.plot_stat_slices(
             difference, runs.background_for(record_a), display_mode=display_mode, map_index=map_index,
             title=f"{record_a.name} minus {record_b.name}", colorbar_title="difference",
         )

@@ -5,7 +5,7 @@ import streamlit as st
 import app
 import app_services as services
 import state
-from decoding_core import figures
+from decoding_core import plotting
 from decoding_core.errors import DecodingInputError
 
 app.ensure_app()  # Streamlit may start this page without app.py: see app.ensure_app
@@ -270,7 +270,7 @@ def draw_overview(dataset) -> None:
     )
     st.session_state[state.ROI_MASK_NAME] = mask_name
     try:
-        roi_figure = figures.plot_roi(
+        roi_figure = plotting.plot_roi(
             dataset.masks[mask_name], dataset.anat_img, title=services.mask_label(mask_name, counts)
         )
         st.plotly_chart(roi_figure, key=state.W_ROI_CHART, width="stretch")
@@ -284,14 +284,14 @@ def draw_overview(dataset) -> None:
         st.dataframe(services.labels_preview(dataset), hide_index=True, height=300)
     with counts_tab:
         try:
-            st.plotly_chart(figures.plot_condition_counts(dataset.conditions, dataset.runs), width="stretch")
+            st.plotly_chart(plotting.plot_condition_counts(dataset.conditions, dataset.runs), width="stretch")
         except Exception as err:
             services.show_error(err, "drawing the counts")
         st.dataframe(services.condition_run_counts(dataset))
     with timeline_tab:
         try:
             st.plotly_chart(
-                figures.plot_condition_timeline(dataset.conditions, dataset.runs, dataset.tr), width="stretch"
+                plotting.plot_condition_timeline(dataset.conditions, dataset.runs, dataset.tr), width="stretch"
             )
         except Exception as err:
             services.show_error(err, "drawing the timeline")
@@ -303,7 +303,7 @@ def draw_overview(dataset) -> None:
                 dataset, mask_name, standardize=False, progress=services.progress_bar_callback(bar)
             )
             bar.empty()
-            st.plotly_chart(figures.plot_mean_timecourse(masked, tr=dataset.tr), width="stretch")
+            st.plotly_chart(plotting.plot_mean_timecourse(masked, tr=dataset.tr), width="stretch")
         except Exception as err:
             bar.empty()
             services.show_error(err, "computing the mean time course")

@@ -6,7 +6,7 @@ import app
 import app_history
 import app_services as services
 import state
-from decoding_core import export, figures
+from decoding_core import export, plotting, summaries
 from decoding_core.config import CV_SCHEMES, ESTIMATORS, SCORINGS
 
 app.ensure_app()  # Streamlit may start this page without app.py: see app.ensure_app
@@ -72,7 +72,7 @@ def draw_scores(result) -> None:
 
     st.subheader("Score of each fold")
     try:
-        st.plotly_chart(figures.plot_fold_scores(result), width="stretch")
+        st.plotly_chart(plotting.plot_fold_scores(result), width="stretch")
     except Exception as err:
         services.show_error(err, "drawing the fold scores")
     st.dataframe(services.fold_scores_table(result), hide_index=True)
@@ -85,14 +85,14 @@ def draw_predictions(result) -> None:
     )
     with truth_tab:
         try:
-            st.plotly_chart(figures.plot_predictions(result), width="stretch")
+            st.plotly_chart(plotting.plot_predictions(result), width="stretch")
         except Exception as err:
             services.show_error(err, "drawing the predictions")
         st.dataframe(result.predictions, hide_index=True, height=250)
     with confusion_tab:
         try:
-            table = figures.confusion_table(result)
-            st.plotly_chart(figures.plot_confusion_matrix(table), width="stretch")
+            table = summaries.confusion_table(result)
+            st.plotly_chart(plotting.plot_confusion_matrix(table), width="stretch")
             st.dataframe(table)
         except Exception as err:
             services.show_error(err, "drawing the confusion matrix")
@@ -156,7 +156,7 @@ def draw_weight_map(result, background) -> None:
     st.session_state[state.CUT_COORDS] = cut
     st.caption("Click a voxel on a slice to move the cut there.")
     try:
-        figure = figures.plot_stat_slices(
+        figure = plotting.plot_stat_slices(
             img, background, cut_coords=cut, display_mode=display_mode, threshold=threshold,
             title=f"{state.MAP_KINDS[kind]}: {names[index] if index < len(names) else ''}",
             colorbar_title={"pattern": "pattern", "stability": "stability"}.get(kind, "weight"),

@@ -5,7 +5,7 @@ import streamlit as st
 import app
 import app_services as services
 import state
-from decoding_core import figures
+from decoding_core import plotting
 
 app.ensure_app()  # Streamlit may start this page without app.py: see app.ensure_app
 
@@ -187,7 +187,7 @@ if loro is not None:
     try:
         weight_img = services.map_image(loro, "weights", 0)
         st.plotly_chart(
-            figures.plot_stat_slices(weight_img, dataset.anat_img, display_mode="yx", title="SVM weights"),
+            plotting.plot_stat_slices(weight_img, dataset.anat_img, display_mode="yx", title="SVM weights"),
             key=state.W_TUTORIAL_WEIGHTS_CHART, width="stretch",
         )
     except Exception as err:

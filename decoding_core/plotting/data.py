@@ -1,0 +1,376 @@
+"""Figures of the data before decoding: conditions over time, counts, class balance, signal.
+
+Each builder takes labels (and runs, a repetition time, or the masked data) and
+returns a ``plotly.graph_objects.Figure``. `condition_colors` gives each
+condition the colour it has in every figure (Haxby's categories keep theirs).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from decoding_core._validation import as_labels, as_runs
+from decoding_core.errors import DecodingInputError
+from decoding_core.plotting._common import (
+    FONT,
+    KNOWN_CONDITIONS,
+    PALETTE,
+    REST_COLOR,
+    REST_LABEL,
+    check_positive,
+    discrete_colorscale,
+    ordered_conditions,
+    run_name,
+    sorted_unique,
+)
+
+__all__ = [
+    "REST_COLOR",
+    "REST_LABEL",
+    "condition_colors",
+    "plot_class_balance",
+    "plot_condition_counts",
+    "plot_condition_timeline",
+    "plot_mean_timecourse",
+]
+
+
+def _checked_labels(labels) -> np.ndarray:
+    """`as_labels`, refusing an empty sequence: a figure needs at least one volume."""
+    array = as_labels(labels)
+    if array.size == 0:
+        raise DecodingInputError(
+            f"'labels' must be a non-empty one-dimensional sequence. Got shape {array.shape}."
+        )
+    return array
+
+
+def condition_colors(conditions) -> dict:
+    """A colour per condition, the same in every figure.
+
+    Haxby's eight categories keep fixed colours when only they occur; other
+    conditions take colours in sorted order; ``"rest"`` is light grey.
+
+    Parameters
+    ----------
+    conditions : iterable of str
+
+    Returns
+    -------
+    dict of str to str
+        Ordered as the figures list the conditions.
+    """
+    ordered = ordered_conditions(conditions)
+    active = [c for c in ordered if c != REST_LABEL]
+    if all(c in KNOWN_CONDITIONS for c in active):
+        index = {c: KNOWN_CONDITIONS.index(c) for c in active}
+    else:
+        index = {c: n for n, c in enumerate(active)}
+    colors = {c: PALETTE[index[c] % len(PALETTE)] for c in active}
+    if REST_LABEL in ordered:
+        colors[REST_LABEL] = REST_COLOR
+    return colors
+
+
+
+def _legend_swatch(name: str, color: str, group: str | None = None) -> go.Scatter:
+    return go.Scatter(
+        x=[None], y=[None], mode="markers", name=name, legendgroup=group or name,
+        marker=dict(symbol="square", size=12, color=color), hoverinfo="skip", showlegend=True,
+    )
+
+
+def _check_tr(tr):
+    if tr is None:
+        return None
+    return check_positive(tr, "tr", allow_none=False)
+
+
+def plot_condition_timeline(labels, runs=None, tr: float | None = None) -> go.Figure:
+    """The condition of every volume, one row per run.
+
+    Parameters
+    ----------
+    labels : sequence of str
+        Condition of each volume, in acquisition order.
+    runs : sequence, optional
+        Run of each volume; None draws one row.
+    tr : float, optional
+        Repetition time in seconds: the x axis is then time within the run.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        A categorical heatmap (rows = runs) with a legend of the conditions.
+    """
+    labels = _checked_labels(labels)
+    runs = as_runs(runs, labels.size)
+    tr = _check_tr(tr)
+    if runs is None:
+        run_values = [None]
+        members = [np.arange(labels.size)]
+        row_names = ["all volumes"]
+    else:
+        run_values = sorted_unique(runs)
+        members = [np.flatnonzero(runs == run) for run in run_values]
+        row_names = [run_name(run) for run in run_values]
+    colors = condition_colors(labels)
+    order = list(colors)
+    code_of = {c: n for n, c in enumerate(order)}
+    length = max(len(m) for m in members)
+    codes = np.full((len(members), length), np.nan, dtype=np.float32)
+    text = [[""] * length for _ in members]
+    for row, indices in enumerate(members):
+        codes[row, : len(indices)] = [code_of[c] for c in labels[indices]]
+        for col, index in enumerate(indices):
+            text[row][col] = f"{labels[index]} (volume {index} of the image)"
+    x = np.arange(length, dtype=np.float32) * (tr or 1.0)
+    fig = go.Figure(
+        go.Heatmap(
+            z=codes,
+            x=x,
+            y=row_names,
+            text=text,
+            colorscale=discrete_colorscale([colors[c] for c in order]),
+            zmin=-0.5,
+            zmax=len(order) - 0.5,
+            showscale=False,
+            hoverongaps=False,
+            xgap=0,
+            ygap=2,
+            hovertemplate="%{y}, " + ("t = %{x:.1f} s" if tr else "volume %{x}") + "<br>%{text}<extra></extra>",
+        )
+    )
+    for condition in order:
+        fig.add_trace(_legend_swatch(condition, colors[condition]))
+    fig.update_yaxes(autorange="reversed", type="category", title=None)
+    fig.update_xaxes(
+        title="time within run (s)" if tr else "volume within run", showgrid=False, zeroline=False
+    )
+    fig.update_layout(
+        title=dict(text="Conditions over time", x=0.01, xanchor="left"),
+        height=int(150 + 24 * len(members)),
+        margin=dict(l=70, r=20, t=80, b=50),
+        legend=dict(orientation="h", yanchor="bottom", y=1.01, x=0, title=None),
+        plot_bgcolor="white",
+        font=FONT,
+    )
+    return fig
+
+
+def plot_condition_counts(labels, runs=None) -> go.Figure:
+    """Number of volumes of each condition, per run when runs are given.
+
+    Parameters
+    ----------
+    labels : sequence of str
+    runs : sequence, optional
+        Run of each volume: one stacked bar per run, stacked by condition.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+    """
+    labels = _checked_labels(labels)
+    runs = as_runs(runs, labels.size)
+    colors = condition_colors(labels)
+    fig = go.Figure()
+    if runs is None:
+        counts = pd.Series(labels).value_counts()
+        order = list(colors)
+        fig.add_trace(
+            go.Bar(
+                x=order,
+                y=[int(counts[c]) for c in order],
+                marker_color=[colors[c] for c in order],
+                text=[int(counts[c]) for c in order],
+                textposition="outside",
+                hovertemplate="%{x}: %{y} volumes<extra></extra>",
+                showlegend=False,
+            )
+        )
+        fig.update_xaxes(title="condition")
+    else:
+        run_values = sorted_unique(runs)
+        names = [run_name(r) for r in run_values]
+        table = pd.crosstab(pd.Series(runs, name="run"), pd.Series(labels, name="condition"))
+        for condition in colors:
+            column = table[condition] if condition in table.columns else pd.Series(dtype=int)
+            fig.add_trace(
+                go.Bar(
+                    x=names,
+                    y=[int(column.get(r, 0)) for r in run_values],
+                    name=condition,
+                    marker_color=colors[condition],
+                    hovertemplate=f"%{{x}}: %{{y}} {condition} volumes<extra></extra>",
+                )
+            )
+        fig.update_layout(barmode="stack")
+        fig.update_xaxes(title="run", type="category")
+    fig.update_yaxes(title="volumes", rangemode="tozero")
+    fig.update_layout(
+        title=dict(text="Volumes per condition", x=0.01, xanchor="left"),
+        height=380,
+        margin=dict(l=60, r=20, t=60, b=60),
+        legend=dict(title="condition"),
+        font=FONT,
+    )
+    return fig
+
+
+def plot_class_balance(labels) -> go.Figure:
+    """Counts of the selected conditions, with the majority-class rate.
+
+    The majority-class rate is the accuracy of always guessing the most
+    frequent condition: the chance level accuracy is measured against.
+
+    Parameters
+    ----------
+    labels : sequence of str
+        Condition of each selected sample.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+    """
+    labels = _checked_labels(labels)
+    counts = pd.Series(labels).value_counts()
+    colors = condition_colors(labels)
+    order = list(colors)
+    values = np.array([int(counts[c]) for c in order])
+    total = int(values.sum())
+    majority = values.max() / total
+    fig = go.Figure(
+        go.Bar(
+            x=order,
+            y=values,
+            marker_color=[colors[c] for c in order],
+            text=[f"{v} ({v / total:.0%})" for v in values],
+            textposition="outside",
+            hovertemplate="%{x}: %{y} samples<extra></extra>",
+            showlegend=False,
+        )
+    )
+    balanced = np.all(values == values[0])
+    fig.update_layout(
+        title=dict(
+            text=f"Class balance: {total} samples, majority-class rate {majority:.1%}"
+            + ("" if balanced else " (unbalanced)"),
+            x=0.01,
+            xanchor="left",
+        ),
+        height=340,
+        margin=dict(l=60, r=20, t=60, b=50),
+        yaxis=dict(title="samples", range=[0, values.max() * 1.2]),
+        xaxis=dict(title="condition"),
+        font=FONT,
+    )
+    return fig
+
+
+def plot_mean_timecourse(X, labels=None, runs=None, tr: float | None = None, *,
+                         volume_index=None) -> go.Figure:
+    """Mean signal over the masked voxels, one point per volume coloured by condition.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_volumes, n_voxels) or MaskedData
+        The masked data; a `MaskedData` also gives labels, runs and volume indices.
+    labels : sequence of str, optional
+        Condition of each row (required with an array).
+    runs : sequence, optional
+        Run of each row: runs are separated by dotted lines.
+    tr : float, optional
+        Repetition time in seconds: the x axis is then time.
+    volume_index : sequence of int, optional
+        Index of each row in the 4D image (default: 0, 1, ...); gaps between
+        kept volumes break the line.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+    """
+    X, labels, runs, volume_index = _unpack_masked(X, labels, runs, volume_index)
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+        raise DecodingInputError(
+            f"'X' must be a non-empty 2D array (volumes x voxels). Got shape {X.shape}."
+        )
+    labels = _checked_labels(labels)
+    if labels.size != X.shape[0]:
+        raise DecodingInputError(
+            f"'labels' must have one value per row of X ({X.shape[0]}). Got {labels.size}."
+        )
+    runs = as_runs(runs, labels.size)
+    tr = _check_tr(tr)
+    volume_index = (
+        np.arange(labels.size) if volume_index is None else np.asarray(volume_index, dtype=np.int64)
+    )
+    if volume_index.shape != labels.shape:
+        raise DecodingInputError(
+            f"'volume_index' must have one value per row of X ({X.shape[0]}). Got shape {volume_index.shape}."
+        )
+    mean = np.nanmean(X.astype(np.float64, copy=False), axis=1).astype(np.float32)
+    position = volume_index * (tr or 1.0)
+    fig = go.Figure(_broken_line(position, mean, volume_index, runs))
+    colors = condition_colors(labels)
+    for condition, color in colors.items():
+        chosen = labels == condition
+        fig.add_trace(
+            go.Scatter(
+                x=position[chosen].astype(np.float32),
+                y=mean[chosen],
+                mode="markers",
+                marker=dict(color=color, size=4 if condition == REST_LABEL else 5),
+                name=condition,
+                customdata=volume_index[chosen],
+                hovertemplate=f"{condition}<br>volume %{{customdata}}<br>mean %{{y:.3f}}<extra></extra>",
+            )
+        )
+    if runs is not None:
+        _add_run_boundaries(fig, position, runs, tr)
+    fig.update_layout(
+        title=dict(text=f"Mean signal over {X.shape[1]} voxels", x=0.01, xanchor="left"),
+        xaxis=dict(title="time (s)" if tr else "volume", showgrid=False),
+        yaxis=dict(title="mean signal"),
+        height=360,
+        margin=dict(l=60, r=20, t=80, b=50),
+        legend=dict(orientation="h", yanchor="bottom", y=1.01, x=0, itemsizing="constant"),
+        hovermode="closest",
+        font=FONT,
+    )
+    return fig
+
+
+def _unpack_masked(X, labels, runs, volume_index) -> tuple:
+    """``(X, labels, runs, volume_index)``, the missing ones taken from a `MaskedData` ``X``."""
+    if hasattr(X, "X") and hasattr(X, "labels"):
+        masked = X
+        X = masked.X
+        labels = masked.labels if labels is None else labels
+        runs = masked.runs if runs is None else runs
+        volume_index = masked.volume_index if volume_index is None else volume_index
+    return X, labels, runs, volume_index
+
+
+def _broken_line(position: np.ndarray, mean: np.ndarray, volume_index: np.ndarray, runs) -> go.Scatter:
+    """The mean signal as a grey line, broken where volumes were dropped or a run changes."""
+    breaks = np.diff(volume_index) != 1
+    if runs is not None:
+        breaks |= runs[1:] != runs[:-1]
+    line_x = np.insert(position.astype(np.float64), np.flatnonzero(breaks) + 1, np.nan)
+    line_y = np.insert(mean.astype(np.float64), np.flatnonzero(breaks) + 1, np.nan)
+    return go.Scatter(
+        x=line_x.astype(np.float32), y=line_y.astype(np.float32), mode="lines",
+        line=dict(color="#555555", width=1), name="mean signal", hoverinfo="skip",
+        connectgaps=False,
+    )
+
+
+def _add_run_boundaries(fig: go.Figure, position: np.ndarray, runs: np.ndarray, tr: float | None) -> None:
+    """A dotted vertical line half a volume before the first volume of each run but the first."""
+    starts = np.flatnonzero(np.r_[True, runs[1:] != runs[:-1]])
+    for start in starts[1:]:
+        fig.add_vline(x=float(position[start]) - 0.5 * (tr or 1.0), line=dict(color="#999999", width=1, dash="dot"))

@@ -1,0 +1,471 @@
+"""Figures of decoding results: fold scores, predictions, confusion, permutations, comparisons.
+
+Each builder takes a `DecodingResult`, a permutation result or plain scores and returns
+a ``plotly.graph_objects.Figure``. The confusion matrix draws the counts of
+`decoding_core.summaries.confusion_table`, the one count of a result's predictions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from numbers import Real
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from decoding_core.errors import DecodingInputError
+from decoding_core.export import fold_table
+from decoding_core.plotting._common import (
+    CHANCE_COLOR,
+    CORRECT_COLOR,
+    ERROR_COLOR,
+    FONT,
+    PALETTE,
+    SCORE_COLOR,
+    ordered_conditions,
+    run_name,
+    sorted_unique,
+)
+from decoding_core.summaries import confusion_table
+
+__all__ = [
+    "plot_confusion_matrix",
+    "plot_fold_scores",
+    "plot_null_distribution",
+    "plot_paired_folds",
+    "plot_predictions",
+    "plot_score_comparison",
+    "plot_score_vs_setting",
+]
+
+
+def _score_name(result) -> str:
+    scoring = getattr(result.config, "scoring", "accuracy")
+    return {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "roc_auc": "ROC AUC"}.get(
+        scoring, str(scoring)
+    )
+
+
+def _fold_names(result, table: pd.DataFrame) -> list:
+    cv = result.config.cv
+    if result.meaningless or cv == "train":
+        return ["training data"]
+    if cv == "holdout":
+        return ["held-out samples"] if len(table) == 1 else [f"fold {n + 1}" for n in range(len(table))]
+    if cv == "leave-one-run-out" and "test_run" in table:
+        return [run_name(run) if run is not None and run == run else f"fold {n + 1}"
+                for n, run in enumerate(table["test_run"])]
+    return [f"fold {n + 1}" for n in range(len(table))]
+
+
+def plot_fold_scores(result) -> go.Figure:
+    """One bar per fold, with the chance level (dashed) and the mean (solid).
+
+    Parameters
+    ----------
+    result : DecodingResult
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Bars named ``"run <r>"`` (the test run) for leave-one-run-out; a note
+        when the scheme scores the training data (meaningless).
+    """
+    table = fold_table(result)
+    names = _fold_names(result, table)
+    score_name = _score_name(result)
+    scores = table["score"].to_numpy(dtype=float)
+    fig = go.Figure(
+        go.Bar(
+            x=names,
+            y=scores,
+            marker_color="#bbbbbb" if result.meaningless else SCORE_COLOR,
+            opacity=0.85,
+            text=[f"{s:.2f}" if np.isfinite(s) else "n/a" for s in scores],
+            textposition="inside",
+            insidetextanchor="end",
+            customdata=table["n_test"].to_numpy(dtype=np.int64),
+            hovertemplate=f"%{{x}}<br>{score_name} %{{y:.3f}}<br>%{{customdata}} test samples<extra></extra>",
+            name=score_name,
+            showlegend=False,
+        )
+    )
+    # Line labels sit in the right margin, where no bar can hide them.
+    fig.add_hline(y=float(result.chance_level), line=dict(color=CHANCE_COLOR, dash="dash", width=2), name="chance")
+    labels = [(float(result.chance_level), f"chance {result.chance_level:.2f}", CHANCE_COLOR)]
+    if len(scores) > 1 and np.isfinite(result.mean_score):
+        fig.add_hline(y=float(result.mean_score), line=dict(color="#ff7f0e", width=2), name="mean")
+        labels.append((float(result.mean_score), f"mean {result.mean_score:.2f}<br>± {result.std_score:.2f}", "#d35400"))
+    if len(labels) == 2 and abs(labels[0][0] - labels[1][0]) < 0.08:
+        # Keep close labels apart: the lower one goes below its line.
+        low, high = sorted(range(2), key=lambda n: labels[n][0])
+        anchors = {low: "top", high: "bottom"}
+    else:
+        anchors = {n: "middle" for n in range(len(labels))}
+    for n, (y, text, color) in enumerate(labels):
+        fig.add_annotation(x=1.0, xref="paper", xanchor="left", y=y, yref="y", yanchor=anchors[n], text=text,
+                           showarrow=False, font=dict(color=color, size=12), xshift=4)
+    title = f"{score_name.capitalize()} per fold ({result.config.cv})"
+    if result.meaningless:
+        fig.add_annotation(
+            text="Scored on the training samples themselves: says nothing about decoding new data.",
+            xref="paper", yref="paper", x=0, y=1.0, xanchor="left", yanchor="bottom",
+            showarrow=False, font=dict(color=ERROR_COLOR, size=12),
+        )
+    fig.update_layout(
+        title=dict(text=title, x=0.01, xanchor="left", y=0.97),
+        yaxis=dict(title=score_name, range=[0, 1]),
+        xaxis=dict(title=None, type="category"),
+        height=380,
+        margin=dict(l=60, r=95, t=80, b=50),
+        bargap=0.25,
+        font=FONT,
+    )
+    return fig
+
+
+def _add_run_bands(fig: go.Figure, x: np.ndarray, runs: np.ndarray) -> None:
+    """Every other run on a grey band, each named at the top ("r3") when there are at most 24."""
+    run_values = sorted_unique(runs)
+    for n, run in enumerate(run_values):
+        inside = x[runs == run]
+        low, high = float(inside.min()) - 0.5, float(inside.max()) + 0.5
+        if n % 2 == 0:
+            fig.add_vrect(x0=low, x1=high, fillcolor="#eeeeee", line_width=0, layer="below")
+        if len(run_values) <= 24:
+            fig.add_annotation(
+                x=(low + high) / 2, y=1.0, xref="x", yref="paper", yanchor="bottom",
+                text=run_name(run).replace("run ", "r"), showarrow=False, font=dict(size=10),
+            )
+
+
+def plot_predictions(result) -> go.Figure:
+    """True and predicted condition of every tested sample, grouped by run.
+
+    A ring marks the true condition; a dot the prediction: a dot inside its
+    ring is correct, a red cross is a mistake.
+
+    Parameters
+    ----------
+    result : DecodingResult
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+    """
+    predictions = result.predictions
+    needed = {"true", "predicted"}
+    if not isinstance(predictions, pd.DataFrame) or needed - set(predictions.columns):
+        raise DecodingInputError("The result has no predictions table with 'true' and 'predicted' columns.")
+    fig = go.Figure()
+    if predictions.empty:
+        fig.add_annotation(text="No predictions", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
+        return fig
+    true = predictions["true"].to_numpy(dtype=str)
+    predicted = predictions["predicted"].to_numpy(dtype=str)
+    correct = true == predicted
+    x_column = "volume" if "volume" in predictions else ("sample" if "sample" in predictions else None)
+    x = predictions[x_column].to_numpy() if x_column else np.arange(len(predictions))
+    runs = predictions["run"].to_numpy() if "run" in predictions else None
+    folds = predictions["fold"].to_numpy() if "fold" in predictions else np.zeros(len(predictions), int)
+    run_text = np.array([run_name(r) for r in runs]) if runs is not None else np.full(len(x), "")
+    customdata = np.stack([run_text, folds.astype(str), true, predicted], axis=1)
+    hover = ("%{customdata[0]}, fold %{customdata[1]}<br>" + (x_column or "sample") + " %{x}"
+             "<br>true %{customdata[2]}, predicted %{customdata[3]}<extra></extra>")
+    classes = [str(c) for c in result.classes] or ordered_conditions(np.r_[true, predicted])
+    fig.add_trace(go.Scatter(
+        x=x, y=true, mode="markers", name="true condition",
+        marker=dict(symbol="circle-open", size=11, color="#444444", line=dict(width=1.5)),
+        hoverinfo="skip",
+    ))
+    fig.add_trace(go.Scatter(
+        x=x[correct], y=predicted[correct], mode="markers", name="correct prediction",
+        marker=dict(size=6, color=CORRECT_COLOR), customdata=customdata[correct], hovertemplate=hover,
+    ))
+    fig.add_trace(go.Scatter(
+        x=x[~correct], y=predicted[~correct], mode="markers", name="wrong prediction",
+        marker=dict(symbol="x", size=9, color=ERROR_COLOR), customdata=customdata[~correct],
+        hovertemplate=hover,
+    ))
+    if runs is not None:
+        _add_run_bands(fig, x, runs)
+    accuracy = correct.mean()
+    title = f"Predictions: {int(correct.sum())} of {correct.size} correct ({accuracy:.0%})"
+    if result.meaningless:
+        title += " on the training data (meaningless)"
+    fig.update_layout(
+        title=dict(text=title, x=0.01, xanchor="left"),
+        xaxis=dict(title="volume" if x_column == "volume" else "sample", showgrid=False, zeroline=False),
+        yaxis=dict(title=None, type="category", categoryorder="array", categoryarray=classes),
+        height=int(230 + 45 * len(classes)),
+        margin=dict(l=90, r=20, t=80, b=90),
+        legend=dict(orientation="h", yanchor="top", y=-0.3, x=0),
+        plot_bgcolor="white",
+        font=FONT,
+    )
+    return fig
+
+
+def plot_confusion_matrix(confusion_df, normalize: bool = False) -> go.Figure:
+    """An annotated confusion matrix (rows: true condition, columns: predicted).
+
+    Parameters
+    ----------
+    confusion_df : pandas.DataFrame or DecodingResult
+        Counts, indexed by true condition, columns by predicted condition; or
+        a result, whose predictions are counted by
+        `decoding_core.summaries.confusion_table`.
+    normalize : bool, default=False
+        Show each row as fractions of its true condition's samples.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+    """
+    if hasattr(confusion_df, "predictions") and hasattr(confusion_df, "classes"):
+        confusion_df = confusion_table(confusion_df)
+    if not isinstance(confusion_df, pd.DataFrame) or confusion_df.empty:
+        raise DecodingInputError("'confusion_df' must be a non-empty DataFrame of counts (true x predicted).")
+    counts = confusion_df.to_numpy(dtype=float)
+    if not np.all(np.isfinite(counts)) or np.any(counts < 0):
+        raise DecodingInputError("'confusion_df' must hold non-negative counts.")
+    row_totals = counts.sum(axis=1, keepdims=True)
+    fractions = np.divide(counts, row_totals, out=np.zeros_like(counts), where=row_totals > 0)
+    values = fractions if normalize else counts
+    text = [[f"{f:.0%}" if normalize else f"{int(c)}" for c, f in zip(crow, frow)]
+            for crow, frow in zip(counts, fractions)]
+    rows = [str(v) for v in confusion_df.index]
+    cols = [str(v) for v in confusion_df.columns]
+    custom = np.stack([counts, fractions * 100], axis=-1)
+    fig = go.Figure(
+        go.Heatmap(
+            z=values, x=cols, y=rows, text=text, texttemplate="%{text}", colorscale="Blues",
+            zmin=0, zmax=1 if normalize else max(1.0, float(counts.max())),
+            customdata=custom,
+            hovertemplate="true %{y}, predicted %{x}<br>%{customdata[0]:.0f} samples "
+                          "(%{customdata[1]:.0f}% of the row)<extra></extra>",
+            colorbar=dict(title=dict(text="fraction" if normalize else "samples"), thickness=14),
+        )
+    )
+    size = max(260, min(700, 80 + 55 * len(rows)))
+    fig.update_layout(
+        title=dict(text="Confusion matrix" + (" (row fractions)" if normalize else ""), x=0.01, xanchor="left"),
+        # Square cells shrink the plot area (constrain="domain") rather than pad it with
+        # empty categories, so the row labels stay next to the matrix; no grid over the cells.
+        xaxis=dict(title="predicted", type="category", side="bottom", constrain="domain", showgrid=False),
+        yaxis=dict(title="true", type="category", autorange="reversed", scaleanchor="x", scaleratio=1,
+                   showgrid=False),
+        height=int(size + 80),
+        margin=dict(l=100, r=20, t=60, b=80),
+        font=FONT,
+    )
+    return fig
+
+
+def _as_scores(values, name: str) -> np.ndarray:
+    array = np.asarray(values, dtype=float).ravel() if values is not None else np.array([])
+    if array.size == 0:
+        raise DecodingInputError(f"'{name}' must hold at least one score.")
+    return array
+
+
+def plot_null_distribution(null_scores, observed: float | None = None, p_value: float | None = None,
+                           chance: float | None = None) -> go.Figure:
+    """Histogram of permutation scores with the observed score marked.
+
+    Parameters
+    ----------
+    null_scores : sequence of float or PermutationResult
+        Scores with shuffled labels; or a permutation result, which gives
+        the null scores, observed score and p-value.
+    observed : float
+        Score with the true labels (taken from a PermutationResult when omitted).
+    p_value : float
+        (taken from a PermutationResult when omitted).
+    chance : float, optional
+        Drawn as a dashed line.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+    """
+    if hasattr(null_scores, "null_scores"):
+        outcome = null_scores
+        observed = getattr(outcome, "observed_score", getattr(outcome, "observed", None)) if observed is None else observed
+        p_value = outcome.p_value if p_value is None else p_value
+        null_scores = outcome.null_scores
+    for name, value in (("observed", observed), ("p_value", p_value)):
+        if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+            raise DecodingInputError(f"'{name}' must be a finite number. Got {value!r}.")
+    null = _as_scores(null_scores, "null_scores")
+    null = null[np.isfinite(null)]
+    if null.size == 0:
+        raise DecodingInputError("'null_scores' has no finite score.")
+    fig = go.Figure(
+        go.Histogram(x=null, nbinsx=min(60, max(10, null.size // 10)), marker_color="#9ecae1",
+                     name="shuffled labels", hovertemplate="score %{x}<br>%{y} permutations<extra></extra>")
+    )
+    fig.add_vline(x=float(observed), line=dict(color=ERROR_COLOR, width=3), name="observed",
+                  annotation_text=f"observed {observed:.3f}<br>p = {p_value:.3g}",
+                  annotation_position="top left" if observed > np.median(null) else "top right")
+    if chance is not None:
+        fig.add_vline(x=float(chance), line=dict(color=CHANCE_COLOR, dash="dash"), name="chance",
+                      annotation_text="chance", annotation_position="bottom right")
+    # Room on both sides, so neither the null bars nor the observed line sit on the plot's edge.
+    marks = [float(null.min()), float(null.max()), float(observed)] + ([float(chance)] if chance is not None else [])
+    pad = max(0.1 * (max(marks) - min(marks)), 0.01)
+    fig.update_layout(
+        title=dict(text=f"Permutation test: {null.size} permutations", x=0.01, xanchor="left"),
+        xaxis=dict(title="score", range=[min(marks) - pad, max(marks) + pad]), yaxis=dict(title="permutations"),
+        height=360, margin=dict(l=60, r=20, t=70, b=50), bargap=0.05, showlegend=False, font=FONT,
+    )
+    return fig
+
+
+def plot_score_comparison(scores: Mapping, chance: float | None = None) -> go.Figure:
+    """Fold scores of several classifiers side by side (e.g. real vs dummy).
+
+    Parameters
+    ----------
+    scores : mapping of str to sequence of float
+        Fold scores of each classifier, in display order.
+    chance : float, optional
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        A box per name, with every fold as a point and the mean as a diamond.
+    """
+    if not isinstance(scores, Mapping) or not scores:
+        raise DecodingInputError("'scores' must map each classifier's name to its fold scores.")
+    fig = go.Figure()
+    for n, (name, values) in enumerate(scores.items()):
+        array = _as_scores(values, f"scores[{name!r}]")
+        color = PALETTE[n % len(PALETTE)]
+        fig.add_trace(go.Box(
+            y=array, name=str(name), boxpoints="all", jitter=0.35, pointpos=0, marker_color=color,
+            boxmean=True, hovertemplate=f"{name}<br>fold score %{{y:.3f}}<extra></extra>",
+        ))
+    if chance is not None:
+        fig.add_hline(y=float(chance), line=dict(color=CHANCE_COLOR, dash="dash"), name="chance",
+                      annotation_text=f"chance {chance:.2f}", annotation_position="bottom right")
+    fig.update_layout(
+        title=dict(text="Fold scores by classifier", x=0.01, xanchor="left"),
+        yaxis=dict(title="score", range=[0, 1.02]), showlegend=False,
+        height=380, margin=dict(l=60, r=20, t=60, b=60), font=FONT,
+    )
+    return fig
+
+
+def plot_score_vs_setting(values, fold_scores_list, setting_name: str, log_x: bool = False,
+                          chance: float | None = None) -> go.Figure:
+    """Mean fold score as a setting varies (a sweep), with the spread over folds.
+
+    Parameters
+    ----------
+    values : sequence
+        The setting's values (numbers, or names drawn as categories).
+    fold_scores_list : sequence of sequences of float
+        The fold scores obtained at each value.
+    setting_name : str
+    log_x : bool, default=False
+        Logarithmic x axis (e.g. for C); needs positive numeric values.
+    chance : float, optional
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+    """
+    values = list(values)
+    fold_scores_list = list(fold_scores_list)
+    if not values or len(values) != len(fold_scores_list):
+        raise DecodingInputError(
+            f"'values' and 'fold_scores_list' must have the same non-zero length. "
+            f"Got {len(values)} and {len(fold_scores_list)}."
+        )
+    numeric = all(isinstance(v, Real) and not isinstance(v, bool) for v in values)
+    if log_x and not (numeric and all(v > 0 for v in values)):
+        raise DecodingInputError("'log_x' needs positive numeric setting values.")
+    arrays = [_as_scores(s, "fold_scores_list") for s in fold_scores_list]
+    x = [float(v) for v in values] if numeric else [str(v) for v in values]
+    means = np.array([np.nanmean(a) for a in arrays])
+    stds = np.array([np.nanstd(a) for a in arrays])
+    fig = go.Figure()
+    points_x = [xv for xv, a in zip(x, arrays) for _ in a]
+    points_y = np.concatenate(arrays)
+    fig.add_trace(go.Scatter(
+        x=points_x, y=points_y, mode="markers", name="fold", marker=dict(color="#9ecae1", size=6),
+        hovertemplate=f"{setting_name} = %{{x}}<br>fold score %{{y:.3f}}<extra></extra>",
+    ))
+    fig.add_trace(go.Scatter(
+        x=x, y=means, mode="lines+markers", name="mean ± SD", line=dict(color=SCORE_COLOR, width=2),
+        error_y=dict(type="data", array=stds, visible=True, thickness=1.2),
+        hovertemplate=f"{setting_name} = %{{x}}<br>mean %{{y:.3f}}<extra></extra>",
+    ))
+    if chance is not None:
+        fig.add_hline(y=float(chance), line=dict(color=CHANCE_COLOR, dash="dash"), name="chance",
+                      annotation_text=f"chance {chance:.2f}", annotation_position="bottom right")
+    fig.update_layout(
+        title=dict(text=f"Score vs {setting_name}", x=0.01, xanchor="left"),
+        xaxis=dict(title=setting_name, type="log" if log_x else ("linear" if numeric else "category")),
+        yaxis=dict(title="score", range=[0, 1.02]),
+        height=380, margin=dict(l=60, r=20, t=60, b=60),
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1, xanchor="right"), font=FONT,
+    )
+    return fig
+
+
+def plot_paired_folds(run_a_scores, run_b_scores, names, fold_labels=None) -> go.Figure:
+    """Two settings compared fold by fold: one line per fold joining its two scores.
+
+    Parameters
+    ----------
+    run_a_scores, run_b_scores : sequence of float
+        Fold scores of the two settings, on the same folds in the same order.
+    names : sequence of 2 str
+        Names of the two settings.
+    fold_labels : sequence of str, optional
+        Names of the folds (default "fold 1", ...).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Lines that rise show folds where the second setting scored higher; the title
+        gives the mean difference and how many folds improved.
+    """
+    a = _as_scores(run_a_scores, "run_a_scores")
+    b = _as_scores(run_b_scores, "run_b_scores")
+    if a.size != b.size:
+        raise DecodingInputError(
+            f"Paired scores need the same folds: got {a.size} and {b.size} fold scores."
+        )
+    if isinstance(names, str) or len(names) != 2:
+        raise DecodingInputError(f"'names' must hold the two settings' names. Got {names!r}.")
+    # "A: ..." and "B: ..." so the title's "B − A" reads against the axis.
+    names = [f"A: {names[0]}", f"B: {names[1]}"]
+    fold_labels = [f"fold {n + 1}" for n in range(a.size)] if fold_labels is None else [str(f) for f in fold_labels]
+    if len(fold_labels) != a.size:
+        raise DecodingInputError(f"'fold_labels' must name each of the {a.size} folds.")
+    fig = go.Figure()
+    for label, score_a, score_b in zip(fold_labels, a, b):
+        color = CORRECT_COLOR if score_b > score_a else (ERROR_COLOR if score_b < score_a else "#999999")
+        fig.add_trace(go.Scatter(
+            x=names, y=[score_a, score_b], mode="lines+markers", line=dict(color=color, width=1),
+            marker=dict(size=6), name=label, showlegend=False,
+            hovertemplate=f"{label}<br>%{{x}}: %{{y:.3f}}<extra></extra>",
+        ))
+    fig.add_trace(go.Scatter(
+        x=names, y=[np.nanmean(a), np.nanmean(b)], mode="lines+markers", name="mean",
+        line=dict(color="black", width=3), marker=dict(size=10, symbol="diamond"),
+        hovertemplate="mean %{x}: %{y:.3f}<extra></extra>",
+    ))
+    difference = np.nanmean(b - a)
+    improved = int(np.sum(b > a))
+    fig.update_layout(
+        title=dict(text=f"Paired folds: mean difference B − A = {difference:+.3f}; {improved} of {a.size} folds higher with B", x=0.01, xanchor="left"),
+        yaxis=dict(title="score", range=[0, 1.02]), xaxis=dict(type="category"),
+        height=380, margin=dict(l=60, r=20, t=60, b=50), font=FONT,
+    )
+    return fig

@@ -1,0 +1,142 @@
+"""Tests of decoding_core.plotting.results: folds, predictions, confusion, permutations, comparisons."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from decoding_core import plotting, summaries
+from decoding_core.config import DecodingConfig
+from decoding_core.decoding import DecodingResult
+from decoding_core.errors import DecodingInputError
+
+# -- results -------------------------------------------------------------------------
+
+
+def _result(cv="leave-one-run-out", meaningless=False, seed=0):
+    """A small decoding result: 3 runs of 6 samples, face vs cat, made-up predictions."""
+    rng = np.random.default_rng(seed)
+    runs = np.repeat([0, 1, 2], 6)
+    true = np.tile(["face", "cat"], 9)
+    predicted = np.where(rng.random(18) < 0.7, true, np.where(true == "face", "cat", "face"))
+    fold = runs + 1 if cv == "leave-one-run-out" else np.ones(18, dtype=int)
+    predictions = pd.DataFrame({
+        "sample": np.arange(18), "volume": np.arange(18) * 2 + 1, "run": runs, "fold": fold,
+        "true": true, "predicted": predicted, "correct": true == predicted,
+    })
+    scores = predictions.groupby("fold")["correct"].mean().to_numpy(dtype=float)
+    weights = rng.normal(size=(1, 4))
+    mask = np.zeros((3, 3, 3), dtype=bool)
+    mask[1, 1, :] = mask[0, 0, 0] = True
+    volume = np.zeros((3, 3, 3), dtype=np.float32)
+    volume[mask] = weights[0]
+    return DecodingResult(
+        config=DecodingConfig(cv=cv), fold_scores=scores, mean_score=float(scores.mean()),
+        std_score=float(scores.std()), chance_level=0.5, meaningless=meaningless, predictions=predictions,
+        classes=("cat", "face"), weights=weights, weight_img=nib.Nifti1Image(volume, np.eye(4)),
+        n_samples=18, n_voxels=4, warnings=["a warning"], elapsed_seconds=0.25,
+    )
+
+
+def test_fold_score_bars_are_the_result_scores_with_the_chance_line():
+    result = _result()
+    fig = plotting.plot_fold_scores(result)
+    bars = fig.data[0]
+    np.testing.assert_allclose(np.asarray(bars.y, dtype=float), result.fold_scores)
+    assert list(bars.x) == ["run 0", "run 1", "run 2"]
+    assert list(bars.customdata) == [6, 6, 6]  # test samples per fold, shown on hover
+    chance = [s for s in fig.layout.shapes if s.name == "chance"]
+    assert len(chance) == 1 and chance[0].y0 == chance[0].y1 == result.chance_level
+    assert chance[0].line.dash == "dash"
+    mean = [s for s in fig.layout.shapes if s.name == "mean"]
+    assert mean[0].y0 == pytest.approx(result.mean_score)
+    assert list(fig.layout.yaxis.range) == [0, 1]
+
+
+def test_fold_scores_of_the_training_data_carry_a_warning():
+    fig = plotting.plot_fold_scores(_result(cv="train", meaningless=True))
+    assert list(fig.data[0].x) == ["training data"]
+    assert any("training samples themselves" in (a.text or "") for a in fig.layout.annotations)
+
+
+def test_predictions_figure_marks_every_mistake():
+    result = _result()
+    fig = plotting.plot_predictions(result)
+    traces = {t.name: t for t in fig.data}
+    wrong = ~result.predictions["correct"].to_numpy()
+    assert len(traces["wrong prediction"].x) == wrong.sum()
+    assert len(traces["correct prediction"].x) == (~wrong).sum()
+    np.testing.assert_array_equal(np.asarray(traces["true condition"].x), result.predictions["volume"])
+    assert list(traces["wrong prediction"].y) == list(result.predictions["predicted"][wrong])
+    assert f"{(~wrong).sum()} of 18 correct" in fig.layout.title.text
+
+
+def test_confusion_matrix_from_a_result_and_normalised():
+    result = _result()
+    fig = plotting.plot_confusion_matrix(result)
+    expected = pd.crosstab(result.predictions["true"], result.predictions["predicted"])
+    z = np.asarray(fig.data[0].z)
+    assert list(fig.data[0].y) == ["cat", "face"] and list(fig.data[0].x) == ["cat", "face"]
+    np.testing.assert_array_equal(z, expected.loc[["cat", "face"], ["cat", "face"]].to_numpy())
+    normalised = plotting.plot_confusion_matrix(summaries.confusion_table(result), normalize=True)
+    np.testing.assert_allclose(np.asarray(normalised.data[0].z).sum(axis=1), 1.0)
+    with pytest.raises(DecodingInputError, match="non-negative counts"):
+        plotting.plot_confusion_matrix(pd.DataFrame([[1, -1], [0, 2]]))
+
+
+def test_null_distribution_marks_the_observed_score():
+    null = np.random.default_rng(0).normal(0.5, 0.05, size=200)
+    fig = plotting.plot_null_distribution(null, observed=0.8, p_value=1 / 201, chance=0.5)
+    np.testing.assert_allclose(np.asarray(fig.data[0].x), null)
+    observed = [s for s in fig.layout.shapes if s.name == "observed"]
+    assert observed[0].x0 == 0.8
+    assert [s.x0 for s in fig.layout.shapes if s.name == "chance"] == [0.5]
+
+    class Outcome:  # what significance.PermutationResult provides
+        null_scores = null
+        observed_score = 0.7
+        p_value = 0.02
+
+    from_result = plotting.plot_null_distribution(Outcome())
+    assert [s.x0 for s in from_result.layout.shapes if s.name == "observed"] == [0.7]
+    with pytest.raises(DecodingInputError, match="'observed' must be a finite number"):
+        plotting.plot_null_distribution(null, observed=None, p_value=0.1)
+
+
+def test_score_comparison_sweep_and_paired_folds():
+    scores = {"SVC": [0.8, 0.9, 0.7], "most_frequent": [0.5, 0.5, 0.5]}
+    comparison = plotting.plot_score_comparison(scores, chance=0.5)
+    assert [t.name for t in comparison.data] == ["SVC", "most_frequent"]
+    np.testing.assert_allclose(np.asarray(comparison.data[0].y), scores["SVC"])
+
+    sweep = plotting.plot_score_vs_setting([0.01, 1, 100], [[0.5, 0.6], [0.8, 0.9], [0.7, 0.7]], "C", log_x=True)
+    mean = next(t for t in sweep.data if t.name == "mean ± SD")
+    np.testing.assert_allclose(np.asarray(mean.y), [0.55, 0.85, 0.7])
+    assert sweep.layout.xaxis.type == "log"
+    with pytest.raises(DecodingInputError, match="same non-zero length"):
+        plotting.plot_score_vs_setting([1, 2], [[0.5]], "C")
+
+    paired = plotting.plot_paired_folds([0.6, 0.7, 0.8], [0.7, 0.6, 0.9], ["raw", "smoothed"])
+    assert len(paired.data) == 4
+    assert "B − A = +0.033; 2 of 3 folds higher with B" in paired.layout.title.text
+    assert list(paired.data[0].x) == ["A: raw", "B: smoothed"]
+    with pytest.raises(DecodingInputError, match="same folds"):
+        plotting.plot_paired_folds([0.6], [0.7, 0.8], ["a", "b"])
+
+
+def test_every_builder_returns_serialisable_figures():
+    result = _result()
+    built = [
+        plotting.plot_fold_scores(result),
+        plotting.plot_predictions(result),
+        plotting.plot_stat_slices(result.weight_img, display_mode="yx"),
+        plotting.plot_roi(nib.Nifti1Image((np.asarray(result.weight_img.dataobj) != 0).astype(np.uint8), np.eye(4))),
+    ]
+    for fig in built:
+        assert isinstance(fig, go.Figure)
+        json.loads(fig.to_json())
