@@ -14,13 +14,14 @@ import numpy as np
 import pandas as pd
 import plotly.colors
 
+from decoding_core.datasets import HAXBY_CATEGORIES
 from decoding_core.errors import DecodingInputError
 
 #: The label of volumes without a stimulus; drawn in light gray everywhere.
 REST_LABEL = "rest"
 REST_COLOR = "#d9d9d9"
-#: Fixed colour order, so that a category keeps its colour across figures.
-KNOWN_CONDITIONS = ("face", "house", "cat", "bottle", "scissors", "shoe", "chair", "scrambledpix")
+#: Fixed colour order (Haxby's categories), so that a category keeps its colour across figures.
+KNOWN_CONDITIONS = HAXBY_CATEGORIES
 PALETTE = tuple(plotly.colors.qualitative.D3) + tuple(plotly.colors.qualitative.Dark24)
 SCORE_COLOR = "#1f77b4"
 CHANCE_COLOR = "#7f7f7f"
