@@ -74,7 +74,6 @@ def condition_colors(conditions) -> dict:
     return colors
 
 
-
 def _legend_swatch(name: str, color: str, group: str | None = None) -> go.Scatter:
     return go.Scatter(
         x=[None], y=[None], mode="markers", name=name, legendgroup=group or name,
