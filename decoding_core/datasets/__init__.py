@@ -28,7 +28,7 @@ from decoding_core.datasets._base import HAXBY_CATEGORIES, MASK_TITLES, Dataset
 from decoding_core.datasets.files import load_files
 from decoding_core.datasets.haxby import haxby_missing_files, load_haxby
 from decoding_core.datasets.simulated import SimulatedGroundTruth, load_simulated
-from decoding_core.datasets.spec import DATASET_CHOICES, HAXBY, DatasetSpec
+from decoding_core.datasets.spec import DATASET_CHOICES, HAXBY, SIMULATED, DatasetSpec
 from decoding_core.io.labels import MAX_LABELS_BYTES, read_labels_table
 
 
@@ -60,7 +60,7 @@ def load_dataset(spec: str | DatasetSpec, **kwargs) -> Dataset:
 
 
 __all__ = [
-    "DATASET_CHOICES", "HAXBY_CATEGORIES", "MASK_TITLES", "MAX_LABELS_BYTES",
+    "DATASET_CHOICES", "HAXBY", "HAXBY_CATEGORIES", "MASK_TITLES", "MAX_LABELS_BYTES", "SIMULATED",
     "Dataset", "DatasetSpec", "SimulatedGroundTruth",
     "haxby_missing_files", "load_dataset", "load_files", "load_haxby", "load_simulated", "read_labels_table",
 ]
