@@ -21,7 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-from decoding_core.config import CV_SCHEMES, ESTIMATORS, SCORINGS, DecodingConfig
+from decoding_core.config import CV_SCHEMES, ESTIMATORS, SCORINGS, SETTINGS, DecodingConfig
 from decoding_core.errors import DecodingInputError
 
 #: Exit status for input the user can fix (argparse uses 2 for usage errors too).
@@ -44,24 +44,35 @@ def _add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--tr", type=float, help="repetition time in seconds (default: from the image header)")
 
 
+#: argparse ``type`` of each kind of setting (choices are given by their table).
+_ARGUMENT_TYPES = {"int": int, "float": float, "optional_float": float}
+
+
+def _add_setting_argument(group, setting, default) -> None:
+    """One command-line option of a `decoding_core.config.SETTINGS` entry."""
+    dest = setting.name
+    if setting.kind == "bool" and default is True:  # a flag that turns the setting off
+        group.add_argument(setting.cli_flag, dest=dest, action="store_false", default=None,
+                           help=f"{setting.help} Off with this flag.")
+        return
+    if setting.kind == "bool":
+        group.add_argument(setting.cli_flag, dest=dest, action="store_true", default=None, help=setting.help)
+        return
+    options = {"nargs": "+"} if setting.kind == "conditions" else {}
+    if setting.kind == "choice":
+        options["choices"] = list(setting.choices)
+    if setting.kind in _ARGUMENT_TYPES:
+        options["type"] = _ARGUMENT_TYPES[setting.kind]
+    shown = " ".join(default) if setting.kind == "conditions" else default
+    group.add_argument(setting.cli_flag, dest=dest, help=f"{setting.help} (default: {shown})", **options)
+
+
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = DecodingConfig()
     group = parser.add_argument_group("decoding")
     group.add_argument("--config", type=Path, help="a configuration JSON file (as the app exports); other options override it")
-    group.add_argument("--mask-name", help="which of the data set's masks to use (default: vt when present)")
-    group.add_argument("--conditions", nargs="+", help=f"conditions to decode (default: {' '.join(defaults.conditions)})")
-    group.add_argument("--cv", choices=list(CV_SCHEMES), help=f"evaluation scheme (default: {defaults.cv})")
-    group.add_argument("--folds", type=int, help=f"K of --cv kfold (default: {defaults.n_folds})")
-    group.add_argument("--holdout", type=int, help=f"number of last samples held out by --cv holdout (default: {defaults.holdout_size})")
-    group.add_argument("--C", type=float, dest="C", help=f"inverse regularisation strength (default: {defaults.C})")
-    group.add_argument("--estimator", choices=list(ESTIMATORS), help=f"classifier (default: {defaults.estimator})")
-    group.add_argument("--scoring", choices=list(SCORINGS), help=f"score (default: {defaults.scoring})")
-    group.add_argument("--screening", type=float, metavar="PERCENT",
-                       help="keep this percentage of voxels by ANOVA F-score, fitted in each training fold")
-    group.add_argument("--tune-C", action="store_true", default=None, help="choose C by an inner cross-validation")
-    group.add_argument("--no-standardize", action="store_true", help="do not z-score each voxel's time series")
-    group.add_argument("--detrend", action="store_true", default=None, help="remove a linear trend per voxel")
-    group.add_argument("--smoothing", type=float, metavar="FWHM_MM", help="Gaussian smoothing FWHM in mm")
+    for setting in SETTINGS.values():
+        _add_setting_argument(group, setting, getattr(defaults, setting.name))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -184,20 +195,13 @@ def config_from_args(args, dataset, base: DecodingConfig | None = None) -> Decod
     else:
         config = DecodingConfig()
     changes = {}
-    if args.mask_name:
-        changes["mask_name"] = args.mask_name
-    elif not from_file and config.mask_name not in dataset.masks:
+    if args.mask_name is None and not from_file and config.mask_name not in dataset.masks:
         # Uploaded data have "uploaded" or "epi" rather than Haxby's "vt".
         changes["mask_name"] = next(iter(dataset.masks))
-    for option, field_name in [("conditions", "conditions"), ("cv", "cv"), ("folds", "n_folds"),
-                               ("holdout", "holdout_size"), ("C", "C"), ("estimator", "estimator"),
-                               ("scoring", "scoring"), ("screening", "screening_percentile"),
-                               ("tune_C", "tune_C"), ("detrend", "detrend"), ("smoothing", "smoothing_fwhm")]:
-        value = getattr(args, option)
+    for name, setting in SETTINGS.items():
+        value = getattr(args, name)
         if value is not None:
-            changes[field_name] = tuple(value) if option == "conditions" else value
-    if args.no_standardize:
-        changes["standardize"] = False
+            changes[name] = tuple(value) if setting.kind == "conditions" else value
     config = config.replace(**changes) if changes else config
     if config.mask_name not in dataset.masks:
         raise DecodingInputError(

@@ -13,26 +13,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from decoding_core.config import SCORINGS, DecodingConfig
+from decoding_core.config import SCORINGS, SETTINGS, DecodingConfig, format_value
 from decoding_core.errors import DecodingInputError
 
-#: Rows of `config_table`, in order, with their display names.
+#: Rows of `config_table`, in order, with their display names: the data set, then every setting.
 SETTING_TITLES = {
     "dataset": "Data set",
     "dataset_digest": "Data digest",
-    "conditions": "Conditions",
-    "mask_name": "Mask",
-    "standardize": "Standardize",
-    "detrend": "Detrend",
-    "smoothing_fwhm": "Smoothing FWHM (mm)",
-    "estimator": "Estimator",
-    "C": "C",
-    "tune_C": "Tune C (inner CV)",
-    "screening_percentile": "ANOVA screening (%)",
-    "cv": "Evaluation scheme",
-    "n_folds": "K (k-fold)",
-    "holdout_size": "Held-out samples",
-    "scoring": "Scoring",
+    **{name: setting.title for name, setting in SETTINGS.items()},
 }
 
 #: Explains what the paired test can and cannot say; the page shows it next to the p-values.
@@ -59,18 +47,6 @@ def _run_labels(records) -> list[str]:
             seen[label] = 1
         labels.append(label)
     return labels
-
-
-def _format_setting(key: str, value) -> str:
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, (tuple, list)):
-        return ", ".join(str(v) for v in value)
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
 
 
 def _check_records(records, minimum: int = 2) -> list:
@@ -114,7 +90,7 @@ def config_table(records) -> tuple[pd.DataFrame, pd.Series]:
             values["holdout_size"] = "-"
         if config.tune_C:
             values["C"] = "-"
-        columns[label] = [_format_setting(key, values[key]) for key in SETTING_TITLES]
+        columns[label] = [format_value(values[key]) for key in SETTING_TITLES]
     table = pd.DataFrame(columns, index=list(SETTING_TITLES.values()), dtype=object)
     table.index.name = "setting"
     differs = table.nunique(axis=1) > 1

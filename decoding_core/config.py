@@ -1,7 +1,14 @@
-"""The decoding configuration: one frozen, hashable, serialisable dataclass.
+"""The decoding configuration and the one registry of its settings.
 
 A `DecodingConfig` together with the data set's content digest is the cache
 key of a run; it round-trips through JSON and URL query parameters.
+
+`SETTINGS` describes each setting once: its title, help, kind, range, choices,
+command-line flag, URL key and the values a sweep tries. The Configure page's
+widgets, the command line (`decoding_core.cli`), links (`decoding_core.urlstate`),
+sweeps (`decoding_core.sweeps`) and Compare (`decoding_core.compare`) read it.
+The choices of the estimator, scheme and score are the tables of
+`decoding_core.decoding`.
 """
 
 from __future__ import annotations
@@ -9,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from decoding_core._validation import check_in, check_range
@@ -18,6 +26,133 @@ from decoding_core.decoding.splits import CV_SCHEMES
 from decoding_core.errors import DecodingInputError
 
 DEFAULT_CONDITIONS = ("face", "cat")
+
+#: Words read as yes and no wherever a setting is typed (links, sweeps).
+TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off", "n"})
+#: Words read as "none" (no smoothing, no screening).
+NONE_WORDS = frozenset({"", "none", "off", "null", "-"})
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting of `DecodingConfig`, described once.
+
+    Attributes
+    ----------
+    name : str
+        The `DecodingConfig` field.
+    title : str
+        Short name (Compare's rows, sweep axes, messages).
+    label : str
+        The Configure page's widget label.
+    help : str
+        One sentence for the widget's help and the command line's ``--help``.
+    kind : {"conditions", "text", "choice", "bool", "int", "float", "optional_float"}
+        How values are typed, parsed and shown.
+    url_key : str
+        Query parameter of a shared link.
+    cli_flag : str
+        Command-line option (for a boolean that defaults to True, the flag that turns it off).
+    choices : mapping or None
+        For ``kind="choice"``: the table of allowed values (name -> object with ``title``).
+    low, high : float or None
+        Allowed range of a number; ``low_inclusive`` says whether ``low`` itself is allowed.
+    sweep_values : tuple or None
+        Values a sweep tries by default; None when the setting cannot be swept.
+    log_scale : bool
+        Sweep and plot the setting on a log axis.
+    """
+
+    name: str
+    title: str
+    label: str
+    help: str
+    kind: str
+    url_key: str
+    cli_flag: str
+    choices: Mapping | None = None
+    low: float | None = None
+    high: float | None = None
+    low_inclusive: bool = True
+    sweep_values: tuple | None = None
+    log_scale: bool = False
+
+    def check(self, value) -> None:
+        """Raise `DecodingInputError` unless ``value`` is allowed (numbers: in range; choices: known)."""
+        if self.kind == "choice":
+            check_in(value, self.choices, self.name)
+        elif self.kind in ("int", "float") or (self.kind == "optional_float" and value is not None):
+            check_range(value, self.name, low=self.low, high=self.high, low_inclusive=self.low_inclusive,
+                        integer=self.kind == "int")
+
+
+#: Every setting of `DecodingConfig`, in the order the app and exports show them.
+SETTINGS = {
+    setting.name: setting
+    for setting in (
+        Setting("conditions", "Conditions", "Conditions",
+                "At least two. Two gives a binary problem as in the tutorial; more gives a multi-class one.",
+                "conditions", "cond", "--conditions"),
+        Setting("mask_name", "Mask", "Mask (which voxels)", "Which of the data set's masks selects the voxels.",
+                "text", "mask", "--mask-name", sweep_values=("vt", "face", "house")),
+        Setting("standardize", "Standardize", "Standardize each voxel's time series (z-score)",
+                "Z-score each voxel's time series, as NiftiMasker(standardize='zscore_sample') in the tutorial.",
+                "bool", "std", "--no-standardize", sweep_values=(True, False)),
+        Setting("detrend", "Detrend", "Remove a linear trend per voxel",
+                "Remove a linear trend from each voxel's time series before standardizing.",
+                "bool", "detrend", "--detrend", sweep_values=(False, True)),
+        Setting("smoothing_fwhm", "Smoothing FWHM (mm)", "Smoothing FWHM (mm)",
+                "FWHM in mm of a Gaussian spatial smoothing of each volume before masking; none for none.",
+                "optional_float", "fwhm", "--smoothing", low=0, high=50, sweep_values=(None, 4.0, 6.0, 8.0)),
+        Setting("estimator", "Estimator", "Classifier", "The linear classifier.",
+                "choice", "est", "--estimator", choices=ESTIMATORS, sweep_values=tuple(ESTIMATORS)),
+        Setting("C", "C", "Regularisation C (smaller = stronger regularisation)",
+                "Inverse regularisation strength (ridge: alpha = 1 / (2 C)).",
+                "float", "C", "--C", low=0, high=1e6, low_inclusive=False,
+                sweep_values=(0.001, 0.01, 0.1, 1.0, 10.0, 100.0), log_scale=True),
+        Setting("tune_C", "Tune C (inner CV)", "Choose C by nested cross-validation within each training fold",
+                "C is chosen by an inner cross-validation on each training fold only.",
+                "bool", "tuneC", "--tune-C", sweep_values=(False, True)),
+        Setting("screening_percentile", "ANOVA screening (%)", "ANOVA screening: keep this % of voxels (100 = all)",
+                "Keep this percentage of voxels, ranked by ANOVA F-score on the training fold only, so no test "
+                "data leak into the choice.",
+                "optional_float", "screen", "--screening", low=0, high=100, low_inclusive=False,
+                sweep_values=(None, 50.0, 20.0, 10.0, 5.0)),
+        Setting("cv", "Evaluation scheme", "Evaluation scheme", "How the samples are split into training and test.",
+                "choice", "cv", "--cv", choices=CV_SCHEMES, sweep_values=tuple(CV_SCHEMES)),
+        Setting("n_folds", "K (k-fold)", "K (number of folds)", "K of the K-fold scheme.",
+                "int", "k", "--folds", low=2, high=1000, sweep_values=(2, 3, 5, 10)),
+        Setting("holdout_size", "Held-out samples", "N (number of last samples held out)",
+                "Number of last samples held out by the hold-out scheme.",
+                "int", "holdout", "--holdout", low=1, high=100_000, sweep_values=(10, 20, 30, 50)),
+        Setting("scoring", "Scoring", "Score", "The score of each test fold.",
+                "choice", "score", "--scoring", choices=SCORINGS, sweep_values=tuple(SCORINGS)),
+    )
+}
+
+
+def format_value(value) -> str:
+    """A setting's value as text: ``none``, ``yes``/``no``, ``0.01``, ``svc``, ``face, cat``."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (tuple, list)):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def parse_bool(text: str) -> bool | None:
+    """``True``/``False`` for a yes/no word (`TRUE_WORDS`, `FALSE_WORDS`), None for anything else."""
+    lowered = text.strip().lower()
+    if lowered in TRUE_WORDS:
+        return True
+    if lowered in FALSE_WORDS:
+        return False
+    return None
 
 
 @dataclass(frozen=True)
@@ -92,20 +227,14 @@ class DecodingConfig:
         for flag in ("standardize", "detrend", "tune_C"):
             if not isinstance(getattr(self, flag), bool):
                 raise DecodingInputError(f"'{flag}' must be True or False. Got {getattr(self, flag)!r}.")
+        for setting in SETTINGS.values():
+            setting.check(getattr(self, setting.name))
         if self.smoothing_fwhm is not None:
-            check_range(self.smoothing_fwhm, "smoothing_fwhm", low=0, high=50)
             object.__setattr__(self, "smoothing_fwhm", float(self.smoothing_fwhm) or None)
-        check_in(self.estimator, ESTIMATORS, "estimator")
-        check_range(self.C, "C", low=0, low_inclusive=False, high=1e6)
         object.__setattr__(self, "C", float(self.C))
-        check_in(self.cv, CV_SCHEMES, "cv")
-        check_range(self.n_folds, "n_folds", low=2, high=1000, integer=True)
-        check_range(self.holdout_size, "holdout_size", low=1, high=100_000, integer=True)
         if self.screening_percentile is not None:
-            check_range(self.screening_percentile, "screening_percentile", low=0, low_inclusive=False, high=100)
             value = float(self.screening_percentile)
             object.__setattr__(self, "screening_percentile", None if value >= 100 else value)
-        check_in(self.scoring, SCORINGS, "scoring")
 
     # -- serialisation -----------------------------------------------------
     def to_dict(self) -> dict:

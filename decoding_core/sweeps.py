@@ -14,12 +14,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from decoding_core.config import CV_SCHEMES, ESTIMATORS, SCORINGS, DecodingConfig
+from decoding_core.config import FALSE_WORDS, NONE_WORDS, SETTINGS, TRUE_WORDS, DecodingConfig, Setting, format_value
 from decoding_core.errors import DecodingInputError
 from decoding_core.masking import RawVoxelCache
 
@@ -27,51 +26,11 @@ from decoding_core.masking import RawVoxelCache
 MAX_SWEEP_VALUES = 50
 
 
-@dataclass(frozen=True)
-class SweepSetting:
-    """A setting that can be swept.
-
-    Attributes
-    ----------
-    title : str
-        Name shown to the user.
-    kind : {"float", "int", "bool", "choice", "optional_float"}
-        How values are parsed.
-    default_values : tuple
-        Values offered by default (masks: the data set's masks, see `default_sweep_values`).
-    log_scale : bool
-        Plot the setting on a log axis.
-    """
-
-    title: str
-    kind: str
-    default_values: tuple
-    log_scale: bool = False
+#: The settings a sweep can vary (those of `SETTINGS` with ``sweep_values``).
+SWEEPABLE = {name: setting for name, setting in SETTINGS.items() if setting.sweep_values is not None}
 
 
-#: The settings a sweep can vary, with their default value lists.
-SWEEPABLE = {
-    "C": SweepSetting("C (inverse regularisation)", "float", (0.001, 0.01, 0.1, 1.0, 10.0, 100.0), log_scale=True),
-    "estimator": SweepSetting("Estimator", "choice", tuple(ESTIMATORS)),
-    "mask_name": SweepSetting("Mask", "choice", ("vt", "face", "house")),
-    "standardize": SweepSetting("Standardize", "bool", (True, False)),
-    "detrend": SweepSetting("Detrend", "bool", (False, True)),
-    "smoothing_fwhm": SweepSetting("Smoothing FWHM (mm)", "optional_float", (None, 4.0, 6.0, 8.0)),
-    "screening_percentile": SweepSetting("ANOVA screening (%)", "optional_float", (None, 50.0, 20.0, 10.0, 5.0)),
-    "tune_C": SweepSetting("Tune C (inner CV)", "bool", (False, True)),
-    "cv": SweepSetting("Evaluation scheme", "choice", tuple(CV_SCHEMES)),
-    "n_folds": SweepSetting("K (k-fold)", "int", (2, 3, 5, 10)),
-    "holdout_size": SweepSetting("Held-out samples", "int", (10, 20, 30, 50)),
-    "scoring": SweepSetting("Scoring", "choice", tuple(SCORINGS)),
-}
-
-_CHOICES = {"estimator": tuple(ESTIMATORS), "cv": tuple(CV_SCHEMES), "scoring": tuple(SCORINGS)}
-_TRUE = {"1", "true", "yes", "on", "y"}
-_FALSE = {"0", "false", "no", "off", "n"}
-_NONE = {"", "none", "off", "null", "-"}
-
-
-def _check_setting(setting: str) -> SweepSetting:
+def _check_setting(setting: str) -> Setting:
     if setting not in SWEEPABLE:
         raise DecodingInputError(f"'setting' must be one of {list(SWEEPABLE)}. Got {setting!r}.")
     return SWEEPABLE[setting]
@@ -82,7 +41,7 @@ def default_sweep_values(setting: str, dataset=None) -> list:
     spec = _check_setting(setting)
     if setting == "mask_name" and dataset is not None:
         return list(dataset.masks)
-    return list(spec.default_values)
+    return list(spec.sweep_values)
 
 
 def _range_values(setting: str, low: float, high: float, count: int | None, log_scale: bool) -> list:
@@ -146,12 +105,12 @@ def parse_sweep_values(setting: str, text: str) -> list:
     if len(text) > 2000:
         raise DecodingInputError("The list of sweep values is too long (over 2000 characters).")
     tokens = [t for t in re.split(r"[,;\s]+", text.strip()) if t != ""]
-    if not tokens and spec.kind == "optional_float" and text.strip().lower() in _NONE:
+    if not tokens and spec.kind == "optional_float" and text.strip().lower() in NONE_WORDS:
         tokens = ["none"]
     if not tokens:
         raise DecodingInputError(
             f"Give at least one value of {spec.title}, e.g. "
-            f"{', '.join(format_value(v) for v in spec.default_values[:3])}."
+            f"{', '.join(format_value(v) for v in spec.sweep_values[:3])}."
         )
     values: list = []
     for token in tokens:
@@ -169,19 +128,19 @@ def parse_sweep_values(setting: str, text: str) -> list:
             expanded = _range_values(setting, low, high, count, spec.log_scale)
             values.extend(int(v) if spec.kind == "int" else v for v in expanded)
             continue
-        if spec.kind == "choice":
-            choices = _CHOICES.get(setting)
-            if choices is not None and token not in choices:
-                raise DecodingInputError(f"{spec.title}: {_shown(token)} is not one of {list(choices)}.")
+        if spec.kind in ("choice", "text"):
+            # Masks are checked against the data set by run_sweep.
+            if spec.choices is not None and token not in spec.choices:
+                raise DecodingInputError(f"{spec.title}: {_shown(token)} is not one of {list(spec.choices)}.")
             values.append(token)
         elif spec.kind == "bool":
-            if lowered in _TRUE:
+            if lowered in TRUE_WORDS:
                 values.append(True)
-            elif lowered in _FALSE:
+            elif lowered in FALSE_WORDS:
                 values.append(False)
             else:
                 raise DecodingInputError(f"{spec.title}: {_shown(token)} is not yes/no (true/false, 1/0).")
-        elif spec.kind == "optional_float" and lowered in _NONE:
+        elif spec.kind == "optional_float" and lowered in NONE_WORDS:
             values.append(None)
         else:
             try:
@@ -273,17 +232,6 @@ def run_sweep(dataset, base_config: DecodingConfig, setting: str, values, progre
     if progress is not None and len(results) == total:
         progress(1.0, f"Sweep of {setting} done: {total} runs")
     return results
-
-
-def format_value(value) -> str:
-    """A setting's value as text: ``none``, ``yes``/``no``, ``0.01``, ``svc``."""
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
 
 
 def sweep_table(results, setting: str) -> pd.DataFrame:

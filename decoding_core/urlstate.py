@@ -10,7 +10,7 @@ Only the built-in data sets are named in a URL (``data=simulated`` or
 
 Example
 -------
->>> from decoding_core.config import DecodingConfig
+>>> from decoding_core.config import NONE_WORDS, SETTINGS, DecodingConfig, parse_bool
 >>> params = config_to_query_params(DecodingConfig(C=0.1), "haxby:2")
 >>> params["C"], params["data"]
 ('0.1', 'haxby:2')
@@ -23,35 +23,19 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, unquote, urlencode
 
-from decoding_core.config import DecodingConfig
+from decoding_core.config import NONE_WORDS, SETTINGS, DecodingConfig, parse_bool
 from decoding_core.errors import DecodingInputError
 
 #: Version of the parameter layout (``v=``); a URL from a newer layout is refused.
 URL_STATE_VERSION = 1
 
-#: Setting -> query parameter key.
-QUERY_KEYS = {
-    "conditions": "cond",
-    "mask_name": "mask",
-    "standardize": "std",
-    "detrend": "detrend",
-    "smoothing_fwhm": "fwhm",
-    "estimator": "est",
-    "C": "C",
-    "cv": "cv",
-    "n_folds": "k",
-    "holdout_size": "holdout",
-    "tune_C": "tuneC",
-    "screening_percentile": "screen",
-    "scoring": "score",
-}
+#: Setting -> query parameter key (from `decoding_core.config.SETTINGS`).
+QUERY_KEYS = {name: setting.url_key for name, setting in SETTINGS.items()}
 DATASET_KEY = "data"
 VERSION_KEY = "v"
 #: Every key this module reads or writes (the app may clear exactly these).
 ALL_KEYS = (VERSION_KEY, DATASET_KEY, *QUERY_KEYS.values())
 
-_BOOL_TRUE = {"1", "true", "yes", "on"}
-_BOOL_FALSE = {"0", "false", "no", "off"}
 _MAX_VALUE_LENGTH = 4000
 _MAX_CONDITIONS = 100
 _DATASET_PATTERN = re.compile(r"simulated|haxby:[1-6]")
@@ -91,7 +75,7 @@ def config_to_query_params(config: DecodingConfig, dataset_spec: str | None = No
         params[DATASET_KEY] = spec
     for setting, key in QUERY_KEYS.items():
         value = getattr(config, setting)
-        if setting == "conditions":
+        if SETTINGS[setting].kind == "conditions":
             text = ",".join(quote(c, safe="") for c in value)
         elif value is None:
             text = ""
@@ -127,12 +111,10 @@ def _single(value, key: str) -> str:
 
 
 def _parse_bool(text: str, key: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in _BOOL_TRUE:
-        return True
-    if lowered in _BOOL_FALSE:
-        return False
-    raise DecodingInputError(f"The link's parameter {key!r} must be 1 or 0 (yes or no). Got {text!r}.")
+    value = parse_bool(text)
+    if value is None:
+        raise DecodingInputError(f"The link's parameter {key!r} must be 1 or 0 (yes or no). Got {text!r}.")
+    return value
 
 
 def _parse_number(text: str, key: str, integer: bool):
@@ -145,6 +127,33 @@ def _parse_number(text: str, key: str, integer: bool):
         kind = "a whole number" if integer else "a number"
         raise DecodingInputError(f"The link's parameter {key!r} must be {kind}. Got {text!r}.") from None
     return value
+
+
+def _parse_conditions(text: str) -> tuple:
+    items = text.split(",")
+    if len(items) > _MAX_CONDITIONS:
+        raise DecodingInputError(
+            f"The link's parameter 'cond' lists {len(items)} conditions; at most {_MAX_CONDITIONS}."
+        )
+    try:
+        return tuple(unquote(item, errors="strict") for item in items)
+    except UnicodeDecodeError:
+        raise DecodingInputError(
+            "The link's parameter 'cond' is not valid percent-encoded text. Copy the link again."
+        ) from None
+
+
+def _parse_setting(setting, text: str, key: str):
+    """One setting's value from its query parameter, by the setting's kind."""
+    if setting.kind == "conditions":
+        return _parse_conditions(text)
+    if setting.kind == "bool":
+        return _parse_bool(text, key)
+    if setting.kind == "optional_float":
+        return None if text.strip().lower() in NONE_WORDS else _parse_number(text, key, integer=False)
+    if setting.kind in ("float", "int"):
+        return _parse_number(text, key, integer=setting.kind == "int")
+    return text
 
 
 def config_from_query_params(params, *, base: DecodingConfig | None = None) -> tuple[DecodingConfig, str | None]:
@@ -190,32 +199,9 @@ def config_from_query_params(params, *, base: DecodingConfig | None = None) -> t
                     "'haxby:1' to 'haxby:6'. Load your own data on the Data page."
                 )
     changes = {}
-    for setting, key in QUERY_KEYS.items():
-        if key not in params:
-            continue
-        text = _single(params[key], key)
-        if setting == "conditions":
-            items = text.split(",")
-            if len(items) > _MAX_CONDITIONS:
-                raise DecodingInputError(
-                    f"The link's parameter 'cond' lists {len(items)} conditions; at most {_MAX_CONDITIONS}."
-                )
-            try:
-                changes[setting] = tuple(unquote(item, errors="strict") for item in items)
-            except UnicodeDecodeError:
-                raise DecodingInputError(
-                    "The link's parameter 'cond' is not valid percent-encoded text. Copy the link again."
-                ) from None
-        elif setting in ("standardize", "detrend", "tune_C"):
-            changes[setting] = _parse_bool(text, key)
-        elif setting in ("smoothing_fwhm", "screening_percentile"):
-            changes[setting] = None if text.strip().lower() in ("", "none") else _parse_number(text, key, integer=False)
-        elif setting == "C":
-            changes[setting] = _parse_number(text, key, integer=False)
-        elif setting in ("n_folds", "holdout_size"):
-            changes[setting] = _parse_number(text, key, integer=True)
-        else:
-            changes[setting] = text
+    for name, key in QUERY_KEYS.items():
+        if key in params:
+            changes[name] = _parse_setting(SETTINGS[name], _single(params[key], key), key)
     try:
         config = base.replace(**changes)
     except DecodingInputError as err:

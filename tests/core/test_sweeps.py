@@ -82,7 +82,7 @@ def test_default_values(simulated_dataset):
     assert default_sweep_values("estimator") == list(ESTIMATORS)
     assert default_sweep_values("mask_name", simulated_dataset) == list(simulated_dataset.masks)
     for setting, spec in SWEEPABLE.items():
-        for value in spec.default_values:  # every default is a valid setting
+        for value in spec.sweep_values:  # every default is a valid setting
             if setting != "mask_name":
                 DecodingConfig().replace(**{setting: value})
 
