@@ -467,13 +467,16 @@ def summary_row_from_metadata(metadata: dict) -> dict:
 _SUMMARY_COLUMNS = list(summary_row_from_metadata({}).keys())
 
 
-def _record_from_parts(metadata, arrays_blob: bytes, predictions_blob: bytes) -> RunRecord:
-    def bad(what: str) -> DecodingInputError:
-        return DecodingInputError(
-            f"This is not a valid fMRI Decoding Lab history: {what}. "
-            "Import a file saved with 'Export history'."
-        )
+def _invalid_history(what: str) -> DecodingInputError:
+    return DecodingInputError(
+        f"This is not a valid fMRI Decoding Lab history: {what}. "
+        "Import a file saved with 'Export history'."
+    )
 
+
+def _checked_metadata(metadata) -> DecodingConfig:
+    """Check a stored run's metadata fields; its configuration."""
+    bad = _invalid_history
     if not isinstance(metadata, dict):
         raise bad("a run's record is not a JSON object")
     required = {"id": str, "name": str, "created_at": str, "dataset_name": str, "dataset_digest": str,
@@ -484,11 +487,14 @@ def _record_from_parts(metadata, arrays_blob: bytes, predictions_blob: bytes) ->
     if not re.fullmatch(r"[0-9a-f]{6,32}", metadata["id"]):
         raise bad(f"run id {metadata['id'][:40]!r} is malformed")
     try:
-        config = DecodingConfig.from_dict(metadata["config"])
-    except DecodingInputError as err:
+        return DecodingConfig.from_dict(metadata["config"])
+    except (DecodingInputError, TypeError) as err:
         raise bad(f"a run's configuration is invalid ({err})") from None
-    except TypeError as err:
-        raise bad(f"a run's configuration is invalid ({err})") from None
+
+
+def _checked_arrays(arrays_blob: bytes) -> dict:
+    """A stored run's arrays (``.npz``, no pickles), checked against its mask."""
+    bad = _invalid_history
     try:
         with np.load(io.BytesIO(arrays_blob), allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
@@ -506,13 +512,14 @@ def _record_from_parts(metadata, arrays_blob: bytes, predictions_blob: bytes) ->
         raise bad("a run's weights do not match its mask")
     if fold_scores.ndim != 1 or fold_scores.dtype.kind != "f" or fold_scores.size == 0:
         raise bad("a run's fold scores are malformed")
-    extra_maps = {}
     for key, value in arrays.items():
-        if key.startswith("map__"):
-            if value.ndim != 2 or value.shape[1] != n_voxels or value.dtype.kind != "f":
-                raise bad(f"a run's map {key[5:]!r} does not match its mask")
-            extra_maps[key[5:]] = value.astype(np.float32)
-    chosen_C, final_C = _chosen_C_from(metadata.get("metrics"))
+        if key.startswith("map__") and (value.ndim != 2 or value.shape[1] != n_voxels or value.dtype.kind != "f"):
+            raise bad(f"a run's map {key[5:]!r} does not match its mask")
+    return arrays
+
+
+def _checked_predictions(predictions_blob: bytes) -> pd.DataFrame:
+    bad = _invalid_history
     try:
         predictions = pd.read_csv(io.BytesIO(predictions_blob)) if predictions_blob else pd.DataFrame()
     except Exception:
@@ -522,16 +529,25 @@ def _record_from_parts(metadata, arrays_blob: bytes, predictions_blob: bytes) ->
     for column in ("true", "predicted"):
         if column in predictions:
             predictions[column] = predictions[column].astype(str).to_numpy(dtype=object)
+    return predictions
+
+
+def _record_from_parts(metadata, arrays_blob: bytes, predictions_blob: bytes) -> RunRecord:
+    config = _checked_metadata(metadata)
+    arrays = _checked_arrays(arrays_blob)
+    predictions = _checked_predictions(predictions_blob)
+    fold_scores = arrays["fold_scores"]
     fold_names = metadata.get("fold_names") or [f"fold {i + 1}" for i in range(fold_scores.size)]
     if not isinstance(fold_names, list) or len(fold_names) != fold_scores.size:
-        raise bad("a run's fold names do not match its fold scores")
+        raise _invalid_history("a run's fold names do not match its fold scores")
+    chosen_C, final_C = _chosen_C_from(metadata.get("metrics"))
 
     def number(key, default=float("nan")):
         value = metadata.get(key, default)
         if value is None:
             return float("nan")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad(f"field {key!r} is not a number")
+            raise _invalid_history(f"field {key!r} is not a number")
         return float(value)
 
     run_column = metadata.get("run_column", "chunks")
@@ -558,14 +574,19 @@ def _record_from_parts(metadata, arrays_blob: bytes, predictions_blob: bytes) ->
         warnings=[str(w) for w in metadata.get("warnings", [])][:100],
         chosen_C=chosen_C,
         final_C=final_C,
-        weights=weights.astype(np.float32),
-        mask=mask,
-        affine=affine.astype(np.float64),
-        pattern=extra_maps.get("pattern"),
-        stability=extra_maps.get("stability"),
+        weights=arrays["weights"].astype(np.float32),
+        mask=arrays["mask"],
+        affine=arrays["affine"].astype(np.float64),
+        pattern=_stored_map(arrays, "pattern"),
+        stability=_stored_map(arrays, "stability"),
         predictions=predictions,
         fold_signature=str(metadata.get("fold_signature", "")),
     )
+
+
+def _stored_map(arrays: dict, kind: str) -> np.ndarray | None:
+    values = arrays.get(f"map__{kind}")
+    return None if values is None else values.astype(np.float32)
 
 
 # -- history files ------------------------------------------------------------
