@@ -6,9 +6,16 @@ import app
 import app_history
 import app_services as services
 import state
-from decoding_core.config import CV_SCHEMES, ESTIMATORS, SCORINGS
+from decoding_core.config import CV_SCHEMES, SETTINGS
 
 app.ensure_app()  # Streamlit may start this page without app.py: see app.ensure_app
+
+
+def choice_widget(name: str, key: str):
+    """A select box over one setting's table of choices (estimators, schemes, scores)."""
+    setting = SETTINGS[name]
+    return st.selectbox(setting.label, list(setting.choices), key=key, help=setting.help,
+                        format_func=lambda choice: setting.choices[choice].title)
 
 
 def run_decoding(dataset, config) -> None:
@@ -63,42 +70,43 @@ what, how = st.columns(2)
 with what:
     st.subheader("What to decode")
     conditions = st.multiselect(
-        "Conditions", conditions_available, key=state.W_CONDITIONS,
-        help="At least two. Two gives a binary problem as in the tutorial; more gives a multi-class one.",
+        SETTINGS["conditions"].label, conditions_available, key=state.W_CONDITIONS,
+        help=SETTINGS["conditions"].help,
     )
     mask_name = st.selectbox(
-        "Mask (which voxels)", list(dataset.masks), key=state.W_MASK,
+        SETTINGS["mask_name"].label, list(dataset.masks), key=state.W_MASK,
         format_func=lambda name: services.mask_label(name, voxel_counts),
     )
     standardize = st.checkbox(
-        "Standardize each voxel's time series (z-score)", key=state.W_STANDARDIZE,
-        help="As NiftiMasker(standardize='zscore_sample') in the tutorial.",
+        SETTINGS["standardize"].label, key=state.W_STANDARDIZE, help=SETTINGS["standardize"].help,
     )
-    detrend = st.checkbox("Remove a linear trend per voxel", key=state.W_DETREND)
+    detrend = st.checkbox(SETTINGS["detrend"].label, key=state.W_DETREND, help=SETTINGS["detrend"].help)
 with how:
     st.subheader("How")
-    estimator = st.selectbox("Classifier", list(ESTIMATORS), format_func=lambda name: ESTIMATORS[name].title, key=state.W_ESTIMATOR)
+    estimator = choice_widget("estimator", state.W_ESTIMATOR)
     C = st.number_input(
-        "Regularisation C (smaller = stronger regularisation)", min_value=1e-6, max_value=1e6,
-        step=0.1, format="%g", key=state.W_C,
+        SETTINGS["C"].label, min_value=1e-6, max_value=SETTINGS["C"].high,
+        step=0.1, format="%g", key=state.W_C, help=SETTINGS["C"].help,
     )
-    tune_C = st.checkbox(
-        "Choose C by nested cross-validation within each training fold", key=state.W_TUNE_C,
-    )
+    tune_C = st.checkbox(SETTINGS["tune_C"].label, key=state.W_TUNE_C, help=SETTINGS["tune_C"].help)
     screening = st.slider(
-        "ANOVA screening: keep this % of voxels (100 = all)", min_value=1, max_value=100, key=state.W_SCREENING,
-        help="Voxels are ranked by F-score on the training fold only, so no test data leak into the choice.",
+        SETTINGS["screening_percentile"].label, min_value=1, max_value=100, key=state.W_SCREENING,
+        help=SETTINGS["screening_percentile"].help,
     )
-    scoring = st.selectbox("Score", list(SCORINGS), format_func=lambda name: SCORINGS[name].title, key=state.W_SCORING)
-    cv = st.selectbox("Evaluation scheme", list(CV_SCHEMES), format_func=lambda name: CV_SCHEMES[name].title, key=state.W_CV)
+    scoring = choice_widget("scoring", state.W_SCORING)
+    cv = choice_widget("cv", state.W_CV)
     st.caption(CV_SCHEMES[cv].help)
     n_folds = st.session_state[state.W_N_FOLDS]
     holdout_size = st.session_state[state.W_HOLDOUT]
     if cv == "kfold":
-        n_folds = st.number_input("K (number of folds)", min_value=2, max_value=100, step=1, key=state.W_N_FOLDS)
+        n_folds = st.number_input(
+            SETTINGS["n_folds"].label, min_value=SETTINGS["n_folds"].low, max_value=SETTINGS["n_folds"].high,
+            step=1, key=state.W_N_FOLDS,
+        )
     elif cv == "holdout":
         holdout_size = st.number_input(
-            "N (number of last samples held out)", min_value=1, max_value=100_000, step=1, key=state.W_HOLDOUT,
+            SETTINGS["holdout_size"].label, min_value=SETTINGS["holdout_size"].low,
+            max_value=SETTINGS["holdout_size"].high, step=1, key=state.W_HOLDOUT,
         )
 
 new_values = {
