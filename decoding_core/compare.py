@@ -15,6 +15,7 @@ from scipy import stats
 
 from decoding_core.config import SCORINGS, SETTINGS, DecodingConfig, format_value
 from decoding_core.errors import DecodingInputError
+from decoding_core.sweeps import default_sweep_values
 
 #: Rows of `config_table`, in order, with their display names: the data set, then every setting.
 SETTING_TITLES = {
@@ -331,8 +332,6 @@ def summary_table(records) -> pd.DataFrame:
 
 def setting_choices(setting: str, dataset=None) -> list:
     """Values offered for "change one setting and rerun" (delegates to `sweeps`)."""
-    from decoding_core.sweeps import default_sweep_values
-
     return default_sweep_values(setting, dataset)
 
 

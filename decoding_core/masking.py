@@ -17,9 +17,9 @@ import numpy as np
 from decoding_core.caching import BoundedCache
 from decoding_core.errors import DecodingInputError
 from decoding_core.io import nifti
+from decoding_core.progress import ProgressCallback
 
 #: ``progress(fraction in [0, 1], message)``; called during long steps.
-ProgressCallback = Callable[[float, str], None]
 
 
 @dataclass(frozen=True, eq=False)

@@ -33,6 +33,7 @@ from types import SimpleNamespace
 import nibabel as nib
 import numpy as np
 
+from decoding_core import export
 from decoding_core.decoding import CV_SCHEMES, DEFAULT_C_GRID, ESTIMATORS
 from decoding_core.errors import DecodingInputError
 from decoding_core.history import RunRecord
@@ -432,7 +433,6 @@ def export_record_zip(record: RunRecord, *, result=None) -> bytes:
         When given, its CSV tables come from `decoding_core.export` (same columns
         as the Results page downloads).
     """
-    from decoding_core import export
 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:

@@ -18,8 +18,10 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from decoding_core import decoding
 from decoding_core.config import FALSE_WORDS, NONE_WORDS, SETTINGS, TRUE_WORDS, DecodingConfig, Setting, format_value
 from decoding_core.errors import DecodingInputError
+from decoding_core.progress import share
 from decoding_core.masking import RawVoxelCache
 
 #: Most values one sweep may run.
@@ -211,8 +213,6 @@ def run_sweep(dataset, base_config: DecodingConfig, setting: str, values, progre
     list of DecodingResult
         One per value, in the order of ``values`` (fewer when stopped).
     """
-    from decoding_core import decoding
-
     configs = sweep_configs(base_config, setting, values, dataset)
     cache = RawVoxelCache() if cache is None else cache
     results = []
@@ -221,13 +221,9 @@ def run_sweep(dataset, base_config: DecodingConfig, setting: str, values, progre
         if should_stop is not None and should_stop():
             break
         label = f"{setting} = {format_value(getattr(config, setting))} ({index + 1}/{total})"
-
-        def step_progress(fraction, message, _index=index, _label=label):
-            if progress is not None:
-                progress(min(1.0, (_index + float(fraction)) / total), f"{_label}: {message}")
-
         if progress is not None:
             progress(index / total, f"{label}: starting")
+        step_progress = share(progress, index / total, (index + 1) / total, prefix=f"{label}: ")
         results.append(decoding.run_decoding(dataset, config, progress=step_progress, cache=cache))
     if progress is not None and len(results) == total:
         progress(1.0, f"Sweep of {setting} done: {total} runs")

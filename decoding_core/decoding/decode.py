@@ -19,7 +19,8 @@ from decoding_core.decoding.maps import activation_pattern, maps_image, sign_sta
 from decoding_core.decoding.scoring import chance_level, class_scores, fold_score
 from decoding_core.decoding.splits import make_splits
 from decoding_core.errors import DecodingInputError
-from decoding_core.masking import MaskedData, ProgressCallback
+from decoding_core.masking import MaskedData
+from decoding_core.progress import ProgressCallback, share
 
 if TYPE_CHECKING:
     from decoding_core.config import DecodingConfig
@@ -314,16 +315,8 @@ def run_decoding(dataset, config: DecodingConfig,
     -------
     DecodingResult
     """
-    def masking_progress(fraction, message):
-        if progress is not None:
-            progress(0.7 * fraction, message)
-
-    def decoding_progress(fraction, message):
-        if progress is not None:
-            progress(0.7 + 0.3 * fraction, message)
-
     masked = masking.mask_dataset(
         dataset, config.mask_name, standardize=config.standardize, detrend=config.detrend,
-        smoothing_fwhm=config.smoothing_fwhm, progress=masking_progress, cache=cache,
+        smoothing_fwhm=config.smoothing_fwhm, progress=share(progress, 0.0, 0.7), cache=cache,
     )
-    return decode(masked, config, decoding_progress, tr=dataset.tr)
+    return decode(masked, config, share(progress, 0.7, 1.0), tr=dataset.tr)
