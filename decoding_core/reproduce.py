@@ -433,7 +433,6 @@ def export_record_zip(record: RunRecord, *, result=None) -> bytes:
         When given, its CSV tables come from `decoding_core.export` (same columns
         as the Results page downloads).
     """
-
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("README.txt", _readme(record))
