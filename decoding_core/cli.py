@@ -32,7 +32,8 @@ EXIT_INTERNAL_ERROR = 1
 
 def _add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data set (one of --dataset or --func/--labels)")
-    group.add_argument("--dataset", help="'simulated' (built-in, offline) or 'haxby:N' with N in 1..6")
+    group.add_argument("--dataset", help="'simulated' (built-in, offline; 'simulated:SEED' for another seed) "
+                                          "or 'haxby:N' with N in 1..6")
     group.add_argument("--data-dir", type=Path, help="directory for the Haxby download (nilearn's data_dir)")
     group.add_argument("--func", type=Path, help="your 4D functional image (.nii or .nii.gz)")
     group.add_argument("--labels", type=Path, help="your labels table: one row per volume (CSV, TSV or space separated)")
@@ -145,22 +146,13 @@ def load_dataset_from_args(args, progress=None):
     if args.dataset and args.func:
         raise DecodingInputError("Give either --dataset or --func/--labels, not both.")
     if args.dataset:
-        spec = args.dataset.strip().lower()
-        if spec.startswith("haxby"):
-            subject = spec.partition(":")[2] or "2"
-            try:
-                subject_number = int(subject)
-            except ValueError:
-                raise DecodingInputError(
-                    f"--dataset haxby:N needs a subject number N from 1 to 6. Got {args.dataset!r}."
-                ) from None
-            return datasets.load_haxby(subject_number, data_dir=args.data_dir, progress=progress)
-        if spec == "simulated":
-            return datasets.load_simulated()
-        raise DecodingInputError(
-            f"Unknown data set {args.dataset!r}. Use 'simulated' or 'haxby:N' (N from 1 to 6), "
-            "or give your own files with --func and --labels."
-        )
+        try:
+            spec = datasets.DatasetSpec.parse(args.dataset)
+        except DecodingInputError as error:
+            raise DecodingInputError(f"{error} Or give your own files with --func and --labels.") from None
+        if spec.kind == datasets.HAXBY:
+            return datasets.load_haxby(spec.subject, data_dir=args.data_dir, progress=progress)
+        return datasets.load_simulated(spec.seed)
     if args.func is None and args.labels is None:
         return datasets.load_simulated()
     if args.func is None or args.labels is None:

@@ -47,6 +47,7 @@ import pandas as pd
 from decoding_core import environment, paths
 from decoding_core.caching import BoundedCache
 from decoding_core.config import DecodingConfig
+from decoding_core.datasets import DatasetSpec
 from decoding_core.errors import DecodingInputError
 
 #: Environment variable that turns on the shared-deployment mode (history in memory, per session).
@@ -399,9 +400,8 @@ class RunRecord:
     @property
     def dataset_spec(self) -> str | None:
         """``"simulated"`` or ``"haxby:N"`` when the data set can be reloaded by name, else None."""
-        if self.dataset_name == "simulated" or re.fullmatch(r"haxby:[1-6]", self.dataset_name or ""):
-            return self.dataset_name
-        return None
+        spec = DatasetSpec.from_name(self.dataset_name)
+        return str(spec) if spec is not None and spec.shareable else None
 
     def summary_row(self) -> dict:
         """One row for a history table (see `summary_row_from_metadata`)."""

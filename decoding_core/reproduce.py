@@ -34,6 +34,7 @@ import nibabel as nib
 import numpy as np
 
 from decoding_core import export
+from decoding_core.datasets import HAXBY, SIMULATED, DatasetSpec
 from decoding_core.decoding import CV_SCHEMES, DEFAULT_C_GRID, ESTIMATORS
 from decoding_core.errors import DecodingInputError
 from decoding_core.history import RunRecord
@@ -331,14 +332,15 @@ def _plain_text(text, limit: int = 300) -> str:
     return text.replace('"""', "'''")[:limit]
 
 
-def _haxby_subject(dataset_name: str):
-    match = re.fullmatch(r"haxby:([1-6])", dataset_name or "")
-    return int(match.group(1)) if match else None
+def _haxby_subject(dataset_name: str) -> int | None:
+    """The Haxby subject a run's data set name gives, or None when it is not a Haxby subject."""
+    spec = DatasetSpec.from_name(dataset_name)
+    return spec.subject if spec is not None and spec.kind == HAXBY else None
 
 
 def _data_hint(record: RunRecord) -> str:
     subject = _haxby_subject(record.dataset_name)
-    if record.dataset_name == "simulated":
+    if DatasetSpec.from_name(record.dataset_name) == DatasetSpec(SIMULATED):
         return ("Write the built-in simulated data set's files with\n"
                 "    python -m decoding_core export-data --dataset simulated --out DATA\n"
                 "then run  python reproduce.py --func DATA/bold.nii.gz --labels DATA/labels.tsv")

@@ -20,10 +20,10 @@ Example
 
 from __future__ import annotations
 
-import re
 from urllib.parse import quote, unquote, urlencode
 
 from decoding_core.config import NONE_WORDS, SETTINGS, DecodingConfig, parse_bool
+from decoding_core.datasets import DatasetSpec
 from decoding_core.errors import DecodingInputError
 
 #: Version of the parameter layout (``v=``); a URL from a newer layout is refused.
@@ -38,14 +38,14 @@ ALL_KEYS = (VERSION_KEY, DATASET_KEY, *QUERY_KEYS.values())
 
 _MAX_VALUE_LENGTH = 4000
 _MAX_CONDITIONS = 100
-_DATASET_PATTERN = re.compile(r"simulated|haxby:[1-6]")
 
 
 def shareable_dataset_spec(dataset_name: str | None) -> str | None:
     """The data set name if it may go in a URL (``simulated``, ``haxby:1``..``haxby:6``), else None."""
-    if isinstance(dataset_name, str) and _DATASET_PATTERN.fullmatch(dataset_name.strip().lower()):
-        return dataset_name.strip().lower()
-    return None
+    if not isinstance(dataset_name, str):
+        return None
+    spec = DatasetSpec.from_name(dataset_name.strip().lower())
+    return str(spec) if spec is not None and spec.shareable else None
 
 
 def _format_float(value: float) -> str:
