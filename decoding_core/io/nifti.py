@@ -343,6 +343,43 @@ def _open_checked(source, *, expected_ndim: int, kind: str, budget_bytes: int | 
 
 
 def _check_header(raw_file, file_size, name, source, expected_ndim, kind, budget) -> _Checked:
+    """Every check of `inspect_nifti`, from the header only; the stream is left at the voxel data."""
+    stream, compressed = _open_stream(raw_file, file_size, source, name, kind)
+    header, header_size, endian, extension_flag = _read_header(stream, compressed, name, kind)
+    _check_magic(header, name, kind)
+    raw_shape = _check_dims(header, name, kind)
+    shape = _shape_for(raw_shape, expected_ndim, name, kind)
+    dtype = _check_dtype(header, name, kind, endian)
+    data_nbytes = _check_budget(raw_shape, dtype, budget, name, kind)
+
+    vox_offset = _check_vox_offset(header, header_size, name, kind)
+    if not compressed and vox_offset + data_nbytes > file_size:
+        raise _corrupt(
+            name, kind,
+            f"the header promises {data_nbytes:,} bytes of voxel data after byte {vox_offset:,}, "
+            f"but the file has {file_size:,} bytes",
+        )
+    _skip_extensions(stream, extension_flag, header_size + 4, vox_offset, endian, name, kind)
+
+    affine, zooms = _check_geometry(header, name, kind)
+    slope, inter = _check_scaling(header, name, kind)
+    info = NiftiInfo(
+        shape=tuple(int(s) for s in shape),
+        affine=affine,
+        zooms=zooms,
+        dtype=dtype,
+        vox_offset=vox_offset,
+        compressed=compressed,
+        data_nbytes=int(data_nbytes),
+        header=_clean_nifti1_header(header, shape, dtype),
+        slope=slope,
+        inter=inter,
+    )
+    return _Checked(info, raw_shape, stream, raw_file, name, kind)
+
+
+def _open_stream(raw_file, file_size, source, name, kind):
+    """``(stream, compressed)``: the raw file, or a gzip stream over it when it starts with the gzip magic."""
     magic = raw_file.read(2)
     raw_file.seek(0)
     named_gz = not isinstance(source, (bytes, bytearray, memoryview)) and str(source).lower().endswith(".gz")
@@ -351,8 +388,15 @@ def _check_header(raw_file, file_size, name, source, expected_ndim, kind, budget
         raise DecodingInputError(f"The {kind} {name} is empty (0 bytes). Upload the complete file.")
     if named_gz and not compressed:
         raise _sniff_not_nifti(raw_file.read(8), name, kind, named_gz=True)
-    stream = _gzip_module.GzipFile(fileobj=raw_file, mode="rb") if compressed else raw_file
+    return (_gzip_module.GzipFile(fileobj=raw_file, mode="rb") if compressed else raw_file), compressed
 
+
+def _read_header(stream, compressed, name, kind):
+    """``(header, header_size, endian, extension_flag)`` read from the start of ``stream``.
+
+    The header size (348 or 540, in either byte order) tells NIfTI-1 from
+    NIfTI-2; anything else is not a NIfTI image.
+    """
     try:
         first = stream.read(4)
     except _GZIP_ERRORS as err:
@@ -373,7 +417,11 @@ def _check_header(raw_file, file_size, name, source, expected_ndim, kind, budget
         header = header_class(block, endianness=endian, check=False)
     except Exception as err:  # nibabel refuses a malformed block
         raise DecodingInputError(f"The {kind} {name} has an unreadable NIfTI header ({err}).") from None
+    return header, header_size, endian, extension_flag
 
+
+def _check_magic(header, name, kind) -> None:
+    """Refuse .hdr/.img pairs and Analyze files: only single-file NIfTI (``n+1``, ``n+2``) is read."""
     raw_magic = bytes(header["magic"])  # numpy drops trailing NUL bytes
     # "n+1\0" (NIfTI-1) or "n+2\0\r\n\032\n" (NIfTI-2): a 4th byte other than NUL is not NIfTI.
     magic_field = raw_magic[:3] if len(raw_magic) == 3 or raw_magic[3:4] == b"\x00" else raw_magic
@@ -388,9 +436,9 @@ def _check_header(raw_file, file_size, name, source, expected_ndim, kind, budget
             "Analyze 7.5 file). Convert it to NIfTI (.nii or .nii.gz) and upload that."
         )
 
-    raw_shape = _check_dims(header, name, kind)
-    shape = _shape_for(raw_shape, expected_ndim, name, kind)
-    dtype = _check_dtype(header, name, kind, endian)
+
+def _check_budget(raw_shape, dtype, budget, name, kind) -> int:
+    """The size of the voxel data in bytes, refused when over ``budget``."""
     data_nbytes = math.prod(raw_shape) * dtype.itemsize
     if data_nbytes > budget:
         raise DecodingInputError(
@@ -399,36 +447,16 @@ def _check_header(raw_file, file_size, name, source, expected_ndim, kind, budget
             f"(fewer volumes, or crop it) or, if you run the app yourself with enough memory, raise "
             f"{BUDGET_ENV}."
         )
+    return data_nbytes
 
-    vox_offset = _check_vox_offset(header, header_size, name, kind)
-    if not compressed and vox_offset + data_nbytes > file_size:
-        raise _corrupt(
-            name, kind,
-            f"the header promises {data_nbytes:,} bytes of voxel data after byte {vox_offset:,}, "
-            f"but the file has {file_size:,} bytes",
-        )
-    _skip_extensions(stream, extension_flag, header_size + 4, vox_offset, endian, name, kind)
 
-    affine, zooms = _check_geometry(header, name, kind)
-    slope, inter = _check_scaling(header, name, kind)
-    clean_header = header if header_class is nib.Nifti1Header else nib.Nifti1Header.from_header(header)
-    if clean_header is header:
-        clean_header = header.copy()
+def _clean_nifti1_header(header, shape, dtype) -> nib.Nifti1Header:
+    """A NIfTI-1 copy of ``header`` with the checked shape and native byte order."""
+    # Nifti2Header is a subclass of Nifti1Header: compare the exact type.
+    clean_header = header.copy() if type(header) is nib.Nifti1Header else nib.Nifti1Header.from_header(header)
     clean_header.set_data_shape(shape)
     clean_header.set_data_dtype(dtype.newbyteorder("="))
-    info = NiftiInfo(
-        shape=tuple(int(s) for s in shape),
-        affine=affine,
-        zooms=zooms,
-        dtype=dtype,
-        vox_offset=vox_offset,
-        compressed=compressed,
-        data_nbytes=int(data_nbytes),
-        header=clean_header,
-        slope=slope,
-        inter=inter,
-    )
-    return _Checked(info, raw_shape, stream, raw_file, name, kind)
+    return clean_header
 
 
 def _check_dims(header, name, kind) -> tuple:
