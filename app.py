@@ -10,7 +10,9 @@ from pathlib import Path
 
 import streamlit as st
 
-import state
+from ui import links, state
+from ui.session import touch_session
+from ui.startup import prepare_process
 
 APP_DIR = Path(__file__).resolve().parent
 PAGES_DIR = APP_DIR / "pages"
@@ -59,19 +61,16 @@ def build_navigation() -> dict:
 def main() -> None:
     """Set the page up, initialise the session state and run the chosen page."""
     with state.running_app():
+        prepare_process()  # once per server process: malloc arenas, log lines in the console
         st.set_page_config(layout="wide", page_title="fMRI Decoding Lab", page_icon=":material/neurology:")
         state.init_state()
         # Marks this session as alive for the janitor that purges closed sessions' data.
-        import app_services
-
-        app_services.touch_session()
+        touch_session()
         navigation = st.navigation(build_navigation())
         # Once per session: a shared link's configuration is restored (and run for a
         # built-in data set) before the page draws.
-        import app_history
-
-        app_history.restore_from_url()
-        app_history.show_url_messages()
+        links.restore_from_url()
+        links.show_url_messages()
         navigation.run()
 
 

@@ -3,11 +3,10 @@
 import streamlit as st
 
 import app
-import app_history as runs
-import app_services as services
-import state
-from decoding_core import compare, plotting
+from decoding_core import compare, plotting, summaries
+from decoding_core.config import format_value
 from decoding_core.sweeps import SWEEPABLE
+from ui import feedback, history, state
 
 app.ensure_app()  # Streamlit may start this page without app.py: see app.ensure_app
 
@@ -48,7 +47,7 @@ def draw_fold_scores(records):
             width="stretch",
         )
     except Exception as err:
-        services.show_error(err, "drawing the fold scores")
+        feedback.show_error(err, "drawing the fold scores")
 
     st.markdown("**Two runs, fold by fold** (A minus B)")
     ids = [r.id for r in records]
@@ -76,7 +75,7 @@ def draw_fold_scores(records):
         )
         test = compare.compare_two_runs(record_a, record_b)
     except Exception as err:
-        services.show_error(err, "comparing the two runs")
+        feedback.show_error(err, "comparing the two runs")
         return record_a, record_b
     draw_paired_test(test)
     return record_a, record_b
@@ -116,7 +115,7 @@ def draw_weight_difference(record_a, record_b) -> None:
     try:
         difference = compare.weight_difference_img(record_a, record_b, normalize=normalize)
     except Exception as err:
-        services.show_error(err, "subtracting the weight maps")
+        feedback.show_error(err, "subtracting the weight maps")
         return
     map_index = None
     if len(difference.shape) == 4:
@@ -129,12 +128,12 @@ def draw_weight_difference(record_a, record_b) -> None:
     display_mode = controls[2].selectbox("View", state.DISPLAY_MODES, key=state.W_COMPARE_DISPLAY_MODE)
     try:
         figure = plotting.plot_stat_slices(
-            difference, runs.background_for(record_a), display_mode=display_mode, map_index=map_index,
+            difference, history.background_for(record_a), display_mode=display_mode, map_index=map_index,
             title=f"{record_a.name} minus {record_b.name}", colorbar_title="difference",
         )
         st.plotly_chart(figure, width="stretch")
     except Exception as err:
-        services.show_error(err, "drawing the weight map difference")
+        feedback.show_error(err, "drawing the weight map difference")
     st.caption("Red: larger weight in A; blue: larger in B. A voxel in only one run's mask counts as 0 in the other.")
 
 
@@ -145,9 +144,9 @@ def draw_exports(record_a, record_b) -> None:
         (columns[0], record_a, state.W_COMPARE_ZIP_A, "A"), (columns[1], record_b, state.W_COMPARE_ZIP_B, "B"),
     ):
         column.download_button(
-            services.plain_markdown(f"Run {letter}: {record.name} (.zip)"),
-            data=lambda record=record: runs.record_zip(record),
-            file_name=runs.record_zip_name(record), mime="application/zip", key=widget_key,
+            feedback.plain_markdown(f"Run {letter}: {record.name} (.zip)"),
+            data=lambda record=record: history.record_zip(record),
+            file_name=history.record_zip_name(record), mime="application/zip", key=widget_key,
             on_click="ignore", icon=":material/download:",
         )
 
@@ -163,40 +162,40 @@ def draw_rerun(labels: dict, run_ids: list, selection: list) -> None:
     base_id = from_column.selectbox("From run", run_ids, format_func=labels.get, key=state.W_RERUN_FROM)
     setting = setting_column.selectbox("Setting", list(SWEEPABLE), format_func=lambda s: SWEEPABLE[s].title,
                                        key=state.W_RERUN_SETTING)
-    base = runs.get_record(base_id)
+    base = history.get_record(base_id)
     if base is None:
         st.info("That run is no longer in the history.")
         return
-    choices = runs.rerun_setting_values(setting, base)
+    choices = history.rerun_setting_values(setting, base)
     if st.session_state.get(state.W_RERUN_VALUE) not in choices:
         st.session_state.pop(state.W_RERUN_VALUE, None)
-    value = value_column.selectbox(f"New value (now {runs.format_value(getattr(base.config, setting))})", choices,
-                                   format_func=runs.format_value, key=state.W_RERUN_VALUE)
+    value = value_column.selectbox(f"New value (now {format_value(getattr(base.config, setting))})", choices,
+                                   format_func=format_value, key=state.W_RERUN_VALUE)
     if SWEEPABLE[setting].kind in NUMERIC_KINDS:
         typed = value_column.text_input("...or type a value", key=state.W_RERUN_OTHER_VALUE,
                                         placeholder="e.g. 0.05")
         if typed.strip():
             try:
-                value = runs.parse_one_value(setting, typed)
+                value = history.parse_one_value(setting, typed)
             except Exception as err:
-                services.show_error(err, "reading the value")
+                feedback.show_error(err, "reading the value")
                 return
-    if not st.button(f"Rerun with {SWEEPABLE[setting].title} = {runs.format_value(value)}", key=state.W_RERUN,
+    if not st.button(f"Rerun with {SWEEPABLE[setting].title} = {format_value(value)}", key=state.W_RERUN,
                      type="primary", icon=":material/replay:"):
         return
-    outcome, failure = services.run_with_status(
-        lambda progress: runs.rerun_with_change(base, setting, value, progress=progress),
+    outcome, failure = feedback.run_with_status(
+        lambda progress: history.rerun_with_change(base, setting, value, progress=progress),
         label="Running...", done_label="Run finished",
     )
     record = outcome[0] if outcome is not None else None
     if failure is not None:
-        services.show_error(failure, "rerunning with the changed setting")
+        feedback.show_error(failure, "rerunning with the changed setting")
         return
     if record is None:
         return
     change = record.mean_score - base.mean_score
     st.session_state[state.RERUN_MESSAGE] = (
-        f"Reran '{base.name}' with {SWEEPABLE[setting].title} = {runs.format_value(value)}: mean score "
+        f"Reran '{base.name}' with {SWEEPABLE[setting].title} = {format_value(value)}: mean score "
         f"{record.mean_score:.3f} ({change:+.3f} vs {base.mean_score:.3f}). Shown as run B below 'Run A' = the original."
     )
     # The original and the new run first, so they are A and B.
@@ -211,9 +210,9 @@ st.title("Compare runs")
 st.markdown("Pick two or more runs from the history: their settings side by side, their scores fold by fold, "
             "and the difference of their weight maps.")
 try:
-    summary = runs.run_store().summary_table()
+    summary = history.run_store().summary_table()
 except Exception as err:
-    services.show_error(err, "opening the run history")
+    feedback.show_error(err, "opening the run history")
     st.stop()
 if summary.empty:
     st.info("No runs yet. Run a decoding on the Configure page (or a sweep); each finished run is recorded "
@@ -222,7 +221,7 @@ if summary.empty:
     st.stop()
 
 run_ids = list(summary["id"])
-labels = runs.run_labels(summary)
+labels = summaries.run_labels(summary)
 stored = [i for i in (st.session_state.get(state.COMPARE_SELECTION) or []) if i in run_ids]
 state.seed_widget(state.W_COMPARE_RUNS, stored or run_ids[:2])
 st.session_state[state.W_COMPARE_RUNS] = [i for i in st.session_state[state.W_COMPARE_RUNS] if i in run_ids]
@@ -232,10 +231,10 @@ st.session_state[state.COMPARE_SELECTION] = list(selection)
 
 rerun_message = st.session_state.get(state.RERUN_MESSAGE)
 if rerun_message:
-    st.success(services.plain_markdown(rerun_message), icon=":material/replay:")
+    st.success(feedback.plain_markdown(rerun_message), icon=":material/replay:")
     st.session_state[state.RERUN_MESSAGE] = None
 
-records = runs.get_records(selection)
+records = history.get_records(selection)
 if len(records) < 2:
     st.info("Pick at least two runs to compare" + (" (the history holds only one: rerun it with one setting "
             "changed below)." if len(run_ids) < 2 else "."))

@@ -3,10 +3,9 @@
 import streamlit as st
 
 import app
-import app_history
-import app_services as services
-import state
-from decoding_core.config import CV_SCHEMES, SETTINGS
+from decoding_core import summaries
+from decoding_core.config import CV_SCHEMES, SETTINGS, DecodingConfig
+from ui import analysis, datasets, feedback, history, links, state
 
 app.ensure_app()  # Streamlit may start this page without app.py: see app.ensure_app
 
@@ -18,37 +17,32 @@ def choice_widget(name: str, key: str):
                         format_func=lambda choice: setting.choices[choice].title)
 
 
-def run_decoding(dataset, config) -> None:
+def run_and_show(dataset, config) -> None:
     """Run with a progress bar; on success store the result and go to the Results page."""
-    result, failure = services.run_with_status(
-        lambda progress: services.run_decoding(dataset, config, progress=progress),
+    result, failure = feedback.run_with_status(
+        lambda progress: analysis.run_decoding(dataset, config, progress=progress),
         label="Decoding...", done_label="Decoding finished", failed_label="The decoding stopped",
     )
     if failure is not None:
-        services.show_error(failure, "decoding")
+        feedback.show_error(failure, "decoding")
         return
     # Replace the previous result only now that the new one exists.
-    st.session_state[state.RESULT] = result
-    st.session_state[state.RESULT_DATASET_TITLE] = dataset.title
-    st.session_state[state.RESULT_DATASET_DIGEST] = dataset.digest
-    st.session_state[state.PERMUTATION_RESULT] = None
-    st.session_state[state.CUT_COORDS] = None
-    services.record_run(result, dataset)
+    history.adopt_result(result, dataset)
     st.switch_page("pages/results.py")
 
 
 st.title("Configure")
 st.markdown("Choose what to decode and how to evaluate it, then run.")
-dataset = services.current_dataset()
+dataset = datasets.current_dataset()
 if dataset is None:
     st.page_link("pages/data.py", label="Go to the Data page to load a data set", icon=":material/database:")
     st.stop()
 
-values = services.sanitize_config_values(st.session_state[state.CONFIG_VALUES], dataset)
-st.caption(f"Data set: {services.plain_markdown(dataset.title)}")
+values = summaries.sanitize_config_values(st.session_state[state.CONFIG_VALUES], dataset)
+st.caption(f"Data set: {feedback.plain_markdown(dataset.title)}")
 
-conditions_available = services.condition_names(dataset)
-voxel_counts = services.mask_voxel_counts(dataset)
+conditions_available = summaries.condition_names(dataset)
+voxel_counts = summaries.mask_voxel_counts(dataset)
 state.seed_widget(state.W_CONDITIONS, list(values["conditions"]))
 state.seed_widget(state.W_MASK, values["mask_name"])
 state.seed_widget(state.W_STANDARDIZE, bool(values["standardize"]))
@@ -75,7 +69,7 @@ with what:
     )
     mask_name = st.selectbox(
         SETTINGS["mask_name"].label, list(dataset.masks), key=state.W_MASK,
-        format_func=lambda name: services.mask_label(name, voxel_counts),
+        format_func=lambda name: summaries.mask_label(name, voxel_counts),
     )
     standardize = st.checkbox(
         SETTINGS["standardize"].label, key=state.W_STANDARDIZE, help=SETTINGS["standardize"].help,
@@ -130,30 +124,30 @@ st.subheader("What will be decoded")
 config = None
 problems = []
 try:
-    config = services.config_from_values(new_values)
+    config = DecodingConfig.from_dict(new_values)
 except Exception as err:
-    services.show_error(err, "checking the configuration")
+    feedback.show_error(err, "checking the configuration")
 else:
-    problems = services.check_design(dataset, config)
+    problems = summaries.check_design(dataset, config)
     for problem in problems:
         st.error(problem, icon=":material/error:")
 
-selection = services.selection_summary(dataset, conditions, mask_name)
+selection = summaries.selection_summary(dataset, conditions, mask_name)
 # A wrapping row, not columns: in a narrow window a metric moves to the next line instead of being cut off.
 with st.container(horizontal=True, horizontal_alignment="distribute", gap="medium"):
-    st.metric("Data to decode (samples x voxels)", f"{selection['n_samples']} x {selection['n_voxels']}",
+    st.metric("Data to decode (samples x voxels)", f"{selection.n_samples} x {selection.n_voxels}",
               width="content")
-    st.metric("Runs among the samples", selection["n_runs"], width="content")
+    st.metric("Runs among the samples", selection.n_runs, width="content")
     st.metric("Classes", len(conditions), width="content")
 st.caption("Class balance of the selected samples:")
-st.dataframe(selection["class_counts"], hide_index=True)
+st.dataframe(selection.class_counts, hide_index=True)
 
 ready = config is not None and not problems
-if ready and services.is_cached("results", services.result_key(dataset, config), dataset=dataset):
+if ready and analysis.has_result(dataset, config):
     st.caption("This configuration has been run before: its results will show at once.")
 if st.button("Run the decoding", key=state.W_RUN, type="primary", disabled=not ready):
-    run_decoding(dataset, config)
+    run_and_show(dataset, config)
 if st.session_state[state.RESULT] is not None:
     st.page_link("pages/results.py", label="See the last results", icon=":material/insights:")
 if config is not None:
-    app_history.share_configuration(config, st.session_state[state.DATASET_SPEC])
+    links.share_configuration(config, st.session_state[state.DATASET_SPEC])

@@ -3,10 +3,10 @@
 import streamlit as st
 
 import app
-import app_services as services
-import state
-from decoding_core import plotting
+from decoding_core import plotting, summaries
 from decoding_core.errors import DecodingInputError
+from ui import analysis, datasets, feedback, state, uploads
+from ui.session import session_token
 
 app.ensure_app()  # Streamlit may start this page without app.py: see app.ensure_app
 
@@ -14,11 +14,11 @@ app.ensure_app()  # Streamlit may start this page without app.py: see app.ensure
 def use_builtin_dataset() -> None:
     """Button callback: go back to the built-in simulated data set."""
     try:
-        dataset = services.load_builtin_dataset("simulated")
+        dataset = datasets.load_builtin_dataset("simulated")
     except Exception as err:  # kept for display after the rerun
         st.session_state[state.LOAD_ERROR] = f"The built-in data set could not be prepared: {err}"
         return
-    services.adopt_dataset(dataset, "simulated")
+    datasets.adopt_dataset(dataset, "simulated")
     st.session_state[state.SOURCE_CHOICE] = "simulated"
     st.session_state[state.W_SOURCE] = "simulated"
 
@@ -34,12 +34,6 @@ def clear_load_error() -> None:
     st.session_state[state.LOAD_ERROR] = None
 
 
-def _session_token() -> str:
-    if state.SESSION_TOKEN not in st.session_state:
-        state.init_state()
-    return st.session_state[state.SESSION_TOKEN]
-
-
 def take_func_upload() -> None:
     """4D-uploader callback: move the image out of Streamlit's memory into the session's folder.
 
@@ -49,17 +43,17 @@ def take_func_upload() -> None:
     released, and the widget's cached value dropped. ``None`` means the user removed the file.
     """
     st.session_state[state.LOAD_ERROR] = None
-    token = _session_token()
+    token = session_token()
     previous = st.session_state.get(state.PENDING_FUNC_UPLOAD)
     uploaded = st.session_state.get(state.W_UPLOAD_FUNC)
     if uploaded is None:
-        services.discard_pending_func_upload(token, previous)
+        uploads.discard_pending_func_upload(token, previous)
         st.session_state[state.PENDING_FUNC_UPLOAD] = None
         return
     if not hasattr(uploaded, "getvalue"):
         return  # a file already taken (Streamlit reports it as deleted): nothing new
     try:
-        entry = services.store_pending_func_upload(token, uploaded)
+        entry = uploads.store_pending_func_upload(token, uploaded)
     except OSError as err:
         entry = None
         st.session_state[state.LOAD_ERROR] = (
@@ -67,20 +61,20 @@ def take_func_upload() -> None:
             "ask the administrator whether the server's disk is full."
         )
     finally:
-        services.release_uploaded_files(uploaded)
+        uploads.release_uploaded_files(uploaded)
         del uploaded
         # The widget's cached value would otherwise keep (and deep-copy) the bytes.
         del st.session_state[state.W_UPLOAD_FUNC]
     if entry is None:
         return
     if previous and previous.get("path") != entry["path"]:
-        services.discard_pending_func_upload(token, previous)
+        uploads.discard_pending_func_upload(token, previous)
     st.session_state[state.PENDING_FUNC_UPLOAD] = entry
 
 
 def clear_func_upload() -> None:
     """Button callback: forget the stored 4D image (a data set loaded from it stays usable)."""
-    services.discard_pending_func_upload(_session_token(), st.session_state.get(state.PENDING_FUNC_UPLOAD))
+    uploads.discard_pending_func_upload(session_token(), st.session_state.get(state.PENDING_FUNC_UPLOAD))
     st.session_state[state.PENDING_FUNC_UPLOAD] = None
     st.session_state[state.LOAD_ERROR] = None
 
@@ -90,8 +84,8 @@ def load_haxby(subject: int) -> None:
     with st.status(f"Getting Haxby 2001 subject {subject}...", expanded=True) as status:
         bar = st.progress(0.0, text="Contacting the server")
         try:
-            dataset = services.load_builtin_dataset(
-                f"haxby:{subject}", progress=services.progress_bar_callback(bar)
+            dataset = datasets.load_builtin_dataset(
+                f"haxby:{subject}", progress=feedback.progress_bar_callback(bar)
             )
         except Exception as err:
             status.update(label=f"Haxby subject {subject} could not be loaded", state="error")
@@ -101,21 +95,21 @@ def load_haxby(subject: int) -> None:
             )
             return
         status.update(label=f"Haxby subject {subject} is loaded", state="complete", expanded=False)
-    services.adopt_dataset(dataset, f"haxby:{subject}")
+    datasets.adopt_dataset(dataset, f"haxby:{subject}")
 
 
 def load_uploads(func_upload: dict, labels_file, mask_file, anat_file, label_column, run_column, tr) -> None:
     """Load the stored 4D image (``state.PENDING_FUNC_UPLOAD``) with the other uploaded files."""
     # Display only: names are never used as paths (the app names its files itself).
     names = {"4D image": func_upload["name"],
-             "labels": services.safe_display_name(labels_file.name)}
+             "labels": feedback.safe_display_name(labels_file.name)}
     if mask_file is not None:
-        names["mask"] = services.safe_display_name(mask_file.name)
+        names["mask"] = feedback.safe_display_name(mask_file.name)
     if anat_file is not None:
-        names["anatomy"] = services.safe_display_name(anat_file.name)
+        names["anatomy"] = feedback.safe_display_name(anat_file.name)
     with st.status("Checking and loading your files...", expanded=False) as status:
         try:
-            dataset = services.load_uploaded_dataset(
+            dataset = uploads.load_uploaded_dataset(
                 st.session_state[state.SESSION_TOKEN],
                 func_upload["path"],
                 func_upload["sha256"],
@@ -132,12 +126,12 @@ def load_uploads(func_upload: dict, labels_file, mask_file, anat_file, label_col
             message = str(err) if isinstance(err, DecodingInputError) else (
                 f"Your files could not be loaded: {type(err).__name__}: {err}"
             )
-            st.session_state[state.LOAD_ERROR] = services.with_upload_names(message, names)
+            st.session_state[state.LOAD_ERROR] = uploads.with_upload_names(message, names)
             return
         status.update(label="Your files are loaded", state="complete")
     # The app now works from its own copy: free Streamlit's in-memory copy of the uploads.
-    services.release_uploaded_files(labels_file, mask_file, anat_file)
-    services.adopt_dataset(dataset, "upload", names)
+    uploads.release_uploaded_files(labels_file, mask_file, anat_file)
+    datasets.adopt_dataset(dataset, "upload", names)
 
 
 def draw_upload_form() -> None:
@@ -162,20 +156,20 @@ def draw_upload_form() -> None:
             "Labels table (one row per volume)", type=["txt", "csv", "tsv", "tab", "dat"],
             key=state.W_UPLOAD_LABELS, on_change=clear_load_error,
             # Per-widget caps (MB): no need to hold 300 MB for a table or a mask.
-            max_upload_size=services.MAX_LABELS_UPLOAD_MB,
+            max_upload_size=uploads.MAX_LABELS_UPLOAD_MB,
         )
     with right:
         mask_file = st.file_uploader("Mask (optional, 3D)", type=["nii", "gz"], key=state.W_UPLOAD_MASK,
-                                     on_change=clear_load_error, max_upload_size=services.MAX_3D_UPLOAD_MB)
+                                     on_change=clear_load_error, max_upload_size=uploads.MAX_3D_UPLOAD_MB)
         anat_file = st.file_uploader("Anatomical image (optional, 3D)", type=["nii", "gz"], key=state.W_UPLOAD_ANAT,
-                                     on_change=clear_load_error, max_upload_size=services.MAX_3D_UPLOAD_MB)
+                                     on_change=clear_load_error, max_upload_size=uploads.MAX_3D_UPLOAD_MB)
 
     label_column = run_column = None
     if labels_file is not None:
         try:
-            columns = services.read_label_columns(labels_file.getvalue())
+            columns = uploads.read_label_columns(labels_file.getvalue())
         except Exception as err:
-            services.show_error(err, "reading the labels table")
+            feedback.show_error(err, "reading the labels table")
             columns = None
         if columns:
             # A new table may lack the column picked for the previous one.
@@ -187,9 +181,9 @@ def draw_upload_form() -> None:
             pick_label, pick_run = st.columns(2)
             label_column = pick_label.selectbox(
                 "Column with the conditions", columns,
-                index=services.default_column(columns, "labels"), key=state.W_LABEL_COLUMN,
+                index=uploads.default_column(columns, "labels"), key=state.W_LABEL_COLUMN,
             )
-            run_index = services.default_column(columns, "chunks") + 1 if "chunks" in [c.lower() for c in columns] else 0
+            run_index = uploads.default_column(columns, "chunks") + 1 if "chunks" in [c.lower() for c in columns] else 0
             run_choice = pick_run.selectbox(
                 "Column with the runs", run_options, index=run_index, key=state.W_RUN_COLUMN,
                 help="Runs (sessions, chunks) are needed for leave-one-run-out.",
@@ -233,80 +227,80 @@ def draw_source_picker(dataset) -> None:
         draw_upload_form()
 
     if st.session_state[state.LOAD_ERROR]:
-        st.error(services.plain_markdown(st.session_state[state.LOAD_ERROR]), icon=":material/error:")
+        st.error(feedback.plain_markdown(st.session_state[state.LOAD_ERROR]), icon=":material/error:")
         if dataset is not None:
-            st.info(f"The data set loaded before is still in use: {services.plain_markdown(dataset.title)}.")
+            st.info(f"The data set loaded before is still in use: {feedback.plain_markdown(dataset.title)}.")
     if st.session_state[state.HAXBY_FAILED] and source == "haxby":
         st.button("Use the built-in data set instead", key=state.W_USE_BUILTIN, on_click=use_builtin_dataset)
 
 
 def draw_overview(dataset) -> None:
     """Metrics, masks over the anatomy, labels, counts, timeline and mean time courses."""
-    st.subheader(services.plain_markdown(dataset.title))
+    st.subheader(feedback.plain_markdown(dataset.title))
     if st.session_state[state.DATASET_SPEC] == "upload":
         for role, name in st.session_state[state.UPLOAD_DISPLAY_NAMES].items():
             st.text(f"{role}: {name}")
     # Escaped: an upload's description quotes its column names, which are the user's text.
     if dataset.description:
-        st.caption(services.plain_markdown(dataset.description))
+        st.caption(feedback.plain_markdown(dataset.description))
     if dataset.source:
-        st.caption(f"Source: {services.plain_markdown(dataset.source)}")
-    summary = services.dataset_summary(dataset)
+        st.caption(f"Source: {feedback.plain_markdown(dataset.source)}")
+    summary = summaries.dataset_summary(dataset)
     # A wrapping row: in a narrow window a metric moves to the next line instead of being cut off.
     with st.container(horizontal=True, horizontal_alignment="distribute", gap="medium"):
         for label, value in summary.items():
             st.metric(label, value, width="content")
 
-    counts = services.mask_voxel_counts(dataset)
+    counts = summaries.mask_voxel_counts(dataset)
     names = list(dataset.masks)
     chosen = st.session_state[state.ROI_MASK_NAME]
     if chosen not in names:
-        chosen = services.default_mask_name(dataset)
+        chosen = summaries.default_mask_name(dataset)
     state.seed_widget(state.W_ROI_MASK, chosen)
     if st.session_state[state.W_ROI_MASK] not in names:
         st.session_state[state.W_ROI_MASK] = chosen
     mask_name = st.selectbox(
-        "Mask", names, format_func=lambda name: services.mask_label(name, counts), key=state.W_ROI_MASK,
+        "Mask", names, format_func=lambda name: summaries.mask_label(name, counts), key=state.W_ROI_MASK,
     )
     st.session_state[state.ROI_MASK_NAME] = mask_name
     try:
         roi_figure = plotting.plot_roi(
-            dataset.masks[mask_name], dataset.anat_img, title=services.mask_label(mask_name, counts)
+            dataset.masks[mask_name], dataset.anat_img, title=summaries.mask_label(mask_name, counts)
         )
         st.plotly_chart(roi_figure, key=state.W_ROI_CHART, width="stretch")
     except Exception as err:
-        services.show_error(err, "drawing the mask")
+        feedback.show_error(err, "drawing the mask")
 
     labels_tab, counts_tab, timeline_tab, timecourse_tab = st.tabs(
         ["Labels table", "Counts per condition and run", "Timeline", "Mean time course"]
     )
     with labels_tab:
-        st.dataframe(services.labels_preview(dataset), hide_index=True, height=300)
+        st.dataframe(summaries.labels_preview(dataset), hide_index=True, height=300)
     with counts_tab:
         try:
             st.plotly_chart(plotting.plot_condition_counts(dataset.conditions, dataset.runs), width="stretch")
         except Exception as err:
-            services.show_error(err, "drawing the counts")
-        st.dataframe(services.condition_run_counts(dataset))
+            feedback.show_error(err, "drawing the counts")
+        st.dataframe(summaries.condition_run_counts(dataset))
     with timeline_tab:
         try:
             st.plotly_chart(
                 plotting.plot_condition_timeline(dataset.conditions, dataset.runs, dataset.tr), width="stretch"
             )
         except Exception as err:
-            services.show_error(err, "drawing the timeline")
+            feedback.show_error(err, "drawing the timeline")
     with timecourse_tab:
         st.caption(f"Mean signal of the {counts.get(mask_name, 0)} voxels of the mask '{mask_name}', by condition.")
         bar = st.progress(0.0, text="Reading the volumes")
         try:
-            masked = services.masked_data(
-                dataset, mask_name, standardize=False, progress=services.progress_bar_callback(bar)
+            masked = analysis.masked_data(
+                dataset, mask_name, standardize=False, progress=feedback.progress_bar_callback(bar)
             )
             bar.empty()
             st.plotly_chart(plotting.plot_mean_timecourse(masked, tr=dataset.tr), width="stretch")
         except Exception as err:
             bar.empty()
-            services.show_error(err, "computing the mean time course")
+            feedback.show_error(err, "computing the mean time course")
 
 
 st.title("Data")
@@ -314,7 +308,7 @@ st.markdown(
     "Choose the fMRI data set to decode and look at it: its size, its masks over the anatomy, "
     "which condition each volume shows, and how the signal moves."
 )
-current = services.current_dataset()
+current = datasets.current_dataset()
 with st.expander("Choose the data set", expanded=st.session_state[state.SOURCE_CHOICE] != "simulated"):
     draw_source_picker(current)
 current = st.session_state[state.DATASET]

@@ -3,9 +3,8 @@
 import streamlit as st
 
 import app
-import app_history as runs
-import app_services as services
-import state
+from decoding_core import summaries
+from ui import feedback, history, state
 
 app.ensure_app()  # Streamlit may start this page without app.py: see app.ensure_app
 
@@ -23,7 +22,7 @@ def name_of_selected_run(names: dict) -> None:
 def rename_run() -> None:
     run_id = st.session_state.get(state.W_HISTORY_RUN)
     try:
-        record = runs.run_store().rename(run_id, st.session_state.get(state.W_HISTORY_NAME, ""))
+        record = history.run_store().rename(run_id, st.session_state.get(state.W_HISTORY_NAME, ""))
     except Exception as err:
         set_message("error", str(err))
     else:
@@ -34,8 +33,8 @@ def rename_run() -> None:
 def delete_run() -> None:
     run_id = st.session_state.get(state.W_HISTORY_RUN)
     try:
-        record = runs.run_store().get(run_id)
-        runs.run_store().delete(run_id)
+        record = history.run_store().get(run_id)
+        history.run_store().delete(run_id)
     except Exception as err:
         set_message("error", str(err))
     else:
@@ -51,11 +50,11 @@ def import_history() -> None:
         set_message("error", "Choose a history file (.zip saved with 'Export') first.")
         return
     try:
-        added = runs.run_store().import_bytes(uploaded.getvalue())
+        added = history.run_store().import_bytes(uploaded.getvalue())
     except Exception as err:
         set_message("error", str(err))
     else:
-        set_message("success", f"Imported {len(added)} run(s) from {services.safe_display_name(uploaded.name)}.")
+        set_message("success", f"Imported {len(added)} run(s) from {feedback.safe_display_name(uploaded.name)}.")
 
 
 def compare_selected(run_ids: list) -> None:
@@ -66,27 +65,27 @@ def compare_selected(run_ids: list) -> None:
 st.title("History")
 st.markdown("Every finished run is recorded here with its settings, data set, scores per fold and weight map.")
 try:
-    store = runs.run_store()
+    store = history.run_store()
     summary = store.summary_table()
 except Exception as err:
-    services.show_error(err, "opening the run history")
+    feedback.show_error(err, "opening the run history")
     st.stop()
-st.caption(runs.history_location())
+st.caption(history.history_location())
 
 message = st.session_state.get(state.HISTORY_MESSAGE)
 if message is not None:
     kind, text = message
     # Run names are the user's text (or an imported file's): shown as text, never as links.
-    (st.error if kind == "error" else st.success)(services.plain_markdown(text))
+    (st.error if kind == "error" else st.success)(feedback.plain_markdown(text))
     st.session_state[state.HISTORY_MESSAGE] = None
 
 if summary.empty:
     st.info("No runs yet. Run a decoding on the Configure page (or a sweep): each finished run appears here.")
     st.page_link("pages/configure.py", label="Go to Configure", icon=":material/tune:")
 else:
-    st.dataframe(runs.history_table(summary), hide_index=True)
+    st.dataframe(summaries.history_table(summary), hide_index=True)
     run_ids = list(summary["id"])
-    labels = runs.run_labels(summary)
+    labels = summaries.run_labels(summary)
     names = dict(zip(summary["id"], summary["name"]))
 
     st.subheader("One run")
@@ -99,12 +98,12 @@ else:
     name_column, rename_column = st.columns([3, 1], vertical_alignment="bottom")
     name_column.text_input("Name", max_chars=200, key=state.W_HISTORY_NAME)
     rename_column.button("Rename", key=state.W_HISTORY_RENAME, on_click=rename_run)
-    record = runs.get_record(run_id)
+    record = history.get_record(run_id)
     download_column, confirm_column, delete_column = st.columns([2, 2, 1], vertical_alignment="bottom")
     if record is not None:
         download_column.download_button(
-            "Reproducible export of this run (.zip)", data=lambda: runs.record_zip(record),
-            file_name=runs.record_zip_name(record), mime="application/zip",
+            "Reproducible export of this run (.zip)", data=lambda: history.record_zip(record),
+            file_name=history.record_zip_name(record), mime="application/zip",
             key=state.W_HISTORY_RUN_ZIP, on_click="ignore", icon=":material/download:",
             help="Configuration, scores, predictions, weight map, mask, package versions and a standalone "
                  "reproduce.py script.",
@@ -123,12 +122,12 @@ else:
         st.switch_page("pages/compare.py")
     export_selected_column.download_button(
         f"Export the {len(selected)} selected run(s)", data=lambda: store.export_bytes(selected),
-        file_name=runs.history_file_name(), mime="application/zip", key=state.W_HISTORY_EXPORT_SELECTED,
+        file_name=history.history_file_name(), mime="application/zip", key=state.W_HISTORY_EXPORT_SELECTED,
         disabled=not selected, on_click="ignore", icon=":material/download:",
     )
     export_all_column.download_button(
         f"Export all {len(run_ids)} runs", data=lambda: store.export_bytes(None),
-        file_name=runs.history_file_name(), mime="application/zip", key=state.W_HISTORY_EXPORT_ALL,
+        file_name=history.history_file_name(), mime="application/zip", key=state.W_HISTORY_EXPORT_ALL,
         on_click="ignore", icon=":material/download:",
     )
 

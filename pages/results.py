@@ -3,11 +3,9 @@
 import streamlit as st
 
 import app
-import app_history
-import app_services as services
-import state
-from decoding_core import export, plotting, summaries
+from decoding_core import export, map_views, plotting, summaries
 from decoding_core.config import CV_SCHEMES, ESTIMATORS, SCORINGS
+from ui import analysis, feedback, history, links, runs, state
 
 app.ensure_app()  # Streamlit may start this page without app.py: see app.ensure_app
 
@@ -25,7 +23,7 @@ def move_cut_to_click() -> None:
     """Chart callback: a click on a slice moves the cut to the clicked voxel."""
     event = st.session_state.get(state.W_WEIGHT_CHART) or {}
     selection = event.get("selection") if hasattr(event, "get") else None
-    voxel = services.cut_from_selection(selection)
+    voxel = map_views.cut_from_selection(selection)
     if voxel is None:
         return
     st.session_state[state.CUT_COORDS] = voxel
@@ -36,9 +34,8 @@ def start_permutations() -> None:
     """Run-button callback of the permutation test."""
     st.session_state[state.PERMUTATION_STOP] = False
     st.session_state[state.PERMUTATION_COUNT] = int(st.session_state[state.W_N_PERMUTATIONS])
-    st.session_state[state.PERMUTATION_RESULT] = services.new_permutation_run(
-        st.session_state[state.PERMUTATION_COUNT]
-    )
+    tested = analysis.result_key(st.session_state[state.DATASET], st.session_state[state.RESULT].config)
+    st.session_state[state.PERMUTATION_RESULT] = runs.PermutationRun(key=tested, n_target=st.session_state[state.PERMUTATION_COUNT])
 
 
 def stop_permutations() -> None:
@@ -46,8 +43,7 @@ def stop_permutations() -> None:
     st.session_state[state.PERMUTATION_STOP] = True
     run = st.session_state[state.PERMUTATION_RESULT]
     if run is not None:
-        run["running"] = False
-        run["stopped_early"] = run["n_done"] < run["n_target"]
+        run.stop()
 
 
 def draw_scores(result) -> None:
@@ -74,8 +70,8 @@ def draw_scores(result) -> None:
     try:
         st.plotly_chart(plotting.plot_fold_scores(result), width="stretch")
     except Exception as err:
-        services.show_error(err, "drawing the fold scores")
-    st.dataframe(services.fold_scores_table(result), hide_index=True)
+        feedback.show_error(err, "drawing the fold scores")
+    st.dataframe(summaries.fold_scores_table(result), hide_index=True)
 
 
 def draw_predictions(result) -> None:
@@ -87,7 +83,7 @@ def draw_predictions(result) -> None:
         try:
             st.plotly_chart(plotting.plot_predictions(result), width="stretch")
         except Exception as err:
-            services.show_error(err, "drawing the predictions")
+            feedback.show_error(err, "drawing the predictions")
         st.dataframe(result.predictions, hide_index=True, height=250)
     with confusion_tab:
         try:
@@ -95,19 +91,19 @@ def draw_predictions(result) -> None:
             st.plotly_chart(plotting.plot_confusion_matrix(table), width="stretch")
             st.dataframe(table)
         except Exception as err:
-            services.show_error(err, "drawing the confusion matrix")
+            feedback.show_error(err, "drawing the confusion matrix")
     with metrics_tab:
-        st.dataframe(services.class_metrics(result), hide_index=True)
+        st.dataframe(summaries.class_metrics(result), hide_index=True)
     with wrong_tab:
-        wrong = services.misclassified(result)
+        wrong = summaries.misclassified(result)
         st.caption(f"{len(wrong)} of {len(result.predictions)} test predictions were wrong.")
         st.dataframe(wrong, hide_index=True, height=250)
 
 
 def draw_weight_map(result, background) -> None:
     st.subheader("Where the information is: the weight map")
-    kinds = services.available_map_kinds(result)
-    names = services.map_names(result)
+    kinds = map_views.available_map_kinds(result)
+    names = map_views.map_names(result)
     controls = st.columns(4)
     kind = "weights"
     if len(kinds) > 1:
@@ -126,8 +122,8 @@ def draw_weight_map(result, background) -> None:
     )
     st.session_state[state.DISPLAY_MODE] = display_mode
 
-    img = services.map_image(result, kind, index)
-    abs_max = services.map_abs_max(img)
+    img = map_views.map_image(result, kind, index)
+    abs_max = map_views.map_abs_max(img)
     threshold = 0.0
     if abs_max > 0:
         stored = min(float(st.session_state[state.THRESHOLD]), abs_max)
@@ -141,8 +137,8 @@ def draw_weight_map(result, background) -> None:
         st.session_state[state.THRESHOLD] = threshold
 
     shape = img.shape[:3]
-    cut = st.session_state[state.CUT_COORDS] or services.default_cut(img)
-    cut = services.clamp_cut(cut, shape)
+    cut = st.session_state[state.CUT_COORDS] or map_views.default_cut(img)
+    cut = map_views.clamp_cut(cut, shape)
     for widget_key, value in zip((state.W_CUT_I, state.W_CUT_J, state.W_CUT_K), cut):
         state.seed_widget(widget_key, int(value))
     cut_columns = st.columns(3)
@@ -168,12 +164,12 @@ def draw_weight_map(result, background) -> None:
             st.caption("The image is one voxel thick along an axis: views across it would be a line, "
                        "so only the views with area are drawn.")
     except Exception as err:
-        services.show_error(err, "drawing the weight map")
+        feedback.show_error(err, "drawing the weight map")
 
 
 def draw_downloads(result, dataset) -> None:
     st.subheader("Downloads")
-    kinds = services.available_map_kinds(result)
+    kinds = map_views.available_map_kinds(result)
     # One wrapping row of buttons sized to their labels (columns cut the longer labels off).
     row = st.container(horizontal=True)
     weights_column = scores_column = predictions_column = config_column = row
@@ -184,7 +180,7 @@ def draw_downloads(result, dataset) -> None:
     for kind in kinds[1:]:
         weights_column.download_button(
             f"{state.MAP_KINDS[kind]} (.nii.gz)",
-            data=lambda kind=kind: export.image_to_nifti_bytes(services.extra_map(result, kind)),
+            data=lambda kind=kind: export.image_to_nifti_bytes(map_views.result_map(result, kind)),
             file_name=f"decoding_{kind}.nii.gz", mime="application/gzip", key=f"{state.W_DOWNLOAD_WEIGHTS}_{kind}",
         )
     scores_column.download_button(
@@ -199,14 +195,11 @@ def draw_downloads(result, dataset) -> None:
         "Configuration (JSON)", data=lambda: export.config_json(result.config, dataset),
         file_name="decoding_config.json", mime="application/json", key=state.W_DOWNLOAD_CONFIG,
     )
-    app_history.draw_result_export(result, dataset)
+    history.draw_result_export(result, dataset)
 
 
 def draw_significance(result, dataset) -> None:
     st.subheader("Is it significant?")
-    if not services.significance_available():
-        st.info("The significance tests are not available in this version of the app.")
-        return
     if dataset is None or dataset.digest != st.session_state[state.RESULT_DATASET_DIGEST]:
         st.info("Load the data set these results come from again to test their significance.")
         return
@@ -217,10 +210,10 @@ def draw_significance(result, dataset) -> None:
     )
     try:
         table_column, figure_column = st.columns([1, 2])
-        table_column.dataframe(services.dummy_scores(dataset, config), hide_index=True)
-        figure_column.plotly_chart(services.score_comparison_figure(result, dataset), width="stretch")
+        table_column.dataframe(summaries.dummy_score_table(analysis.dummy_fold_scores(dataset, config)), hide_index=True)
+        figure_column.plotly_chart(analysis.score_comparison_figure(result, dataset), width="stretch")
     except Exception as err:
-        services.show_error(err, "scoring the dummy classifiers")
+        feedback.show_error(err, "scoring the dummy classifiers")
     st.markdown(
         "**Permutation test**: shuffle the labels (within runs), rerun the whole cross-validation, and see how "
         "often a score as high as the real one comes out by chance."
@@ -233,35 +226,32 @@ def draw_significance(result, dataset) -> None:
     stop_column.button("Stop", key=state.W_PERMUTATION_STOP, on_click=stop_permutations)
 
     run = st.session_state[state.PERMUTATION_RESULT]
-    if run is not None and run.get("key") is None:
-        run["key"] = services.result_key(dataset, config)
-    if run is not None and run["key"] != services.result_key(dataset, config):
+    if run is not None and run.key != analysis.result_key(dataset, config):
         run = st.session_state[state.PERMUTATION_RESULT] = None
-    if run is not None and run["running"]:
-        bar = st.progress(run["n_done"] / run["n_target"], text="Permuting the labels")
+    if run is not None and run.running:
+        bar = st.progress(run.n_done / run.n_target, text="Permuting the labels")
         try:
             # Chunks are stored as they finish, so Stop (which interrupts this run) keeps them.
-            services.continue_permutations(
-                run, dataset, config, progress=services.progress_bar_callback(bar),
+            runs.continue_permutations(
+                run, dataset, config, progress=feedback.progress_bar_callback(bar),
                 should_stop=lambda: st.session_state[state.PERMUTATION_STOP],
             )
         except Exception as err:
-            run["running"] = False
-            services.show_error(err, "running the permutation test")
+            run.fail()
+            feedback.show_error(err, "running the permutation test")
         bar.empty()
-    if run is not None and run["n_done"] > 0:
-        summary = services.permutation_summary(run)
+    if run is not None and run.n_done > 0:
         row = st.container(horizontal=True, horizontal_alignment="distribute", gap="medium")
-        row.metric("Observed score", f"{summary['observed']:.3f}", width="content")
-        row.metric("p-value", f"{summary['p_value']:.4f}",
+        row.metric("Observed score", f"{run.observed:.3f}", width="content")
+        row.metric("p-value", f"{run.p_value:.4f}",
                    help="(1 + permutations scoring at least as high) / (1 + permutations)", width="content")
-        row.metric("Permutations done", f"{summary['n_done']} / {run['n_target']}", width="content")
-        if run.get("stopped_early"):
+        row.metric("Permutations done", f"{run.n_done} / {run.n_target}", width="content")
+        if run.stopped_early:
             st.info("Stopped early: the p-value uses the permutations done so far.")
         try:
-            st.plotly_chart(services.null_distribution_figure(run, chance=result.chance_level), width="stretch")
+            st.plotly_chart(runs.null_distribution_figure(run, chance=result.chance_level), width="stretch")
         except Exception as err:
-            services.show_error(err, "drawing the null distribution")
+            feedback.show_error(err, "drawing the null distribution")
 
 
 st.title("Results")
@@ -274,9 +264,9 @@ if result is None:
 dataset = st.session_state[state.DATASET]
 config = result.config
 st.markdown(
-    f"**{services.plain_markdown(' vs '.join(config.conditions))}** in the mask "
-    f"**{services.plain_markdown(config.mask_name)}** of "
-    f"*{services.plain_markdown(st.session_state[state.RESULT_DATASET_TITLE])}*; "
+    f"**{feedback.plain_markdown(' vs '.join(config.conditions))}** in the mask "
+    f"**{feedback.plain_markdown(config.mask_name)}** of "
+    f"*{feedback.plain_markdown(st.session_state[state.RESULT_DATASET_TITLE])}*; "
     f"{ESTIMATORS[config.estimator].title}, C = {config.C:g}; "
     f"{CV_SCHEMES[config.cv].title}."
 )
@@ -287,6 +277,6 @@ draw_scores(result)
 draw_predictions(result)
 draw_weight_map(result, dataset.anat_img if same_dataset else None)
 draw_downloads(result, dataset if same_dataset else None)
-app_history.share_configuration(config, app_history.result_dataset_spec())
+links.share_configuration(config, links.result_dataset_spec())
 draw_significance(result, dataset)
 st.page_link("pages/configure.py", label="Change the configuration", icon=":material/tune:")

@@ -3,10 +3,10 @@
 import streamlit as st
 
 import app
-import app_history as runs
-import app_services as services
-import state
+from decoding_core import summaries
+from decoding_core.config import DecodingConfig, format_value
 from decoding_core.sweeps import MAX_SWEEP_VALUES, SWEEPABLE, parse_sweep_values
+from ui import datasets, feedback, runs, state
 
 app.ensure_app()  # Streamlit may start this page without app.py: see app.ensure_app
 
@@ -28,9 +28,8 @@ def reset_values_for_setting(dataset) -> None:
 def stop_sweep() -> None:
     """Stop-button callback: keep every run finished so far."""
     sweep = st.session_state.get(state.SWEEP)
-    if sweep is not None and sweep["running"]:
-        sweep["running"] = False
-        sweep["stopped"] = True
+    if sweep is not None:
+        sweep.stop()
 
 
 def compare_sweep_runs(run_ids) -> None:
@@ -41,18 +40,18 @@ def compare_sweep_runs(run_ids) -> None:
 st.title("Sweep one setting")
 st.markdown("Run the current configuration once for each value of one setting, with one click, and see how "
             "the score and its spread over folds change. Every run is recorded in the History.")
-dataset = services.current_dataset()
+dataset = datasets.current_dataset()
 if dataset is None:
     st.page_link("pages/data.py", label="Go to the Data page to load a data set", icon=":material/database:")
     st.stop()
-values = services.sanitize_config_values(st.session_state[state.CONFIG_VALUES], dataset)
+values = summaries.sanitize_config_values(st.session_state[state.CONFIG_VALUES], dataset)
 try:
-    base_config = services.config_from_values(values)
+    base_config = DecodingConfig.from_dict(values)
 except Exception as err:
-    services.show_error(err, "checking the configuration")
+    feedback.show_error(err, "checking the configuration")
     st.page_link("pages/configure.py", label="Fix the configuration on Configure", icon=":material/tune:")
     st.stop()
-st.caption(services.plain_markdown(
+st.caption(feedback.plain_markdown(
     f"Data set: {dataset.title}. Base configuration (from Configure): {' vs '.join(base_config.conditions)}, "
     f"mask {base_config.mask_name}, {base_config.estimator}, C = {base_config.C:g}, {base_config.cv}."
 ))
@@ -71,61 +70,60 @@ sweep_values = None
 try:
     sweep_values = parse_sweep_values(setting, text)
 except Exception as err:
-    services.show_error(err, "reading the sweep values")
+    feedback.show_error(err, "reading the sweep values")
 else:
-    st.caption(f"{len(sweep_values)} runs: " + ", ".join(runs.format_value(v) for v in sweep_values))
+    st.caption(f"{len(sweep_values)} runs: " + ", ".join(format_value(v) for v in sweep_values))
 
 sweep = st.session_state.get(state.SWEEP)
 run_column, stop_column = st.columns([1, 4])
 start = run_column.button("Run the sweep", key=state.W_SWEEP_RUN, type="primary", icon=":material/play_arrow:",
-                          disabled=sweep_values is None or (sweep is not None and sweep["running"]))
+                          disabled=sweep_values is None or (sweep is not None and sweep.running))
 if start and sweep_values is not None:
     try:
-        sweep = runs.new_sweep(setting, sweep_values, base_config, dataset)
+        sweep = runs.SweepRun.start(setting, sweep_values, base_config, dataset)
     except Exception as err:
-        services.show_error(err, "preparing the sweep")
+        feedback.show_error(err, "preparing the sweep")
     else:
         st.session_state[state.SWEEP] = sweep
 # Drawn after a new sweep is set up, so Stop is live while it runs.
 stop_column.button("Stop", key=state.W_SWEEP_STOP, on_click=stop_sweep,
-                   disabled=sweep is None or not sweep["running"], icon=":material/stop:")
+                   disabled=sweep is None or not sweep.running, icon=":material/stop:")
 
-if sweep is not None and sweep["running"]:
-    if sweep["dataset_digest"] != dataset.digest:
-        sweep["running"] = False
-        sweep["stopped"] = True
+if sweep is not None and sweep.running:
+    if sweep.dataset_digest != dataset.digest:
+        sweep.stop()
         st.info("The data set changed since this sweep started; it was stopped.")
     else:
-        done = sweep["next"] / max(len(sweep["configs"]), 1)
-        bar = st.progress(done, text=f"Sweeping {SWEEPABLE[sweep['setting']].title}")
+        done = sweep.next_index / max(sweep.total, 1)
+        bar = st.progress(done, text=f"Sweeping {SWEEPABLE[sweep.setting].title}")
         try:
             # Runs are stored as they finish, so Stop (which interrupts this script run) keeps them.
-            runs.continue_sweep(sweep, dataset, progress=services.progress_bar_callback(bar))
+            runs.continue_sweep(sweep, dataset, progress=feedback.progress_bar_callback(bar))
         except Exception as err:
-            sweep["running"] = False
-            services.show_error(err, "running the sweep")
+            sweep.fail()
+            feedback.show_error(err, "running the sweep")
         bar.empty()
 
 if sweep is not None:
-    title = SWEEPABLE[sweep["setting"]].title
-    total = len(sweep["configs"])
+    title = SWEEPABLE[sweep.setting].title
+    total = sweep.total
     st.subheader(f"Score against {title}")
-    if sweep["dataset_digest"] != dataset.digest:
-        st.caption(services.plain_markdown(
-            f"This sweep ran on '{sweep['dataset_title']}', not on the data set loaded now."
+    if sweep.dataset_digest != dataset.digest:
+        st.caption(feedback.plain_markdown(
+            f"This sweep ran on '{sweep.dataset_title}', not on the data set loaded now."
         ))
-    if sweep["stopped"]:
-        st.info(f"Stopped after {len(sweep['results'])} of {total} runs; the runs finished so far are kept.")
-    for label, message in sweep["failures"]:
+    if sweep.stopped:
+        st.info(f"Stopped after {len(sweep.results)} of {total} runs; the runs finished so far are kept.")
+    for label, message in sweep.failures:
         st.error(f"{label}: {message}", icon=":material/error:")
-    if sweep["results"]:
+    if sweep.results:
         try:
             st.plotly_chart(runs.sweep_figure(sweep), width="stretch")
         except Exception as err:
-            services.show_error(err, "drawing the sweep")
+            feedback.show_error(err, "drawing the sweep")
         st.caption("Each dot is one fold's score; the line is the mean over folds with its spread.")
-        st.dataframe(runs.sweep_display_table(sweep), hide_index=True)
-        recorded = [i for i in sweep["run_ids"] if i]
+        st.dataframe(summaries.sweep_score_table(sweep.results, sweep.setting), hide_index=True)
+        recorded = sweep.recorded_run_ids
         if st.button("Compare these runs", key=state.W_SWEEP_COMPARE, disabled=len(recorded) < 2,
                      on_click=compare_sweep_runs, args=(recorded,), icon=":material/compare_arrows:"):
             st.switch_page("pages/compare.py")

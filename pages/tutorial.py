@@ -3,9 +3,9 @@
 import streamlit as st
 
 import app
-import app_services as services
-import state
-from decoding_core import plotting
+from decoding_core import map_views, plotting, summaries
+from decoding_core.config import DecodingConfig
+from ui import analysis, datasets, feedback, state
 
 app.ensure_app()  # Streamlit may start this page without app.py: see app.ensure_app
 
@@ -30,7 +30,7 @@ def scores_line(result) -> str:
 
 def run_scheme(dataset, base_config, **changes):
     """The tutorial's decoding under one scheme (cached like any run)."""
-    return services.run_decoding(dataset, base_config.replace(**changes))
+    return analysis.run_decoding(dataset, base_config.replace(**changes))
 
 
 st.title("Tutorial: decoding with a linear SVC")
@@ -39,26 +39,26 @@ st.markdown(
     "cortex*), in order. Each step shows the tutorial's code and its **live output on the data set loaded "
     "now**, and links to the page where you can change it."
 )
-dataset = services.current_dataset()
+dataset = datasets.current_dataset()
 if dataset is None:
     st.page_link(DATA_PAGE, label="Go to the Data page to load a data set", icon=":material/database:")
     st.stop()
 
-conditions = services.default_conditions(dataset)
-mask_name = services.default_mask_name(dataset)
+conditions = summaries.default_conditions(dataset)
+mask_name = summaries.default_mask_name(dataset)
 st.info(
-    f"Data set: **{services.plain_markdown(dataset.title)}**. The tutorial decodes "
-    f"**{services.plain_markdown(' vs '.join(conditions))}** in the mask **{services.plain_markdown(mask_name)}**."
+    f"Data set: **{feedback.plain_markdown(dataset.title)}**. The tutorial decodes "
+    f"**{feedback.plain_markdown(' vs '.join(conditions))}** in the mask **{feedback.plain_markdown(mask_name)}**."
 )
 if conditions != ["face", "cat"]:
     st.caption("This data set has no 'face' and 'cat' conditions; the walk-through uses its first two conditions.")
 
 try:
-    base_config = services.config_from_values(
+    base_config = DecodingConfig.from_dict(
         {**state.default_config_values(), "conditions": conditions, "mask_name": mask_name}
     )
 except Exception as err:
-    services.show_error(err, "preparing the tutorial")
+    feedback.show_error(err, "preparing the tutorial")
     st.stop()
 
 # 1. The data
@@ -68,7 +68,7 @@ step(1, "Load the data",
      "haxby_dataset = datasets.fetch_haxby()\nfmri_filename = haxby_dataset.func[0]\n"
      "mask_filename = haxby_dataset.mask_vt[0]",
      (DATA_PAGE, "Choose another data set on the Data page"))
-summary = services.dataset_summary(dataset)
+summary = summaries.dataset_summary(dataset)
 st.markdown(f"Output: image of shape **{tuple(int(n) for n in dataset.shape)}**, "
             f"{summary['Runs']} runs, TR {summary['TR (s)']} s.")
 
@@ -81,11 +81,11 @@ step(2, "Turn the images into a data matrix",
      (CONFIGURE_PAGE, "Change the mask or the standardization on the Configure page"))
 bar = st.progress(0.0, text="Reading the volumes")
 try:
-    masked = services.masked_data(dataset, mask_name, standardize=True,
-                                  progress=services.progress_bar_callback(bar))
+    masked = analysis.masked_data(dataset, mask_name, standardize=True,
+                                  progress=feedback.progress_bar_callback(bar))
 except Exception as err:
     bar.empty()
-    services.show_error(err, "masking the data")
+    feedback.show_error(err, "masking the data")
     st.stop()
 bar.empty()
 st.markdown(f"Output: `{tuple(int(n) for n in masked.shape)}`")
@@ -96,17 +96,17 @@ step(3, "The labels",
      'behavioral = pd.read_csv(haxby_dataset.session_target[0], delimiter=" ")\n'
      'conditions = behavioral["labels"]\nconditions.value_counts()',
      (DATA_PAGE, "See the labels table and the timeline on the Data page"))
-st.dataframe(services.condition_run_counts(dataset)[["total"]] if dataset.runs is not None
-             else services.condition_run_counts(dataset))
+st.dataframe(summaries.condition_run_counts(dataset)[["total"]] if dataset.runs is not None
+             else summaries.condition_run_counts(dataset))
 
 # 4. Restrict to two conditions
-step(4, f"Keep only {services.plain_markdown(' and '.join(conditions))}",
+step(4, f"Keep only {feedback.plain_markdown(' and '.join(conditions))}",
      "The tutorial decodes two categories; the other volumes (and rest) are dropped.",
      'condition_mask = conditions.isin(["face", "cat"])\n'
      "fmri_masked = fmri_masked[condition_mask]\nfmri_masked.shape",
      (CONFIGURE_PAGE, "Choose other conditions on the Configure page"))
-selection = services.selection_summary(dataset, conditions, mask_name)
-st.markdown(f"Output: `({selection['n_samples']}, {selection['n_voxels']})`")
+selection = summaries.selection_summary(dataset, conditions, mask_name)
+st.markdown(f"Output: `({selection.n_samples}, {selection.n_voxels})`")
 
 # 5. Training accuracy
 step(5, "Fit a linear SVC and predict the training data",
@@ -120,7 +120,7 @@ try:
     result = run_scheme(dataset, base_config, cv="train")
     st.markdown(f"Output: training accuracy **{result.mean_score:.3f}**")
 except Exception as err:
-    services.show_error(err, "fitting on the training data")
+    feedback.show_error(err, "fitting on the training data")
 
 # 6. Hold-out
 step(6, "Leave out the last 30 samples",
@@ -132,7 +132,7 @@ try:
     result = run_scheme(dataset, base_config, cv="holdout", holdout_size=30)
     st.markdown(f"Output: accuracy on the 30 held-out samples **{result.mean_score:.3f}**")
 except Exception as err:
-    services.show_error(err, "holding out the last samples")
+    feedback.show_error(err, "holding out the last samples")
 
 # 7. K-fold loop
 step(7, "A 5-fold cross-validation loop",
@@ -148,7 +148,7 @@ try:
         f"- CV Fold {fold} | Prediction Accuracy: {score:.2f}" for fold, score in enumerate(result.fold_scores, start=1)
     ))
 except Exception as err:
-    services.show_error(err, "running the 5-fold loop")
+    feedback.show_error(err, "running the 5-fold loop")
 
 # 8. cross_val_score
 step(8, "The same with cross_val_score",
@@ -159,7 +159,7 @@ try:
     result = run_scheme(dataset, base_config, cv="default")
     st.markdown(f"Output: `{scores_line(result)}`")
 except Exception as err:
-    services.show_error(err, "running cross_val_score")
+    feedback.show_error(err, "running cross_val_score")
 
 # 9. Leave one run out
 step(9, "Leave one run out",
@@ -173,7 +173,7 @@ try:
     loro = run_scheme(dataset, base_config, cv="leave-one-run-out")
     st.markdown(f"Output: `{scores_line(loro)}`")
 except Exception as err:
-    services.show_error(err, "leaving one run out")
+    feedback.show_error(err, "leaving one run out")
 
 # 10. Weights
 step(10, "The weights, back in the brain",
@@ -185,10 +185,10 @@ step(10, "The weights, back in the brain",
 if loro is not None:
     st.markdown(f"Output: `{tuple(int(n) for n in loro.weights.shape)}`")
     try:
-        weight_img = services.map_image(loro, "weights", 0)
+        weight_img = map_views.map_image(loro, "weights", 0)
         st.plotly_chart(
             plotting.plot_stat_slices(weight_img, dataset.anat_img, display_mode="yx", title="SVM weights"),
             key=state.W_TUTORIAL_WEIGHTS_CHART, width="stretch",
         )
     except Exception as err:
-        services.show_error(err, "drawing the weights")
+        feedback.show_error(err, "drawing the weights")

@@ -21,6 +21,7 @@ import secrets
 
 import streamlit as st
 
+from decoding_core import map_views
 from decoding_core.config import DecodingConfig
 
 # -- persistent keys -------------------------------------------------------------
@@ -58,14 +59,15 @@ DISPLAY_MODE = "display_mode"
 THRESHOLD = "threshold"
 MAP_KIND = "map_kind"
 MAP_CLASS = "map_class"
-#: Permutation test: the finished (or stopped) `PermutationResult`, and the stop flag.
+#: Permutation test: the run in progress, finished or stopped (a `ui.runs.PermutationRun`),
+#: the stop flag, and the number of permutations asked for.
 PERMUTATION_RESULT = "permutation_result"
 PERMUTATION_STOP = "permutation_stop"
 PERMUTATION_COUNT = "permutation_count"
 #: Random token naming this session's private upload folder (never shown, never guessable).
 SESSION_TOKEN = "session_token"
 
-# -- run history, comparison, sweeps and shareable links (see app_history.py) ----
+# -- run history, comparison, sweeps and shareable links (ui.history, ui.links, ui.runs)
 #: Shared deployments only: this session's `MemoryRunStore` (never in a shared cache).
 RUN_STORE = "run_store"
 #: Runs recorded by this session: (data digest, config digest) -> history id, so
@@ -79,7 +81,7 @@ URL_MESSAGES = "url_messages"
 COMPARE_SELECTION = "compare_selection"
 #: Message about the last "change one setting and rerun": (kind, text) or None.
 RERUN_MESSAGE = "rerun_message"
-#: The sweep being run or last run (a dict; see app_history.new_sweep).
+#: The sweep being run or last run (a `ui.runs.SweepRun`).
 SWEEP = "sweep"
 #: The sweep's setting and typed values (persist across pages).
 SWEEP_SETTING = "sweep_setting"
@@ -179,11 +181,8 @@ SOURCES = {
 }
 HAXBY_SUBJECTS = (1, 2, 3, 4, 5, 6)
 DISPLAY_MODES = ("yx", "ortho", "x", "y", "z", "xz", "yz")
-MAP_KINDS = {
-    "weights": "Raw classifier weights",
-    "pattern": "Activation pattern (Haufe et al. 2014)",
-    "stability": "Stability across folds",
-}
+#: Kinds of weight map and their display names (one table: `decoding_core.map_views.MAP_KINDS`).
+MAP_KINDS = map_views.MAP_KINDS
 
 
 def default_config_values() -> dict:
@@ -268,3 +267,18 @@ def seed_widget(widget_key: str, value) -> None:
 def set_config_value(name: str, value) -> None:
     """Store one configuration setting (a `DecodingConfig` field name)."""
     st.session_state[CONFIG_VALUES] = {**st.session_state[CONFIG_VALUES], name: value}
+
+
+#: Configure-page widgets, dropped when a configuration is set from elsewhere so that
+#: they are seeded again from ``CONFIG_VALUES``.
+CONFIGURE_WIDGETS = (
+    W_CONDITIONS, W_MASK, W_STANDARDIZE, W_DETREND, W_ESTIMATOR, W_C, W_TUNE_C, W_SCREENING, W_SCORING,
+    W_CV, W_N_FOLDS, W_HOLDOUT,
+)
+
+
+def apply_config_values(values: dict) -> None:
+    """Make ``values`` the configuration, and let the Configure widgets show it."""
+    st.session_state[CONFIG_VALUES] = dict(values)
+    for key in CONFIGURE_WIDGETS:
+        st.session_state.pop(key, None)

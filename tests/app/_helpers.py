@@ -50,7 +50,7 @@ def assert_no_traceback(at: AppTest) -> None:
 
 def run_from_configure(at: AppTest):
     """Press Run on the Configure page; the app moves to Results. Returns the result."""
-    import state
+    from ui import state
 
     at.button(key=state.W_RUN).click()
     at.run()

@@ -11,22 +11,21 @@ import zipfile
 
 import pytest
 
-import state
 from tests.app._helpers import assert_no_traceback, error_texts, go_to, run_from_configure, start_app
 from decoding_core import history
 from decoding_core.config import DecodingConfig
+import ui.history
+from ui import state
 
 
 @pytest.fixture
 def local_history(tmp_path, monkeypatch):
     """A fresh SQLite history file for this test (local mode)."""
-    import app_history
-
     path = tmp_path / "history.sqlite3"
     monkeypatch.delenv(history.SHARED_ENV, raising=False)
     monkeypatch.setenv(history.HISTORY_PATH_ENV, str(path))
     yield path
-    app_history._sqlite_store.clear()
+    ui.history._sqlite_store.clear()
 
 
 @pytest.fixture
@@ -58,14 +57,12 @@ def history_rows(at):
 
 
 def test_a_finished_run_is_recorded_and_survives_an_app_restart(local_history):
-    import app_history
-
     at = start_app()
     result = run_configuration(at, C=0.5)
     assert local_history.exists()
 
     # "Restart": forget the process-wide store object, start a new session, reopen the file.
-    app_history._sqlite_store.clear()
+    ui.history._sqlite_store.clear()
     restarted = start_app()
     rows = history_rows(restarted)
     assert rows is not None and len(rows) == 1
@@ -120,24 +117,24 @@ def test_a_sweep_over_C_gives_one_recorded_run_per_value(local_history):
 
     sweep = at.session_state[state.SWEEP]
     expected = [0.001, 0.01, 0.1, 1.0, 10.0, 100.0]
-    assert [r.config.C for r in sweep["results"]] == expected
-    assert not sweep["running"] and not sweep["failures"]
+    assert [r.config.C for r in sweep.results] == expected
+    assert not sweep.running and not sweep.failures
     records = history.SQLiteRunStore(local_history).list()
     assert sorted(r.config.C for r in records) == expected
-    assert {r.id for r in records} == set(sweep["run_ids"])
+    assert {r.id for r in records} == set(sweep.run_ids)
     table = at.dataframe[0].value
     assert table["C"].tolist() == ["0.001", "0.01", "0.1", "1", "10", "100"]
-    assert table["mean score"].tolist() == pytest.approx([round(r.mean_score, 4) for r in sweep["results"]])
+    assert table["mean score"].tolist() == pytest.approx([round(r.mean_score, 4) for r in sweep.results])
     # Every other setting is the configuration's own.
-    assert {r.config.replace(C=1.0) for r in sweep["results"]} == {DecodingConfig()}
+    assert {r.config.replace(C=1.0) for r in sweep.results} == {DecodingConfig()}
 
 
 def test_stopping_a_sweep_keeps_the_runs_finished_before_it(local_history, monkeypatch):
     import streamlit as st
 
-    import app_services
+    from ui import analysis
 
-    real_run = app_services.run_decoding
+    real_run = analysis.run_decoding
     calls = []
 
     def run_then_press_stop(dataset, config, progress=None):
@@ -145,24 +142,23 @@ def test_stopping_a_sweep_keeps_the_runs_finished_before_it(local_history, monke
         calls.append(config.C)
         if len(calls) == 2:
             # What the Stop button's callback does when a click arrives during the second run.
-            st.session_state[state.SWEEP]["running"] = False
-            st.session_state[state.SWEEP]["stopped"] = True
+            st.session_state[state.SWEEP].stop()
         return result
 
-    monkeypatch.setattr(app_services, "run_decoding", run_then_press_stop)
+    monkeypatch.setattr(analysis, "run_decoding", run_then_press_stop)
     at = start_app()
     go_to(at, "sweep.py")
     at.button(key=state.W_SWEEP_RUN).click()
     at.run()
     assert_no_traceback(at)
     sweep = at.session_state[state.SWEEP]
-    assert [r.config.C for r in sweep["results"]] == [0.001, 0.01] == calls
+    assert [r.config.C for r in sweep.results] == [0.001, 0.01] == calls
     assert any("Stopped after 2 of 6 runs" in info.value for info in at.info)
     assert len(at.dataframe[0].value) == 2
     assert sorted(r.config.C for r in history.SQLiteRunStore(local_history).list()) == [0.001, 0.01]
     # The sweep does not resume by itself on the next interaction.
     at.run()
-    assert len(at.session_state[state.SWEEP]["results"]) == 2 and len(calls) == 2
+    assert len(at.session_state[state.SWEEP].results) == 2 and len(calls) == 2
 
 
 def test_sweep_values_follow_the_setting_and_bad_values_are_explained(local_history):
@@ -293,14 +289,12 @@ def test_history_rename_delete_and_import(local_history, tmp_path):
 
 
 def test_results_offer_the_reproducible_zip_of_the_recorded_run(local_history):
-    import app_history
-
     at = start_app()
     result = run_configuration(at)
     labels = [element.proto.label for element in at.get("download_button")]
     assert "Everything to reproduce this run (.zip)" in labels
     record = history.SQLiteRunStore(local_history).list()[0]
-    archive = zipfile.ZipFile(io.BytesIO(app_history.record_zip(record)))
+    archive = zipfile.ZipFile(io.BytesIO(ui.history.record_zip(record)))
     names = set(archive.namelist())
     assert {"reproduce.py", "config.json", "fold_scores.csv", "weights.nii.gz", "mask.nii.gz"} <= names
     assert record.config == result.config

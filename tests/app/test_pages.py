@@ -19,7 +19,7 @@ def test_every_page_file_is_in_the_menu_once():
 
 
 def test_state_keys_are_unique():
-    import state
+    from ui import state
 
     keys = [value for name, value in vars(state).items() if name.isupper() and isinstance(value, str)
             and (name.startswith("W_") or name in state.DEFAULTS or name in ("CONFIG_VALUES", "SESSION_TOKEN"))]

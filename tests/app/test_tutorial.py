@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-import state
 from tests.app._helpers import all_markdown, assert_no_traceback, go_to, start_app
 from decoding_core import decoding, masking
 from decoding_core.config import DecodingConfig
+from ui import state
 
 STEP_TITLES = [
     "1. Load the data",

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-import app_services as services
-import state
 from tests.app._helpers import assert_no_traceback, error_texts, metric_value, start_app
 from decoding_core.errors import DecodingInputError
+from ui import state, uploads
+from ui.session import upload_root
 
 
 def _named_bytes(data: bytes, name: str) -> io.BytesIO:
@@ -24,32 +24,32 @@ def _named_bytes(data: bytes, name: str) -> io.BytesIO:
 def test_store_pending_upload_names_the_file_itself_and_records_the_digest(haxby_vt_dir):
     token = secrets.token_hex(16)
     data = (haxby_vt_dir / "bold_vt.nii.gz").read_bytes()
-    entry = services.store_pending_func_upload(token, _named_bytes(data, "../../<b>evil</b>.nii.gz"))
+    entry = uploads.store_pending_func_upload(token, _named_bytes(data, "../../<b>evil</b>.nii.gz"))
     path = Path(entry["path"])
-    assert path.parent == services.upload_root(token) / services.PENDING_FOLDER
+    assert path.parent == upload_root(token) / uploads.PENDING_FOLDER
     assert path.name.endswith(".nii.gz") and "evil" not in path.name
     assert path.read_bytes() == data
     assert entry["sha256"] == hashlib.sha256(data).hexdigest()
     assert entry["size"] == len(data)
     assert "<" not in entry["name"] and "/" not in entry["name"] and "evil" in entry["name"]
-    services.discard_pending_func_upload(token, entry)
+    uploads.discard_pending_func_upload(token, entry)
     assert not path.exists()
 
 
 def test_store_pending_upload_names_an_uncompressed_image_by_its_content():
     token = secrets.token_hex(16)
-    entry = services.store_pending_func_upload(token, _named_bytes(b"\x5c\x01" + b"\0" * 400, "named.nii.gz"))
+    entry = uploads.store_pending_func_upload(token, _named_bytes(b"\x5c\x01" + b"\0" * 400, "named.nii.gz"))
     assert Path(entry["path"]).name.endswith(".nii") and not entry["path"].endswith(".gz")
-    services.discard_pending_func_upload(token, entry)
+    uploads.discard_pending_func_upload(token, entry)
 
 
 def test_discard_never_deletes_a_file_outside_the_sessions_pending_folder(tmp_path):
     outsider = tmp_path / "keep.nii.gz"
     outsider.write_bytes(b"keep me")
-    services.discard_pending_func_upload(secrets.token_hex(16), {"path": str(outsider)})
+    uploads.discard_pending_func_upload(secrets.token_hex(16), {"path": str(outsider)})
     other_token = secrets.token_hex(16)
-    other = services.store_pending_func_upload(other_token, _named_bytes(b"other session", "x.nii"))
-    services.discard_pending_func_upload(secrets.token_hex(16), other)
+    other = uploads.store_pending_func_upload(other_token, _named_bytes(b"other session", "x.nii"))
+    uploads.discard_pending_func_upload(secrets.token_hex(16), other)
     assert outsider.read_bytes() == b"keep me"
     assert Path(other["path"]).read_bytes() == b"other session"
 
@@ -59,14 +59,14 @@ def test_load_uploaded_dataset_refuses_an_image_it_did_not_store(tmp_path, haxby
     labels = (haxby_vt_dir / "labels.txt").read_bytes()
     outside = haxby_vt_dir / "bold_vt.nii.gz"
     with pytest.raises(ValueError, match="store_pending_func_upload"):
-        services.load_uploaded_dataset(token, outside, "0" * 64, labels, label_column="labels", run_column="chunks")
-    entry = services.store_pending_func_upload(token, _named_bytes(b"\x1f\x8b data", "x.nii.gz"))
+        uploads.load_uploaded_dataset(token, outside, "0" * 64, labels, label_column="labels", run_column="chunks")
+    entry = uploads.store_pending_func_upload(token, _named_bytes(b"\x1f\x8b data", "x.nii.gz"))
     with pytest.raises(ValueError, match="SHA-256"):
-        services.load_uploaded_dataset(token, entry["path"], "not a digest", labels,
+        uploads.load_uploaded_dataset(token, entry["path"], "not a digest", labels,
                                        label_column="labels", run_column="chunks")
-    services.discard_pending_func_upload(token, entry)
+    uploads.discard_pending_func_upload(token, entry)
     with pytest.raises(DecodingInputError, match="Upload it again"):
-        services.load_uploaded_dataset(token, entry["path"], entry["sha256"], labels,
+        uploads.load_uploaded_dataset(token, entry["path"], entry["sha256"], labels,
                                        label_column="labels", run_column="chunks")
 
 
@@ -85,7 +85,7 @@ def test_the_uploader_hands_the_image_over_and_keeps_no_bytes(haxby_vt_dir):
     entry = at.session_state[state.PENDING_FUNC_UPLOAD]
     assert entry["sha256"] == hashlib.sha256(data).hexdigest()
     token = at.session_state[state.SESSION_TOKEN]
-    assert Path(entry["path"]).parent == services.upload_root(token) / services.PENDING_FOLDER
+    assert Path(entry["path"]).parent == upload_root(token) / uploads.PENDING_FOLDER
     assert Path(entry["path"]).read_bytes() == data
     # The widget no longer holds the upload: Streamlit would copy it into every run.
     assert at.file_uploader(key=state.W_UPLOAD_FUNC).value is None

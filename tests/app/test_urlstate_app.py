@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import state
 from tests.app._helpers import APP_PATH, TIMEOUT, assert_no_traceback, error_texts, go_to, start_app
 from decoding_core import history
 from decoding_core.config import DecodingConfig
 from decoding_core.urlstate import config_from_query_params, config_to_query_params
+import ui.history
+from ui import state
 
 #: Every setting away from its default (smoothing has no Configure widget but must survive too).
 SHARED_CONFIG = DecodingConfig(
@@ -21,12 +22,10 @@ SHARED_CONFIG = DecodingConfig(
 
 @pytest.fixture(autouse=True)
 def private_history(tmp_path, monkeypatch):
-    import app_history
-
     monkeypatch.delenv(history.SHARED_ENV, raising=False)
     monkeypatch.setenv(history.HISTORY_PATH_ENV, str(tmp_path / "history.sqlite3"))
     yield tmp_path / "history.sqlite3"
-    app_history._sqlite_store.clear()
+    ui.history._sqlite_store.clear()
 
 
 def open_link(params: dict) -> AppTest:

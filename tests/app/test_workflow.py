@@ -6,10 +6,10 @@ import re
 
 import pytest
 
-import state
 from tests.app._helpers import assert_no_traceback, error_texts, go_to, metric_value, run_from_configure, start_app
 from decoding_core import datasets, decoding
 from decoding_core.config import DecodingConfig
+from ui import state
 
 
 def shown_mean_and_chance(at) -> tuple[float, float]:

@@ -51,7 +51,7 @@ def _upload(at, state, case: dict, data: dict) -> None:
 def main() -> int:
     from streamlit.testing.v1 import AppTest
 
-    import state
+    from ui import state
 
     request = json.load(sys.stdin)
     at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=float(request.get("timeout_s", 120)))

@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from decoding_core import jobs
 from decoding_core.errors import DecodingInputError
-from decoding_core.jobs import JobGate, ServerBusyError
+from ui import cache
+from ui.server import jobs
+from ui.server.jobs import JobGate, ServerBusyError
 
 
 def start(gate: JobGate, name: str, release: threading.Event, log: list, positions: dict, **kwargs):
@@ -139,15 +140,19 @@ def test_on_wait_is_called_again_while_waiting(monkeypatch):
     assert gate.completed == 2
 
 
-def test_job_slot_context_manager_and_process_gate(monkeypatch):
-    monkeypatch.setattr(jobs, "_GATE", None)
+def test_slot_context_manager_and_the_apps_one_gate(monkeypatch):
+    """The app makes one gate for the process (ui.cache.job_gate), sized from the environment."""
     monkeypatch.setenv(jobs.MAX_JOBS_ENV, "3")
-    assert jobs.get_gate().max_jobs == 3
-    with jobs.job_slot():
-        assert jobs.get_gate().running == 1
-    assert jobs.get_gate().running == 0
-    assert jobs.run_job(lambda x, y=1: x + y, 1, y=2) == 3
-    monkeypatch.setattr(jobs, "_GATE", None)
+    cache.job_gate.clear()
+    try:
+        gate = cache.job_gate()
+        assert gate.max_jobs == 3 and cache.job_gate() is gate
+        with gate.slot():
+            assert gate.running == 1
+        assert gate.running == 0
+        assert gate.run(lambda x, y=1: x + y, 1, y=2) == 3
+    finally:
+        cache.job_gate.clear()
 
 
 def test_default_slots_follow_the_memory_budget(monkeypatch):

@@ -7,7 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from decoding_core.sessions import SessionRegistry, SessionStore, approx_nbytes
+from decoding_core.caching import approx_nbytes
+from ui.server.sessions import SessionRegistry, SessionStore
 
 
 def test_store_is_bounded_in_bytes_and_entries():
@@ -19,7 +20,7 @@ def test_store_is_bounded_in_bytes_and_entries():
         store.put(key, key)
     assert len(store) == 3 and "y" not in store
     store.put("huge", np.zeros(100_000))  # larger than the bound alone: kept, the rest dropped
-    assert list(store._items) == ["huge"]
+    assert store.keys() == ["huge"]
     assert store.nbytes == 800_000
 
 

@@ -1,12 +1,13 @@
-"""A process-wide gate on heavy work: at most N jobs at once, the others queue in order.
+"""A gate on heavy work: at most N jobs at once, the others queue in order.
 
 On a shared server (Streamlit Community Cloud: 690 MB to 2.7 GB for every visitor
 together) ten people pressing "Run" at the same moment must not run ten maskings
-side by side and exhaust memory. Every heavy step (masking, decoding, permutation
-tests, sweeps) therefore runs through `run_job` (or the `job_slot` context
-manager): at most `max_jobs` run at once, the others wait first-in first-out,
-and while they wait the caller's ``on_wait(position)`` is told their place in the
-queue so the page can say "You are number 2 in the queue".
+side by side and exhaust memory. The app makes one `JobGate` for the whole process
+(``ui.cache.job_gate``) and runs every heavy step (masking, decoding, permutation
+tests, sweeps) through it (`JobGate.run` or the `JobGate.slot` context manager): at
+most `max_jobs` run at once, the others wait first-in first-out, and while they wait
+the caller's ``on_wait(position)`` is told their place in the queue so the page can
+say "You are number 2 in the queue".
 
 The number of slots comes from the memory budget (`default_max_jobs`): what the
 host may use (``$DECODING_LAB_HOST_MEMORY_BYTES``, default 690 MB) minus what the
@@ -38,15 +39,15 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from decoding_core._validation import parse_byte_size
+from decoding_core import environment
 from decoding_core.errors import DecodingInputError
 
 #: Environment variable fixing the number of concurrent heavy jobs.
-MAX_JOBS_ENV = "DECODING_LAB_MAX_JOBS"
+MAX_JOBS_ENV = environment.MAX_JOBS
 #: Environment variable giving the memory of the host (bytes; K, M, G suffixes allowed).
-HOST_MEMORY_ENV = "DECODING_LAB_HOST_MEMORY_BYTES"
-#: Memory of the smallest Streamlit Community Cloud host.
-DEFAULT_HOST_MEMORY_BYTES = 690 * 1000**2
+HOST_MEMORY_ENV = environment.HOST_MEMORY_BYTES
+#: Memory of the smallest Streamlit Community Cloud host (the default of ``$DECODING_LAB_HOST_MEMORY_BYTES``).
+DEFAULT_HOST_MEMORY_BYTES = environment.VARIABLES[HOST_MEMORY_ENV].default
 #: Resident memory of the idle app: Streamlit, numpy, pandas, scikit-learn, nilearn,
 #: plotly, the built-in data set and its masked matrix (measured: ~260 MB).
 APP_BASELINE_BYTES = 300 * 1000**2
@@ -68,8 +69,7 @@ class ServerBusyError(DecodingInputError):
 
 def host_memory_bytes() -> int:
     """The host memory the app may use: ``$DECODING_LAB_HOST_MEMORY_BYTES`` or 690 MB."""
-    raw = os.environ.get(HOST_MEMORY_ENV, "").strip()
-    return parse_byte_size(raw, HOST_MEMORY_ENV) if raw else DEFAULT_HOST_MEMORY_BYTES
+    return environment.read(HOST_MEMORY_ENV)
 
 
 def default_max_jobs() -> int:
@@ -84,15 +84,9 @@ def default_max_jobs() -> int:
     DecodingInputError
         When ``$DECODING_LAB_MAX_JOBS`` is not a positive integer.
     """
-    raw = os.environ.get(MAX_JOBS_ENV, "").strip()
-    if raw:
-        try:
-            value = int(raw)
-        except ValueError:
-            value = 0
-        if value < 1:
-            raise DecodingInputError(f"{MAX_JOBS_ENV} must be a positive integer. Got {raw!r}.")
-        return value
+    configured = environment.read(MAX_JOBS_ENV)
+    if configured is not None:
+        return configured
     by_memory = (host_memory_bytes() - APP_BASELINE_BYTES) // JOB_MEMORY_BYTES
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return int(max(1, min(by_memory, cores)))
@@ -237,48 +231,3 @@ class JobGate:
         """Run ``fn(*args, **kwargs)`` in a slot and return its value (see `slot`)."""
         with self.slot(on_wait=on_wait, timeout=timeout):
             return fn(*args, **kwargs)
-
-
-_GATE: JobGate | None = None
-_GATE_LOCK = threading.Lock()
-
-
-def get_gate() -> JobGate:
-    """The process-wide gate, made on first use with `default_max_jobs` slots."""
-    global _GATE
-    with _GATE_LOCK:
-        if _GATE is None:
-            _GATE = JobGate(default_max_jobs())
-        return _GATE
-
-
-def run_job(fn: Callable, *args, on_wait: Callable[[int], None] | None = None,
-            timeout: float | None = DEFAULT_TIMEOUT_SECONDS, **kwargs):
-    """Run ``fn(*args, **kwargs)`` through the process-wide gate.
-
-    Parameters
-    ----------
-    fn : callable
-        The heavy work.
-    on_wait : callable, optional
-        ``on_wait(position)`` while queued (1 = next to start).
-    timeout : float or None, default=`DEFAULT_TIMEOUT_SECONDS`
-
-    Returns
-    -------
-    Whatever ``fn`` returns; its exceptions propagate and the slot is released.
-
-    Raises
-    ------
-    ServerBusyError
-        When the job waited longer than ``timeout`` without starting.
-    """
-    return get_gate().run(fn, *args, on_wait=on_wait, timeout=timeout, **kwargs)
-
-
-@contextmanager
-def job_slot(*, on_wait: Callable[[int], None] | None = None,
-             timeout: float | None = DEFAULT_TIMEOUT_SECONDS) -> Iterator[None]:
-    """Context-manager form of `run_job` on the process-wide gate."""
-    with get_gate().slot(on_wait=on_wait, timeout=timeout):
-        yield

@@ -32,61 +32,28 @@ True
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 
-import numpy as np
-
-from decoding_core._validation import parse_byte_size
+from decoding_core import environment
+from decoding_core.caching import BoundedCache
 
 _LOGGER = logging.getLogger(__name__)
 
-#: Environment variable: seconds a disconnected session keeps its data (default 120).
-GRACE_ENV = "DECODING_LAB_SESSION_GRACE_SECONDS"
+#: Environment variable: seconds a disconnected session keeps its data (default 120, Streamlit's
+#: default ``server.disconnectedSessionTTL``: a browser may reconnect within it).
+GRACE_ENV = environment.SESSION_GRACE_SECONDS
 #: Environment variable: seconds between two sweeps of the janitor (default 10).
-SWEEP_ENV = "DECODING_LAB_SESSION_SWEEP_SECONDS"
-#: Streamlit's default ``server.disconnectedSessionTTL``: a browser may reconnect within it.
-DEFAULT_GRACE_SECONDS = 120.0
-DEFAULT_SWEEP_SECONDS = 10.0
+SWEEP_ENV = environment.SESSION_SWEEP_SECONDS
+#: Environment variable: most bytes of arrays all sessions together may keep (default 160 MiB:
+#: leaves room on a 690 MB host for the app and the jobs).
+TOTAL_BYTES_ENV = environment.SESSIONS_MAX_BYTES
 #: Most bytes of arrays one session may keep (least recently used objects dropped beyond).
 DEFAULT_SESSION_MAX_BYTES = 256 * 1024**2
 #: Most objects one session may keep.
 DEFAULT_SESSION_MAX_ENTRIES = 32
-#: Environment variable: most bytes of arrays all sessions together may keep.
-TOTAL_BYTES_ENV = "DECODING_LAB_SESSIONS_MAX_BYTES"
-#: Default for all sessions together: leaves room on a 690 MB host for the app and the jobs.
-DEFAULT_TOTAL_MAX_BYTES = 160 * 1024**2
-
-
-def approx_nbytes(value, _depth: int = 0) -> int:
-    """Bytes held by the numpy arrays in ``value`` (an array, a dataclass, a dict, ...).
-
-    Looks three levels deep into attributes, dict values and list items; other
-    objects count as 0. Meant to bound a session's memory, not to be exact.
-    """
-    if isinstance(value, np.ndarray):
-        return int(value.nbytes) if value.base is None or not isinstance(value.base, np.memmap) else 0
-    if _depth >= 3 or value is None or isinstance(value, (str, bytes, int, float, bool)):
-        return len(value) if isinstance(value, bytes) else 0
-    if isinstance(value, dict):
-        children = value.values()
-    elif isinstance(value, (list, tuple)):
-        children = value
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        children = [getattr(value, field.name, None) for field in dataclasses.fields(value)]
-    elif hasattr(value, "dataobj") and hasattr(value, "affine"):  # a nibabel image
-        data = getattr(value, "_dataobj", None)
-        return int(data.nbytes) if isinstance(data, np.ndarray) else 0
-    elif hasattr(value, "__dict__"):
-        children = vars(value).values()
-    else:
-        return 0
-    return sum(approx_nbytes(child, _depth + 1) for child in children)
 
 
 class SessionStore:
@@ -97,7 +64,7 @@ class SessionStore:
     token : str
         The session's random token (its key in the registry).
     max_bytes : int
-        Most bytes of arrays kept (see `approx_nbytes`).
+        Most bytes of arrays kept (see `decoding_core.caching.approx_nbytes`).
     max_entries : int
         Most objects kept.
 
@@ -115,15 +82,21 @@ class SessionStore:
         self.token = token
         self.session_id: str | None = None
         self.last_seen = time.monotonic()
-        self.max_bytes = int(max_bytes)
-        self.max_entries = int(max_entries)
-        self._items: OrderedDict = OrderedDict()
-        self._sizes: dict = {}
+        # The object just stored is the one in use: kept even when larger than the bound alone.
+        self._objects = BoundedCache(max_entries=max_entries, max_bytes=max_bytes, keep_oversized=True)
         self._cleanups: list[Callable[[], None]] = []
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
         self.purged = False
         #: Called after each `put` (the registry bounds all sessions together).
         self.on_put: Callable[[SessionStore], None] | None = None
+
+    @property
+    def max_bytes(self) -> int:
+        return self._objects.max_bytes
+
+    @property
+    def max_entries(self) -> int:
+        return self._objects.max_entries
 
     def touch(self) -> None:
         """Mark the session as seen now."""
@@ -131,25 +104,22 @@ class SessionStore:
 
     def get(self, key, default=None):
         """The object stored under ``key`` (and mark it recently used), or ``default``."""
-        with self._lock:
-            if key not in self._items:
-                return default
-            self._items.move_to_end(key)
-            return self._items[key]
+        return self._objects.get(key, default)
 
     def __contains__(self, key) -> bool:
-        with self._lock:
-            return key in self._items
+        return key in self._objects
 
     def __len__(self) -> int:
-        with self._lock:
-            return len(self._items)
+        return len(self._objects)
+
+    def keys(self) -> list:
+        """The keys stored, least recently used first."""
+        return self._objects.keys()
 
     @property
     def nbytes(self) -> int:
-        """Approximate bytes held (arrays only)."""
-        with self._lock:
-            return sum(self._sizes.values())
+        """Approximate bytes held (arrays only, see `decoding_core.caching.approx_nbytes`)."""
+        return self._objects.nbytes
 
     def put(self, key, value, *, nbytes: int | None = None) -> None:
         """Store ``value``; the least recently used objects go when a bound is passed.
@@ -159,32 +129,17 @@ class SessionStore:
         """
         if self.purged:
             raise RuntimeError("This session's store was purged; open a new one.")
-        size = approx_nbytes(value) if nbytes is None else int(nbytes)
-        with self._lock:
-            self._items[key] = value
-            self._sizes[key] = size
-            self._items.move_to_end(key)
-            while len(self._items) > 1 and (
-                len(self._items) > self.max_entries or sum(self._sizes.values()) > self.max_bytes
-            ):
-                oldest, _ = self._items.popitem(last=False)
-                self._sizes.pop(oldest, None)
+        self._objects.put(key, value, nbytes=nbytes)
         if self.on_put is not None:
             self.on_put(self)
 
     def evict_oldest(self) -> int:
         """Drop the least recently used object; return the bytes freed (0 when empty)."""
-        with self._lock:
-            if not self._items:
-                return 0
-            oldest, _ = self._items.popitem(last=False)
-            return self._sizes.pop(oldest, 0)
+        return self._objects.evict_oldest()
 
     def pop(self, key, default=None):
         """Remove ``key`` and return its object (``default`` when absent)."""
-        with self._lock:
-            self._sizes.pop(key, None)
-            return self._items.pop(key, default)
+        return self._objects.pop(key, default)
 
     def get_or_compute(self, key, compute: Callable[[], object]):
         """The object under ``key``, computing and storing it first when absent."""
@@ -201,9 +156,7 @@ class SessionStore:
 
     def clear(self) -> None:
         """Drop every object (the cleanups stay registered)."""
-        with self._lock:
-            self._items.clear()
-            self._sizes.clear()
+        self._objects.clear()
 
     def purge(self) -> None:
         """Drop everything and run the cleanups (each once; errors are logged, not raised)."""
@@ -216,19 +169,6 @@ class SessionStore:
                 cleanup()
             except Exception:  # a failing cleanup must not stop the others
                 _LOGGER.exception("Session cleanup failed")
-
-
-def _env_seconds(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise ValueError(f"{name} must be a number of seconds >= 0. Got {raw!r}.")
-    return value
 
 
 class SessionRegistry:
@@ -262,17 +202,14 @@ class SessionRegistry:
                  on_create: Callable[[SessionStore], None] | None = None,
                  session_max_bytes: int = DEFAULT_SESSION_MAX_BYTES,
                  total_max_bytes: int | None = None):
-        self.grace_seconds = _env_seconds(GRACE_ENV, DEFAULT_GRACE_SECONDS) if grace_seconds is None else float(grace_seconds)
-        self.sweep_seconds = _env_seconds(SWEEP_ENV, DEFAULT_SWEEP_SECONDS) if sweep_seconds is None else float(sweep_seconds)
+        self.grace_seconds = environment.read(GRACE_ENV) if grace_seconds is None else float(grace_seconds)
+        self.sweep_seconds = environment.read(SWEEP_ENV) if sweep_seconds is None else float(sweep_seconds)
         self.sweep_seconds = max(self.sweep_seconds, 0.05)
         self.is_alive = is_alive
         self.on_expire = on_expire
         self.on_create = on_create
         self.session_max_bytes = int(session_max_bytes)
-        if total_max_bytes is None:
-            raw = os.environ.get(TOTAL_BYTES_ENV, "").strip()
-            total_max_bytes = parse_byte_size(raw, TOTAL_BYTES_ENV) if raw else DEFAULT_TOTAL_MAX_BYTES
-        self.total_max_bytes = int(total_max_bytes)
+        self.total_max_bytes = int(environment.read(TOTAL_BYTES_ENV) if total_max_bytes is None else total_max_bytes)
         self._stores: dict[str, SessionStore] = {}
         self._lock = threading.Lock()
         self._janitor: threading.Thread | None = None

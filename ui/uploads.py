@@ -1,0 +1,250 @@
+"""The user's uploaded files: stored on disk in the session's folder, then loaded as a data set.
+
+A 4D image can be hundreds of MB, and Streamlit deep-copies an uploaded file into
+every script run that draws its widget. So the image leaves Streamlit's memory as
+soon as it arrives (`store_pending_func_upload`, from the uploader's callback) and
+lives on disk, under a name the app chooses, until it is loaded with the other
+files (`load_uploaded_dataset`). Uploaded names are only ever shown, never used as
+paths; messages about the stored copies say the user's own names (`with_upload_names`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+from pathlib import Path
+
+from decoding_core import datasets, paths
+from decoding_core.errors import DecodingInputError
+from decoding_core.io.nifti import remember_file_digest
+from ui.feedback import run_heavy, safe_display_name
+from ui.session import script_session_id, session_store, streamlit_runtime, upload_root
+
+#: Upload caps of the labels table and of 3D images (MB); the 4D image's is server.maxUploadSize.
+MAX_LABELS_UPLOAD_MB = max(1, datasets.MAX_LABELS_BYTES // 1024**2)
+MAX_3D_UPLOAD_MB = 64
+#: Subfolder of a session's upload folder holding the 4D image uploaded but not loaded yet.
+PENDING_FOLDER = "pending"
+#: The file-name stems the app gives uploads on disk, by role (see `load_uploaded_dataset`).
+_STORED_UPLOAD_STEMS = {"4D image": "func", "labels": "labels", "mask": "mask", "anatomy": "anat"}
+
+
+def _nifti_file_name(stem: str, data: bytes) -> str:
+    # The name on disk is ours; only the content decides the suffix (gzip magic bytes).
+    return f"{stem}.nii.gz" if data[:2] == b"\x1f\x8b" else f"{stem}.nii"
+
+
+def _pending_func_path(session_token: str, entry) -> Path | None:
+    """The stored file of a pending-upload entry, if it lies in this session's pending folder."""
+    if not isinstance(entry, dict) or not entry.get("path"):
+        return None
+    folder = (upload_root(session_token) / PENDING_FOLDER).resolve()
+    path = Path(entry["path"]).resolve()
+    return path if path.parent == folder else None
+
+
+def store_pending_func_upload(session_token: str, uploaded) -> dict:
+    """Write an uploaded 4D image into this session's folder, so Streamlit need not hold it.
+
+    Called from the uploader's ``on_change`` callback, where Streamlit hands over the
+    file without copying it; afterwards the page drops Streamlit's copy, and the image
+    lives on disk only until it is loaded.
+
+    Parameters
+    ----------
+    session_token : str
+        The session's random token (names its private upload folder).
+    uploaded : streamlit UploadedFile
+        Anything with ``getvalue()`` (the bytes) and ``name`` (shown only).
+
+    Returns
+    -------
+    dict
+        ``{"path", "sha256", "name", "size"}``: the app's own file name (never the
+        uploaded name), the SHA-256 of the bytes (hex), the name made safe to show, and
+        the size in bytes. Store it under ``ui.state.PENDING_FUNC_UPLOAD``.
+    """
+    data = uploaded.getvalue()
+    sha256 = hashlib.sha256(data).hexdigest()
+    folder = upload_root(session_token) / PENDING_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / _nifti_file_name(f"func-{sha256[:24]}", data)
+    # Through a rename: a file hard-linked from a loaded data set is never rewritten under it.
+    with paths.atomic_path(path) as temporary:
+        temporary.write_bytes(data)
+    return {"path": str(path), "sha256": sha256, "name": safe_display_name(getattr(uploaded, "name", "")),
+            "size": len(data)}
+
+
+def discard_pending_func_upload(session_token: str, entry) -> None:
+    """Delete the file of a pending 4D-image entry (a data set loaded from it keeps its own link)."""
+    path = _pending_func_path(session_token, entry)
+    if path is not None:
+        path.unlink(missing_ok=True)
+
+
+def release_uploaded_files(*uploaded_files) -> None:
+    """Drop Streamlit's in-memory copy of uploaded files once the app has read them.
+
+    Streamlit keeps every uploaded file's bytes in server memory for the whole session;
+    after a successful load the app works from its own copy, so these are released.
+    """
+    runtime = streamlit_runtime()
+    session_id = script_session_id()
+    if runtime is None or session_id is None:
+        return
+    for uploaded in uploaded_files:
+        file_id = getattr(uploaded, "file_id", None)
+        if file_id:
+            runtime.uploaded_file_mgr.remove_file(session_id, file_id)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Put ``source`` at ``target`` without reading it into memory (a hard link when possible)."""
+    with paths.atomic_path(target) as temporary:
+        try:
+            os.link(source, temporary)
+        except OSError:  # a file system without hard links: copy in chunks
+            shutil.copyfile(source, temporary)
+
+
+def _checked_pending_image(session_token: str, func_path, func_sha256: str) -> Path:
+    """The stored 4D image, after checking it is this session's and its digest is well formed."""
+    source = _pending_func_path(session_token, {"path": str(func_path)})
+    if source is None:
+        raise ValueError("The 4D image must be a file stored by store_pending_func_upload for this session.")
+    if not (isinstance(func_sha256, str) and len(func_sha256) == 64
+            and all(c in "0123456789abcdef" for c in func_sha256)):
+        raise ValueError("func_sha256 must be the 64 hex digits of the image's SHA-256.")
+    if not source.is_file():
+        raise DecodingInputError(
+            "The uploaded 4D image is no longer stored on the server (it is removed when a session "
+            "is closed or idle). Upload it again, then press Load."
+        )
+    return source
+
+
+def _upload_digest(func_sha256: str, labels_bytes: bytes, mask_bytes, anat_bytes, columns_and_tr) -> str:
+    digest = hashlib.sha256()
+    digest.update(bytes.fromhex(func_sha256))
+    for part in (labels_bytes, mask_bytes or b"", anat_bytes or b""):
+        digest.update(hashlib.sha256(part).digest())
+    digest.update(repr(columns_and_tr).encode())
+    return digest.hexdigest()[:24]
+
+
+def _write_upload_folder(folder: Path, source: Path, func_sha256: str, labels_bytes: bytes,
+                         mask_bytes: bytes | None, anat_bytes: bytes | None) -> dict:
+    """Put the uploads in ``folder`` under the app's own names; returns their paths by role."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(source, "rb") as handle:
+        magic = handle.read(2)
+    stored = {"func": folder / _nifti_file_name("func", magic), "labels": folder / "labels.txt",
+              "mask": None, "anat": None}
+    _link_or_copy(source, stored["func"])
+    # Hashed when it was stored: spare `load_files` reading 300 MB again.
+    remember_file_digest(stored["func"], func_sha256)
+    stored["labels"].write_bytes(labels_bytes)
+    for role, data in (("mask", mask_bytes), ("anat", anat_bytes)):
+        if data:
+            stored[role] = folder / _nifti_file_name(role, data)
+            stored[role].write_bytes(data)
+    return stored
+
+
+def load_uploaded_dataset(
+    session_token: str,
+    func_path,
+    func_sha256: str,
+    labels_bytes: bytes,
+    *,
+    label_column: str,
+    run_column: str | None,
+    mask_bytes: bytes | None = None,
+    anat_bytes: bytes | None = None,
+    tr: float | None = None,
+    title: str | None = None,
+):
+    """Gather the uploaded files in this session's folder and load them as a `Dataset`.
+
+    The files are stored under names the app chooses (``func.nii.gz``, ``labels.txt``,
+    ``mask.nii.gz``, ``anat.nii.gz``) in a folder named by the digest of their contents,
+    so a new upload never overwrites the files of the data set in use. The 4D image is
+    already on disk (see `store_pending_func_upload`): it is hard-linked (or copied)
+    into that folder, never read into memory here. When loading fails, the new folder
+    is removed again; the pending image stays, so the user can fix another file. The
+    data set is kept in this session's own store: another session can never be handed
+    it, and it goes when the session ends.
+
+    Parameters
+    ----------
+    session_token : str
+        The session's random token.
+    func_path : str or pathlib.Path
+        The stored 4D image: must lie in this session's pending-upload folder.
+    func_sha256 : str
+        Its SHA-256 (64 hex digits), as returned by `store_pending_func_upload`.
+    labels_bytes, mask_bytes, anat_bytes : bytes
+        The other uploads (small: capped by their uploaders).
+    label_column, run_column, tr, title
+        As for `decoding_core.datasets.load_files`.
+
+    Raises
+    ------
+    DecodingInputError
+        Whatever `decoding_core.datasets.load_files` finds wrong with the files, or a
+        stored image that is gone (upload it again).
+    ValueError
+        A ``func_path`` outside the session's folder or a malformed digest (a bug, not input).
+    """
+    source = _checked_pending_image(session_token, func_path, func_sha256)
+    upload_digest = _upload_digest(func_sha256, labels_bytes, mask_bytes, anat_bytes,
+                                   (label_column, run_column, tr))
+
+    def compute():
+        folder = upload_root(session_token) / upload_digest
+        try:
+            stored = _write_upload_folder(folder, source, func_sha256, labels_bytes, mask_bytes, anat_bytes)
+            return datasets.load_files(
+                stored["func"], stored["labels"], label_column=label_column, run_column=run_column,
+                mask=stored["mask"], anat=stored["anat"], tr=tr, title=title,
+            )
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+
+    key = ("datasets", "upload", session_token, upload_digest)
+    return session_store().get_or_compute(key, lambda: run_heavy(compute))
+
+
+def with_upload_names(message: str, names: dict) -> str:
+    """Say the user's own file names in a message that names the app's stored copies.
+
+    ``names`` maps a role ("4D image", "labels", "mask", "anatomy") to the uploaded file's
+    name, already made safe to show (`ui.feedback.safe_display_name`).
+    """
+    for role, stem in _STORED_UPLOAD_STEMS.items():
+        if role in names:
+            message = re.sub(rf"(')?(?<![\w/.-]){stem}\.(?:nii\.gz|nii|txt)(?![\w.])(?(1)')",
+                             lambda _match, name=names[role]: f"'{name}'", message)
+    return message
+
+
+def read_label_columns(labels_bytes: bytes) -> list[str]:
+    """Column names of an uploaded labels table (for the column pickers).
+
+    Raises
+    ------
+    DecodingInputError
+        When the bytes are not a readable table.
+    """
+    table = datasets.read_labels_table(labels_bytes)
+    return [str(column) for column in table.columns]
+
+
+def default_column(columns: list[str], preferred: str) -> int:
+    """Index of ``preferred`` in ``columns`` (case-insensitive), else 0."""
+    lowered = [c.lower() for c in columns]
+    return lowered.index(preferred) if preferred in lowered else 0
