@@ -72,7 +72,7 @@ REPO_ROOT = HERE.parent
 
 #: The real per-volume labels of Haxby subject 2 (1452 rows, header ``labels chunks``).
 HAXBY_LABELS = REPO_ROOT / "tests" / "data" / "haxby2001-labels" / "subj2_labels.txt"
-#: The goal: 690 MB, in bytes (the project counts MB as 10^6 bytes, see decoding_core.jobs).
+#: The goal: 690 MB, in bytes (the project counts MB as 10^6 bytes, see ui.server.jobs).
 LIMIT_BYTES = 690 * 1000**2
 MB = 1000**2
 

@@ -66,7 +66,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 APP_IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 APP_RUNNING = "[data-testid='stApp'][data-test-script-state='running']"
 MAX_SESSIONS = 40
-#: Titles in the app's navigation (app.PAGES) and the key of the Configure page's Run button (state.W_RUN).
+#: Titles in the app's navigation (app.PAGES) and the key of the Configure page's Run button (ui.state.W_RUN).
 CONFIGURE_TITLE = "Configure"
 RESULTS_TITLE = "Results"
 RUN_BUTTON_KEY = "w_run"
