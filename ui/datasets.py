@@ -53,8 +53,8 @@ def current_dataset():
     if dataset is not None:
         return dataset
     try:
-        with st.spinner("Preparing the built-in simulated data set (the first start generates it: "
-                        "about 10 seconds)...", show_time=True):
+        with st.spinner("Preparing the built-in simulated data set (generated on the server's first start: "
+                        "a few seconds)...", show_time=True):
             dataset = load_builtin_dataset(DEFAULT_SPEC)
     except Exception as err:  # nothing else to fall back to: say so clearly
         _LOGGER.error("The built-in simulated data set could not be prepared: %s", err)

@@ -8,8 +8,10 @@ it into a `Dataset`.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,8 @@ from decoding_core.datasets._images import dataset_digest, float_image, mask_ima
 from decoding_core.datasets.spec import SIMULATED, DatasetSpec, check_seed
 from decoding_core.errors import DecodingInputError
 from decoding_core.io import nifti
+
+_LOGGER = logging.getLogger(__name__)
 
 #: The masks of the simulated data set, all regions of `simulation.SimulatedAnatomy`.
 SIMULATED_MASKS = ("vt", "face", "house", "brain")
@@ -172,6 +176,10 @@ def _cached_image(seed: int, directory: Path, anatomy, shape) -> tuple[Path, str
 def _generate_image(seed: int, directory: Path, anatomy, shape, func_path: Path, meta_path: Path) -> str:
     """Generate the subject of ``seed``, write its image and sidecar atomically; the image's sha256."""
     _check_writable(directory)  # before seconds of work, not after
+    # Said in the server's log: the app's first page waits for this.
+    _LOGGER.info("Generating the built-in simulated data set (seed %d) in %s: first use only, "
+                 "this takes a few seconds...", seed, directory)
+    started = time.perf_counter()
     subject = simulation.simulate_subject(seed)
     zooms = tuple(float(v) for v in simulation.VOXEL_SIZE_MM) + (simulation.TR_SECONDS,)
     try:
@@ -181,6 +189,8 @@ def _generate_image(seed: int, directory: Path, anatomy, shape, func_path: Path,
         simulation.write_text_atomic(simulation.sidecar_json(seed, func_sha256, shape), meta_path)
     except OSError as error:
         raise _cache_error(error) from error
+    _LOGGER.info("Generated the built-in simulated data set (seed %d) in %.1f s: %s", seed,
+                 time.perf_counter() - started, func_path)
     return func_sha256
 
 
