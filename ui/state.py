@@ -264,11 +264,6 @@ def seed_widget(widget_key: str, value) -> None:
         st.session_state[widget_key] = value
 
 
-def set_config_value(name: str, value) -> None:
-    """Store one configuration setting (a `DecodingConfig` field name)."""
-    st.session_state[CONFIG_VALUES] = {**st.session_state[CONFIG_VALUES], name: value}
-
-
 #: Configure-page widgets, dropped when a configuration is set from elsewhere so that
 #: they are seeded again from ``CONFIG_VALUES``.
 CONFIGURE_WIDGETS = (
