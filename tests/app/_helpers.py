@@ -6,6 +6,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from ui import state
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 APP_PATH = REPO_ROOT / "app.py"
 
@@ -50,8 +52,6 @@ def assert_no_traceback(at: AppTest) -> None:
 
 def run_from_configure(at: AppTest):
     """Press Run on the Configure page; the app moves to Results. Returns the result."""
-    from ui import state
-
     at.button(key=state.W_RUN).click()
     at.run()
     assert_no_traceback(at)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.app._helpers import REPO_ROOT, assert_no_traceback, go_to, start_app
+from ui import state
 
 PAGE_FILES = sorted(p.name for p in (REPO_ROOT / "pages").glob("*.py") if not p.name.startswith("_"))
 
@@ -19,8 +22,6 @@ def test_every_page_file_is_in_the_menu_once():
 
 
 def test_state_keys_are_unique():
-    from ui import state
-
     keys = [value for name, value in vars(state).items() if name.isupper() and isinstance(value, str)
             and (name.startswith("W_") or name in state.DEFAULTS or name in ("CONFIG_VALUES", "SESSION_TOKEN"))]
     assert len(keys) == len(set(keys))
@@ -30,6 +31,7 @@ def test_pages_hold_no_string_keys_and_no_numpy_or_nilearn():
     for file in PAGE_FILES:
         source = (REPO_ROOT / "pages" / file).read_text()
         assert "key=\"" not in source and "key='" not in source, f"{file} spells a widget key"
+        assert not re.search(r"session_state(\.get|\.pop)?[\[(]\s*[\"'f]", source), f"{file} spells a state key"
         for module in ("numpy", "nilearn", "nibabel"):
             assert f"import {module}" not in source, f"{file} imports {module}"
 
