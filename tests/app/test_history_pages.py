@@ -56,6 +56,7 @@ def history_rows(at):
     return at.dataframe[0].value if at.dataframe else None
 
 
+@pytest.mark.slow
 def test_a_finished_run_is_recorded_and_survives_an_app_restart(local_history):
     at = start_app()
     result = run_configuration(at, C=0.5)

@@ -57,6 +57,7 @@ def configure_widget_values(at) -> dict:
     return values
 
 
+@pytest.mark.slow
 def test_a_link_to_the_simulated_data_restores_every_setting_and_runs_it(private_history):
     params = config_to_query_params(SHARED_CONFIG, "simulated")
     at = open_link(params)

@@ -50,6 +50,7 @@ def test_default_path_reaches_results_well_above_chance():
     assert shown_mean_and_chance(at) == (mean, chance)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "change, widget_value, expected",
     [
@@ -123,6 +124,7 @@ def real_files(haxby_vt_dir):
     )
 
 
+@pytest.mark.slow
 def test_upload_of_real_haxby_files_gives_the_core_score(haxby_vt_dir):
     func, labels, mask = real_files(haxby_vt_dir)
     at = start_app()
@@ -306,6 +308,7 @@ def test_training_accuracy_is_explained_as_meaningless():
     assert float(metric_value(at, "Mean ")) >= 0.99
 
 
+@pytest.mark.slow
 def test_results_controls_downloads_and_permutation_test():
     from decoding_core import masking, significance
 
@@ -342,6 +345,7 @@ def test_results_controls_downloads_and_permutation_test():
     assert float(metric_value(at, "Observed score")) == pytest.approx(result.mean_score, abs=5e-4)
 
 
+@pytest.mark.slow
 def test_all_eight_categories_give_per_class_maps_and_metrics():
     at = start_app()
     go_to(at, "configure.py")

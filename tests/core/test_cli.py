@@ -38,6 +38,7 @@ def test_core_never_imports_streamlit():
     assert completed.stdout.strip() == "ok"
 
 
+@pytest.mark.slow
 def test_decode_simulated_json_in_a_fresh_process(tmp_path, simulated_dataset):
     weights = tmp_path / "weights.nii.gz"
     completed = run_cli("decode", "--dataset", "simulated", "--json", "--weights-out", weights)

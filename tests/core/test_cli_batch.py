@@ -19,6 +19,7 @@ from decoding_core.config import DecodingConfig
 from tests.conftest import REPO_ROOT
 
 
+@pytest.mark.slow
 def test_run_a_configuration_file_in_a_fresh_process(tmp_path, simulated_dataset):
     config = DecodingConfig(cv="kfold", n_folds=4, C=0.1, estimator="logistic_l2")
     config_path = tmp_path / "config.json"
@@ -75,6 +76,7 @@ def test_sweep_writes_one_export_per_value_and_a_table(tmp_path, capsys):
         assert np.mean(scores) == pytest.approx(run["mean_score"])
 
 
+@pytest.mark.slow
 def test_sweep_with_default_values_of_masks(tmp_path, simulated_dataset, capsys):
     status = main(["sweep", "--dataset", "simulated", "--setting", "mask_name", "--cv", "kfold", "--folds", "3",
                    "--out", str(tmp_path), "--no-unpack", "--quiet"])

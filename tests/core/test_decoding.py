@@ -148,6 +148,7 @@ def test_scores_equal_sklearn_scorers(masked, scoring):
     np.testing.assert_allclose(result.fold_scores, expected)
 
 
+@pytest.mark.slow
 def test_real_haxby_face_vs_cat_matches_nilearn_and_sklearn(haxby_vt_dir, haxby_vt_masked):
     from decoding_core.datasets import load_files
 

@@ -108,6 +108,7 @@ def synthetic_brain(tmp_path_factory):
 # ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("compressed", [True, False])
 @pytest.mark.parametrize("standardize, detrend", [(True, False), (False, False), (True, True), (False, True)])
 def test_vt_equals_niftimasker(vt_pieces, vt_references, tmp_path, compressed, standardize, detrend):
@@ -362,6 +363,7 @@ def test_unmask_round_trip(vt_pieces):
         unmask(values[:-1], vt)
 
 
+@pytest.mark.slow
 def test_simulated_dataset_equals_niftimasker(simulated_dataset):
     dataset = simulated_dataset
     for name in ("vt", "brain"):

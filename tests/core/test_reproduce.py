@@ -89,6 +89,7 @@ def test_exported_script_reproduces_the_simulated_run(tmp_path, simulated_datase
     assert output["n_samples"] == result.n_samples and output["n_voxels"] == result.n_voxels
 
 
+@pytest.mark.slow
 def test_exported_script_reproduces_a_real_haxby_run(tmp_path, haxby_vt, haxby_vt_dir):
     config = DecodingConfig(mask_name=next(iter(haxby_vt.masks)), cv="kfold", n_folds=6,
                             estimator="logistic_l2", C=0.1, screening_percentile=50, scoring="roc_auc")
@@ -115,6 +116,7 @@ SIMULATED_CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(SIMULATED_CASES))
 def test_script_matches_the_app_across_settings(case, tmp_path, simulated_dataset, simulated_files):
     config = DecodingConfig(**SIMULATED_CASES[case])
@@ -129,6 +131,7 @@ def test_script_matches_the_app_across_settings(case, tmp_path, simulated_datase
     assert_same_scores(output["fold_scores"], result.fold_scores)
 
 
+@pytest.mark.slow
 def test_script_reports_a_mismatch(tmp_path, simulated_dataset, simulated_files):
     result = decoding.run_decoding(simulated_dataset, DecodingConfig())
     tampered = dataclasses.replace(result, fold_scores=result.fold_scores + 0.01)

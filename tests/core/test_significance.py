@@ -92,6 +92,7 @@ def _shuffled_within_runs(masked: MaskedData, seed: int) -> MaskedData:
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scoring", ["accuracy", "balanced_accuracy", "roc_auc"])
 def test_kernel_shortcut_equals_sklearn_permutation_test_score(haxby_face_cat, scoring):
     n_permutations = 20 if scoring == "accuracy" else 6
@@ -206,6 +207,7 @@ def test_balanced_accuracy_equals_sklearn():
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_simulated_face_cat_is_significant(simulated_face_cat):
     result = permutation_test(simulated_face_cat, FACE_CAT, n_permutations=200, seed=0, n_jobs=1)
     assert result.observed_score > 0.7
@@ -215,6 +217,7 @@ def test_simulated_face_cat_is_significant(simulated_face_cat):
     assert result.null_scores.max() < result.observed_score
 
 
+@pytest.mark.slow
 def test_simulated_shuffled_labels_are_not_significant(simulated_face_cat):
     shuffled = _shuffled_within_runs(simulated_face_cat, seed=1)
     result = permutation_test(shuffled, FACE_CAT, n_permutations=200, seed=0, n_jobs=1)
@@ -222,6 +225,7 @@ def test_simulated_shuffled_labels_are_not_significant(simulated_face_cat):
     assert abs(result.observed_score - 0.5) < 0.15
 
 
+@pytest.mark.slow
 def test_real_haxby_face_cat_is_significant(haxby_face_cat):
     result = permutation_test(haxby_face_cat, FACE_CAT, n_permutations=100, seed=0, n_jobs=1)
     assert result.p_value < 0.05

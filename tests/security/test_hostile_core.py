@@ -37,6 +37,7 @@ def nifti_cases(paths: dict, **extra) -> list[dict]:
     return [{"name": name, "path": str(path), **extra} for name, path in paths.items()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["inspect", "inspect_bytes", "load_image", "stream"])
 def test_hostile_niftis_are_refused(target, hostile_nifti_paths, valid_func):
     results = run_cases(target, nifti_cases(hostile_nifti_paths),
@@ -69,6 +70,7 @@ def test_refusal_messages_name_the_problem(hostile_nifti_paths, valid_func):
         assert fragment in results[name]["message"], (name, results[name]["message"])
 
 
+@pytest.mark.slow
 def test_hostile_niftis_through_load_files(hostile_nifti_paths, valid_func, valid_labels):
     cases = nifti_cases(hostile_nifti_paths, labels=str(valid_labels))
     results = run_cases("load_files", cases, warmup=[
@@ -76,6 +78,7 @@ def test_hostile_niftis_through_load_files(hostile_nifti_paths, valid_func, vali
     assert_all_refused(results, "datasets.load_files (functional image)")
 
 
+@pytest.mark.slow
 def test_hostile_masks_and_anatomy_through_load_files(hostile_mask_paths, valid_func, valid_labels, valid_mask):
     # Warm both paths (uploaded mask, computed EPI mask) so lazy imports are not counted.
     warmup = [{"name": "warmup", "path": str(valid_func), "labels": str(valid_labels), "mask": str(valid_mask)},
@@ -104,6 +107,7 @@ def test_hostile_labels_are_refused(n_volumes, hostile_label_paths, valid_labels
     assert_all_refused(results, f"datasets.read_labels_table (n_volumes={n_volumes})")
 
 
+@pytest.mark.slow
 def test_hostile_labels_through_load_files(hostile_label_paths, valid_func, valid_labels):
     cases = [{"name": name, "path": str(valid_func), "labels": str(path)}
              for name, path in hostile_label_paths.items()]
@@ -132,6 +136,7 @@ CLI_CASES = ("terabyte_header", "gzip_bomb_small_header", "extension_huge", "neg
              "offset_past_end", "truncated_gzip", "random_bytes", "plain_nifti_named_gz")
 
 
+@pytest.mark.slow
 def test_hostile_files_through_the_command_line(hostile_nifti_paths, hostile_label_paths, valid_func,
                                                 valid_labels):
     """``decoding_core.cli.main(["decode", "--func", ..., "--labels", ...])`` in the limited process."""
@@ -150,6 +155,7 @@ def _limit_memory(limit_bytes: int):
     return apply
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["terabyte_header", "gzip_bomb_claiming_4gib", "extension_huge"])
 def test_command_line_process_under_a_memory_limit(case, hostile_nifti_paths, valid_labels, tmp_path):
     """The real entry point, ``python -m decoding_core``, in a process limited to 1.5 GB of address space."""

@@ -89,6 +89,7 @@ def seed1_cache(tmp_path_factory):
     return load_simulated(seed=1, cache_dir=directory), directory
 
 
+@pytest.mark.slow
 def test_simulated_cache_is_reused_and_verified(seed1_cache, monkeypatch):
     first, directory = seed1_cache
     calls = []
