@@ -13,6 +13,12 @@ import pandas as pd
 
 from decoding_core.errors import DecodingInputError, DecodingInputTypeError
 
+#: Words read as yes and no wherever a setting is typed (links, sweeps).
+TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off", "n"})
+#: Words read as "none" (no smoothing, no screening).
+NONE_WORDS = frozenset({"", "none", "off", "null", "-"})
+
 
 def check_in(value, allowed: Iterable, name: str) -> None:
     """Raise `DecodingInputError` (a ``ValueError``) unless ``value`` is one of ``allowed``."""
@@ -117,3 +123,13 @@ def as_runs(runs, n_samples: int) -> np.ndarray | None:
             raise DecodingInputError("Some runs are missing. Give every volume a run, or decode without runs.")
         array = array.astype(str)
     return array
+
+
+def parse_bool(text: str) -> bool | None:
+    """``True``/``False`` for a yes/no word (`TRUE_WORDS`, `FALSE_WORDS`), None for anything else."""
+    lowered = text.strip().lower()
+    if lowered in TRUE_WORDS:
+        return True
+    if lowered in FALSE_WORDS:
+        return False
+    return None

@@ -27,12 +27,6 @@ from decoding_core.errors import DecodingInputError
 
 DEFAULT_CONDITIONS = ("face", "cat")
 
-#: Words read as yes and no wherever a setting is typed (links, sweeps).
-TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y"})
-FALSE_WORDS = frozenset({"0", "false", "no", "off", "n"})
-#: Words read as "none" (no smoothing, no screening).
-NONE_WORDS = frozenset({"", "none", "off", "null", "-"})
-
 
 @dataclass(frozen=True)
 class Setting:
@@ -143,16 +137,6 @@ def format_value(value) -> str:
     if isinstance(value, (tuple, list)):
         return ", ".join(str(v) for v in value)
     return str(value)
-
-
-def parse_bool(text: str) -> bool | None:
-    """``True``/``False`` for a yes/no word (`TRUE_WORDS`, `FALSE_WORDS`), None for anything else."""
-    lowered = text.strip().lower()
-    if lowered in TRUE_WORDS:
-        return True
-    if lowered in FALSE_WORDS:
-        return False
-    return None
 
 
 @dataclass(frozen=True)

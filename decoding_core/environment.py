@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from decoding_core._validation import parse_byte_size
+from decoding_core._validation import TRUE_WORDS, parse_byte_size
 from decoding_core.errors import DecodingInputError
 
 DATA_DIR = "DECODING_LAB_DATA_DIR"
@@ -37,17 +37,13 @@ SESSIONS_MAX_BYTES = "DECODING_LAB_SESSIONS_MAX_BYTES"
 SESSION_GRACE_SECONDS = "DECODING_LAB_SESSION_GRACE_SECONDS"
 SESSION_SWEEP_SECONDS = "DECODING_LAB_SESSION_SWEEP_SECONDS"
 
-#: Words that switch a flag on (case-insensitive); anything else leaves it off.
-TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
-
-
 def parse_path(raw: str, name: str) -> Path:
     """A path, with ``~`` expanded."""
     return Path(raw).expanduser()
 
 
 def parse_flag(raw: str, name: str) -> bool:
-    """True for one of `TRUE_WORDS`, else False."""
+    """True for a yes word (`decoding_core._validation.TRUE_WORDS`), else False."""
     return raw.strip().lower() in TRUE_WORDS
 
 

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from decoding_core import decoding
-from decoding_core.config import FALSE_WORDS, NONE_WORDS, SETTINGS, TRUE_WORDS, DecodingConfig, Setting, format_value
+from decoding_core._validation import FALSE_WORDS, NONE_WORDS, TRUE_WORDS
+from decoding_core.config import SETTINGS, DecodingConfig, Setting, format_value
 from decoding_core.errors import DecodingInputError
 from decoding_core.progress import share
 from decoding_core.masking import RawVoxelCache

@@ -10,7 +10,7 @@ Only the built-in data sets are named in a URL (``data=simulated`` or
 
 Example
 -------
->>> from decoding_core.config import NONE_WORDS, SETTINGS, DecodingConfig, parse_bool
+>>> from decoding_core.config import DecodingConfig
 >>> params = config_to_query_params(DecodingConfig(C=0.1), "haxby:2")
 >>> params["C"], params["data"]
 ('0.1', 'haxby:2')
@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from urllib.parse import quote, unquote, urlencode
 
-from decoding_core.config import NONE_WORDS, SETTINGS, DecodingConfig, parse_bool
+from decoding_core._validation import NONE_WORDS, parse_bool
+from decoding_core.config import SETTINGS, DecodingConfig
 from decoding_core.datasets import DatasetSpec
 from decoding_core.errors import DecodingInputError
 
