@@ -111,3 +111,52 @@ def test_every_test_folder_is_a_package():
     folders = {path.parent for path in (REPO_ROOT / "tests").rglob("*.py") if "data" not in path.parts}
     missing = sorted(str(folder.relative_to(REPO_ROOT)) for folder in folders if not (folder / "__init__.py").exists())
     assert not missing, f"add an empty __init__.py to: {missing}"
+
+
+def _import_cycles(imports: dict) -> list:
+    """The strongly connected groups of more than one module (Tarjan), i.e. the import cycles."""
+    index, low, stack, on_stack, cycles = {}, {}, [], set(), []
+
+    def visit(module):
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for imported in imports.get(module, ()):
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in on_stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == module:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for module in sorted(imports):
+        if module not in index:
+            visit(module)
+    return cycles
+
+
+def test_cycle_finder_finds_a_cycle():
+    assert _import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _import_cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycle_anywhere():
+    """No module of decoding_core or ui imports, through others, a module that imports it.
+
+    Imports under ``if TYPE_CHECKING:`` are left out: they never run (the decoding tables
+    name `DecodingConfig` in annotations only, while the configuration reads the tables).
+    """
+    import grimp
+
+    graph = grimp.build_graph("decoding_core", "ui", exclude_type_checking_imports=True)
+    imports = {module: graph.find_modules_directly_imported_by(module) for module in graph.modules}
+    assert _import_cycles(imports) == []
