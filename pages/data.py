@@ -4,6 +4,7 @@ import streamlit as st
 
 import app
 from decoding_core import plotting, summaries
+from decoding_core.datasets import HAXBY, DatasetSpec
 from decoding_core.errors import DecodingInputError
 from ui import analysis, datasets, feedback, state, uploads
 from ui.session import session_token
@@ -81,11 +82,12 @@ def clear_func_upload() -> None:
 
 def load_haxby(subject: int) -> None:
     """Download (or reuse) Haxby subject ``subject`` with a progress bar."""
+    spec = str(DatasetSpec(HAXBY, subject=subject))
     with st.status(f"Getting Haxby 2001 subject {subject}...", expanded=True) as status:
         bar = st.progress(0.0, text="Contacting the server")
         try:
             dataset = datasets.load_builtin_dataset(
-                f"haxby:{subject}", progress=feedback.progress_bar_callback(bar)
+                spec, progress=feedback.progress_bar_callback(bar)
             )
         except Exception as err:
             status.update(label=f"Haxby subject {subject} could not be loaded", state="error")
@@ -95,7 +97,7 @@ def load_haxby(subject: int) -> None:
             )
             return
         status.update(label=f"Haxby subject {subject} is loaded", state="complete", expanded=False)
-    datasets.adopt_dataset(dataset, f"haxby:{subject}")
+    datasets.adopt_dataset(dataset, spec)
 
 
 def load_uploads(func_upload: dict, labels_file, mask_file, anat_file, label_column, run_column, tr) -> None:
