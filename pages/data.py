@@ -68,7 +68,7 @@ def take_func_upload() -> None:
         del st.session_state[state.W_UPLOAD_FUNC]
     if entry is None:
         return
-    if previous and previous.get("path") != entry["path"]:
+    if previous is not None and previous.path != entry.path:
         uploads.discard_pending_func_upload(token, previous)
     st.session_state[state.PENDING_FUNC_UPLOAD] = entry
 
@@ -103,7 +103,7 @@ def load_haxby(subject: int) -> None:
 def load_uploads(func_upload: dict, labels_file, mask_file, anat_file, label_column, run_column, tr) -> None:
     """Load the stored 4D image (``state.PENDING_FUNC_UPLOAD``) with the other uploaded files."""
     # Display only: names are never used as paths (the app names its files itself).
-    names = {"4D image": func_upload["name"],
+    names = {"4D image": func_upload.name,
              "labels": feedback.safe_display_name(labels_file.name)}
     if mask_file is not None:
         names["mask"] = feedback.safe_display_name(mask_file.name)
@@ -113,8 +113,8 @@ def load_uploads(func_upload: dict, labels_file, mask_file, anat_file, label_col
         try:
             dataset = uploads.load_uploaded_dataset(
                 st.session_state[state.SESSION_TOKEN],
-                func_upload["path"],
-                func_upload["sha256"],
+                func_upload.path,
+                func_upload.sha256,
                 labels_file.getvalue(),
                 label_column=label_column,
                 run_column=run_column,
@@ -151,7 +151,7 @@ def draw_upload_form() -> None:
         func_upload = st.session_state[state.PENDING_FUNC_UPLOAD]
         if func_upload:
             name_column, remove_column = st.columns([3, 1], vertical_alignment="center")
-            name_column.text(f"4D image ready: {func_upload['name']} ({func_upload['size'] / 1e6:,.1f} MB)")
+            name_column.text(f"4D image ready: {func_upload.name} ({func_upload.size / 1e6:,.1f} MB)")
             remove_column.button("Remove", key=state.W_UPLOAD_FUNC_CLEAR, on_click=clear_func_upload,
                                  help="Forget this 4D image (a data set already loaded from it stays in use).")
         labels_file = st.file_uploader(

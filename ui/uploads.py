@@ -14,6 +14,7 @@ import hashlib
 import os
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from decoding_core import datasets, paths
@@ -36,16 +37,38 @@ def _nifti_file_name(stem: str, data: bytes) -> str:
     return f"{stem}.nii.gz" if data[:2] == b"\x1f\x8b" else f"{stem}.nii"
 
 
-def _pending_func_path(session_token: str, entry) -> Path | None:
-    """The stored file of a pending-upload entry, if it lies in this session's pending folder."""
-    if not isinstance(entry, dict) or not entry.get("path"):
+@dataclass(frozen=True)
+class PendingImage:
+    """A 4D image uploaded and stored on disk, not loaded yet.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The app's own file name in the session's pending folder (never the uploaded name).
+    sha256 : str
+        SHA-256 of the bytes (64 hex digits).
+    name : str
+        The uploaded file's name, made safe to show.
+    size : int
+        Size in bytes.
+    """
+
+    path: Path
+    sha256: str
+    name: str
+    size: int
+
+
+def _pending_func_path(session_token: str, path) -> Path | None:
+    """``path`` resolved, if it lies in this session's pending folder; else None."""
+    if not path:
         return None
     folder = (upload_root(session_token) / PENDING_FOLDER).resolve()
-    path = Path(entry["path"]).resolve()
-    return path if path.parent == folder else None
+    resolved = Path(path).resolve()
+    return resolved if resolved.parent == folder else None
 
 
-def store_pending_func_upload(session_token: str, uploaded) -> dict:
+def store_pending_func_upload(session_token: str, uploaded) -> PendingImage:
     """Write an uploaded 4D image into this session's folder, so Streamlit need not hold it.
 
     Called from the uploader's ``on_change`` callback, where Streamlit hands over the
@@ -61,10 +84,8 @@ def store_pending_func_upload(session_token: str, uploaded) -> dict:
 
     Returns
     -------
-    dict
-        ``{"path", "sha256", "name", "size"}``: the app's own file name (never the
-        uploaded name), the SHA-256 of the bytes (hex), the name made safe to show, and
-        the size in bytes. Store it under ``ui.state.PENDING_FUNC_UPLOAD``.
+    PendingImage
+        Store it under ``ui.state.PENDING_FUNC_UPLOAD``.
     """
     data = uploaded.getvalue()
     sha256 = hashlib.sha256(data).hexdigest()
@@ -74,13 +95,13 @@ def store_pending_func_upload(session_token: str, uploaded) -> dict:
     # Through a rename: a file hard-linked from a loaded data set is never rewritten under it.
     with paths.atomic_path(path) as temporary:
         temporary.write_bytes(data)
-    return {"path": str(path), "sha256": sha256, "name": safe_display_name(getattr(uploaded, "name", "")),
-            "size": len(data)}
+    return PendingImage(path=path, sha256=sha256, name=safe_display_name(getattr(uploaded, "name", "")),
+                        size=len(data))
 
 
-def discard_pending_func_upload(session_token: str, entry) -> None:
-    """Delete the file of a pending 4D-image entry (a data set loaded from it keeps its own link)."""
-    path = _pending_func_path(session_token, entry)
+def discard_pending_func_upload(session_token: str, pending: PendingImage | None) -> None:
+    """Delete the file of a pending 4D image (a data set loaded from it keeps its own link)."""
+    path = None if pending is None else _pending_func_path(session_token, pending.path)
     if path is not None:
         path.unlink(missing_ok=True)
 
@@ -112,7 +133,7 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 def _checked_pending_image(session_token: str, func_path, func_sha256: str) -> Path:
     """The stored 4D image, after checking it is this session's and its digest is well formed."""
-    source = _pending_func_path(session_token, {"path": str(func_path)})
+    source = _pending_func_path(session_token, func_path)
     if source is None:
         raise ValueError("The 4D image must be a file stored by store_pending_func_upload for this session.")
     if not (isinstance(func_sha256, str) and len(func_sha256) == 64
