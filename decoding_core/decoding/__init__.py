@@ -19,6 +19,7 @@ The tables import nothing of the configuration, so `decoding_core.config` can
 check its settings against them.
 """
 
+from decoding_core.decoding.choices import Choice
 from decoding_core.decoding.estimators import (
     DEFAULT_C_GRID,
     ESTIMATORS,
@@ -38,7 +39,7 @@ from decoding_core.decoding.maps import activation_pattern, maps_image, sign_sta
 from decoding_core.decoding.decode import DecodingResult, decode, decode_selected, run_decoding
 
 __all__ = [
-    "CV_SCHEMES", "DEFAULT_C_GRID", "ESTIMATORS", "SCORINGS", "DecodingResult", "Estimator", "Scheme",
+    "CV_SCHEMES", "Choice", "DEFAULT_C_GRID", "ESTIMATORS", "SCORINGS", "DecodingResult", "Estimator", "Scheme",
     "Scoring", "TunedLinearClassifier", "activation_pattern", "build_estimator", "chance_level",
     "class_scores", "classifier_C", "coefficients", "decode", "decode_selected", "design_warnings",
     "fit_estimator", "fold_score", "label_score", "make_classifier", "make_splits", "maps_image",

@@ -25,6 +25,7 @@ from sklearn.svm import SVC, LinearSVC
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from decoding_core.decoding.choices import Choice
 from decoding_core.errors import DecodingInputError
 
 if TYPE_CHECKING:  # the configuration imports this table to check itself
@@ -32,26 +33,17 @@ if TYPE_CHECKING:  # the configuration imports this table to check itself
 
 
 @dataclass(frozen=True)
-class Estimator:
-    """One offered classifier.
+class Estimator(Choice):
+    """One offered classifier: a `Choice` with its factory.
 
     Attributes
     ----------
-    name : str
-        Key used by the configuration, the command line, links and exports.
-    title : str
-        Name shown to the user.
-    help : str
-        One sentence on what it is and when to use it.
     make : callable
         ``make(C)`` -> an unfitted scikit-learn classifier.
     source : str
         The same constructor as Python source, with ``{C}`` for C (for the exported script).
     """
 
-    name: str
-    title: str
-    help: str
     make: Callable[[float], ClassifierMixin]
     source: str
 

@@ -11,26 +11,13 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from decoding_core.decoding.choices import Choice
 from decoding_core.decoding.estimators import label_score
 
 
 @dataclass(frozen=True)
-class Scoring:
-    """One offered score.
-
-    Attributes
-    ----------
-    name : str
-        Key used by the configuration, the command line, links and exports.
-    title : str
-        Name shown to the user.
-    help : str
-        What it measures and what guessing scores.
-    """
-
-    name: str
-    title: str
-    help: str
+class Scoring(Choice):
+    """One offered score (a `Choice`; its help says what guessing scores)."""
 
 
 #: Every offered score by name.

@@ -17,6 +17,7 @@ import numpy as np
 from sklearn.model_selection import KFold, LeaveOneGroupOut, StratifiedKFold
 
 from decoding_core._validation import as_labels, as_runs
+from decoding_core.decoding.choices import Choice
 from decoding_core.errors import DecodingInputError
 
 if TYPE_CHECKING:  # the configuration imports this table to check itself
@@ -24,19 +25,13 @@ if TYPE_CHECKING:  # the configuration imports this table to check itself
 
 
 @dataclass(frozen=True)
-class Scheme:
-    """One offered evaluation scheme.
+class Scheme(Choice):
+    """One offered evaluation scheme: a `Choice` with its split.
 
     Attributes
     ----------
-    name : str
-        Key used by the configuration, the command line, links and exports.
-    title : str
-        Name shown in the scheme's menu.
     phrase : str
         The scheme inside a sentence ("the {phrase} split ...").
-    help : str
-        What it does, in one sentence.
     split : callable
         ``split(config, labels, runs, classes, counts)`` -> list of (train, test)
         index arrays; raises `DecodingInputError` when the scheme cannot be used.
@@ -45,10 +40,7 @@ class Scheme:
         and ``config`` (a dict), for the exported script.
     """
 
-    name: str
-    title: str
     phrase: str
-    help: str
     split: Callable
     source: str
 
@@ -111,24 +103,25 @@ def _split_leave_one_run_out(config, labels, runs, classes, counts):
 CV_SCHEMES = {
     scheme.name: scheme
     for scheme in (
-        Scheme("train", "Accuracy on the training data (meaningless)", "training-data",
+        Scheme("train", "Accuracy on the training data (meaningless)",
                "Fits and scores on the same samples: always near 1.0, so it says nothing "
-               "(the tutorial shows why).",
+               "(the tutorial shows why).", "training-data",
                _split_train, "[(indices, indices.copy())]"),
-        Scheme("holdout", "Hold out the last N samples", "hold-out",
-               "Trains on all but the last N samples and tests on those N.",
+        Scheme("holdout", "Hold out the last N samples",
+               "Trains on all but the last N samples and tests on those N.", "hold-out",
                _split_holdout,
                "[(indices[: len(indices) - config['holdout_size']], "
                "indices[len(indices) - config['holdout_size']:])]"),
-        Scheme("kfold", "K-fold (unshuffled)", "unshuffled K-fold",
-               "Splits the samples, in order, into K parts; each part is tested once.",
+        Scheme("kfold", "K-fold (unshuffled)",
+               "Splits the samples, in order, into K parts; each part is tested once.", "unshuffled K-fold",
                _split_kfold, "list(KFold(n_splits=config['n_folds']).split(indices))"),
-        Scheme("default", "scikit-learn's default split (cross_val_score)", "default (stratified 5-fold)",
+        Scheme("default", "scikit-learn's default split (cross_val_score)",
                "What cross_val_score does by default: 5 stratified folds, unshuffled.",
+               "default (stratified 5-fold)",
                _split_default, "list(StratifiedKFold(n_splits=5).split(indices, labels))"),
-        Scheme("leave-one-run-out", "Leave one run out", "leave-one-run-out",
+        Scheme("leave-one-run-out", "Leave one run out",
                "Tests on each run in turn, training on the others: no sample of the test run is "
-               "seen in training.",
+               "seen in training.", "leave-one-run-out",
                _split_leave_one_run_out, "list(LeaveOneGroupOut().split(indices, labels, runs))"),
     )
 }
