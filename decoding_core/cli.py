@@ -17,12 +17,22 @@ Examples
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
+import zipfile
 from pathlib import Path
 
+import numpy as np
+
+from decoding_core import datasets, decoding, export
 from decoding_core.config import CV_SCHEMES, ESTIMATORS, SCORINGS, SETTINGS, DecodingConfig
 from decoding_core.errors import DecodingInputError
+from decoding_core.export import read_config_json
+from decoding_core.history import RunRecord
+from decoding_core.reproduce import export_data, export_file_name, export_run_zip
+from decoding_core.sweeps import SWEEPABLE, default_sweep_values, parse_sweep_values, run_sweep, sweep_table
+from decoding_core.urlstate import shareable_dataset_spec
 
 #: Exit status for input the user can fix (argparse uses 2 for usage errors too).
 EXIT_INPUT_ERROR = 2
@@ -113,8 +123,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_dataset_arguments(sweep_parser)
     _add_config_arguments(sweep_parser)
-    from decoding_core.sweeps import SWEEPABLE
-
     sweep_group = sweep_parser.add_argument_group("sweep")
     sweep_group.add_argument("--setting", required=True, choices=list(SWEEPABLE), help="the setting to vary")
     sweep_group.add_argument("--values", help="values, comma separated; ranges LOW..HIGH or LOW..HIGH:COUNT "
@@ -141,8 +149,6 @@ def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_dataset_from_args(args, progress=None):
     """Load the data set that ``--dataset`` or ``--func``/``--labels`` names."""
-    from decoding_core import datasets
-
     if args.dataset and args.func:
         raise DecodingInputError("Give either --dataset or --func/--labels, not both.")
     if args.dataset:
@@ -166,8 +172,6 @@ def load_dataset_from_args(args, progress=None):
 
 def read_config_file(path: Path):
     """A configuration file (as the app or an export writes it) -> (DecodingConfig, data set info or None)."""
-    from decoding_core.export import read_config_json
-
     try:
         text = Path(path).read_text()
     except OSError as err:
@@ -203,8 +207,6 @@ def config_from_args(args, dataset, base: DecodingConfig | None = None) -> Decod
 
 
 def _describe(dataset) -> dict:
-    import numpy as np
-
     conditions, counts = np.unique(dataset.conditions, return_counts=True)
     return {
         "name": dataset.name,
@@ -235,8 +237,6 @@ def _progress_printer(quiet: bool):
 
 
 def _command_decode(args) -> int:
-    from decoding_core import decoding, export
-
     progress = _progress_printer(args.quiet or args.json)
     dataset = load_dataset_from_args(args, progress=progress)
     config = config_from_args(args, dataset)
@@ -279,11 +279,6 @@ def _command_info(args) -> int:
 
 def _write_export(record, zip_bytes: bytes, out_dir: Path, unpack: bool) -> dict:
     """Write an export zip (and its files) into ``out_dir``; return what was written."""
-    import io
-    import zipfile
-
-    from decoding_core.reproduce import export_file_name
-
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -311,8 +306,6 @@ def _base_config_and_dataset(args, progress):
     if config_path is not None:
         base, recorded = read_config_file(config_path)
     if not args.dataset and not args.func and not args.labels and recorded:
-        from decoding_core.urlstate import shareable_dataset_spec
-
         spec = shareable_dataset_spec(recorded.get("name"))
         if spec is None:
             raise DecodingInputError(
@@ -328,10 +321,6 @@ def _base_config_and_dataset(args, progress):
 
 
 def _command_run(args) -> int:
-    from decoding_core import decoding
-    from decoding_core.history import RunRecord
-    from decoding_core.reproduce import export_run_zip
-
     progress = _progress_printer(args.quiet or args.json)
     config, dataset = _base_config_and_dataset(args, progress)
     result = decoding.run_decoding(dataset, config, progress=progress)
@@ -349,10 +338,6 @@ def _command_run(args) -> int:
 
 
 def _command_sweep(args) -> int:
-    from decoding_core.history import RunRecord
-    from decoding_core.reproduce import export_run_zip
-    from decoding_core.sweeps import default_sweep_values, parse_sweep_values, run_sweep, sweep_table
-
     progress = _progress_printer(args.quiet or args.json)
     base, dataset = _base_config_and_dataset(args, progress)
     values = (parse_sweep_values(args.setting, args.values) if args.values
@@ -383,8 +368,6 @@ def _command_sweep(args) -> int:
 
 
 def _command_export_data(args) -> int:
-    from decoding_core.reproduce import export_data
-
     dataset = load_dataset_from_args(args, progress=_progress_printer(args.quiet))
     written = export_data(dataset, args.out)
     for role, path in written.items():
