@@ -76,6 +76,7 @@ def test_a_finished_run_is_recorded_and_survives_an_app_restart(local_history):
     assert list(record.fold_scores) == pytest.approx(list(result.fold_scores))
 
 
+@pytest.mark.slow
 def test_showing_a_cached_result_again_does_not_record_it_twice(local_history):
     at = start_app()
     run_configuration(at)
@@ -212,6 +213,7 @@ def test_runs_on_different_schemes_are_not_paired(local_history):
     assert "Paired t-test p" not in [m.label for m in at.metric]
 
 
+@pytest.mark.slow
 def test_change_one_setting_and_rerun_records_and_shows_the_new_run(local_history):
     at = start_app()
     run_configuration(at)

@@ -276,6 +276,7 @@ def test_a_single_condition_shows_an_error_and_disables_run():
     assert not at.button(key=state.W_RUN).disabled
 
 
+@pytest.mark.slow
 def test_leave_one_run_out_with_one_run_shows_an_error(haxby_vt_dir):
     func, labels, mask = real_files(haxby_vt_dir)
     at = start_app()

@@ -153,6 +153,7 @@ def test_bad_input_gives_one_clear_line(bad_inputs, case, expected, capsys):
     assert re.search(expected, lines[0]), lines[0]
 
 
+@pytest.mark.slow
 def test_bad_input_in_a_fresh_process_has_no_traceback(bad_inputs):
     completed = run_cli("decode", "--func", bad_inputs["three_d"], "--labels", bad_inputs["labels"])
     assert completed.returncode == EXIT_INPUT_ERROR

@@ -122,6 +122,7 @@ def test_vt_equals_niftimasker(vt_pieces, vt_references, tmp_path, compressed, s
     assert_float32_close(ours, vt_references(standardize, detrend), standardize)
 
 
+@pytest.mark.slow
 def test_column_order_is_niftimasker_order(vt_pieces, vt_references):
     func, vt, _, in_memory = vt_pieces
     raw = extract_masked_voxels(func, {"vt": vt})["vt"]
@@ -263,6 +264,7 @@ def vt_dataset(vt_pieces, haxby_vt_dir):
                         table["labels"].to_numpy(dtype=str), table["chunks"].to_numpy())
 
 
+@pytest.mark.slow
 def test_mask_dataset_equals_niftimasker_and_caches(vt_dataset, vt_pieces, vt_references, monkeypatch):
     cache = RawVoxelCache(max_bytes=64 * 1024**2)
     messages = []

@@ -73,6 +73,7 @@ def assert_same_scores(obtained, expected):
 
 
 # -- the script in a fresh process, on both data sets ----------------------------
+@pytest.mark.slow
 def test_exported_script_reproduces_the_simulated_run(tmp_path, simulated_dataset):
     config = DecodingConfig()  # the tutorial's setting: face vs cat, VT mask, linear SVC, leave-one-run-out
     result = decoding.run_decoding(simulated_dataset, config)

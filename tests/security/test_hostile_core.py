@@ -96,6 +96,7 @@ def test_hostile_masks_and_anatomy_through_load_files(hostile_mask_paths, valid_
                        "datasets.load_files (mask and anatomy)")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n_volumes", [N_VOLUMES, None])
 def test_hostile_labels_are_refused(n_volumes, hostile_label_paths, valid_labels):
     cases = [{"name": name, "path": str(path), "n_volumes": n_volumes}

@@ -60,6 +60,7 @@ def test_simulated_ground_truth(simulated_dataset):
     assert np.array_equal(_mask_array(truth.house_img), _mask_array(ds.masks["house"]))
 
 
+@pytest.mark.slow
 def test_simulated_face_vs_cat_decodes_well_but_not_trivially(simulated_dataset):
     from nilearn.maskers import NiftiMasker
     from sklearn.model_selection import LeaveOneGroupOut, cross_val_score
@@ -122,6 +123,7 @@ def test_simulated_cache_is_reused_and_verified(seed1_cache, monkeypatch):
     assert sorted(p.name for p in directory.iterdir()) == [f"{stem}.json", f"{stem}.nii.gz"]
 
 
+@pytest.mark.slow
 def test_simulated_same_seed_identical_bytes_other_seed_differs(simulated_dataset, seed1_cache, tmp_path):
     again = load_simulated(seed=0, cache_dir=tmp_path / "again")
     assert again.func_path != simulated_dataset.func_path
