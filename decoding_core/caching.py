@@ -96,6 +96,7 @@ class BoundedCache:
         self._sizes: dict = {}
         self._nbytes = 0
         self._lock = threading.RLock()
+        self._computing: dict = {}  # key -> the lock of the thread computing its value
 
     # -- reading ------------------------------------------------------------------------------
     def get(self, key: Hashable, default=None):
@@ -179,13 +180,26 @@ class BoundedCache:
     def get_or_compute(self, key: Hashable, compute: Callable[[], object]):
         """The value under ``key``; when absent, ``compute()`` it and store it.
 
-        ``compute`` runs outside the lock: a slow computation never blocks other
-        threads' reads. Two threads may compute the same value at once; the later `put` wins.
+        ``compute`` runs outside the cache's lock: a slow computation never blocks other
+        threads' reads. A thread that asks for a key another thread is computing waits for
+        that value instead of computing it a second time (two visitors opening the app at
+        once generate the built-in data set once, not twice in memory side by side).
         """
         value = self.get(key)
-        if value is None:
-            value = compute()
-            self.put(key, value)
+        if value is not None:
+            return value
+        with self._lock:
+            key_lock = self._computing.setdefault(key, threading.Lock())
+        try:
+            with key_lock:
+                value = self.get(key)
+                if value is None:
+                    value = compute()
+                    self.put(key, value)
+        finally:
+            with self._lock:
+                if self._computing.get(key) is key_lock and not key_lock.locked():
+                    del self._computing[key]
         return value
 
     def pop(self, key: Hashable, default=None):

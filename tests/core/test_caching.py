@@ -87,6 +87,42 @@ def test_get_or_compute_computes_once_and_outside_the_lock():
     assert cache.get("s") == "slow"
 
 
+def test_threads_asking_for_the_same_key_share_one_computation():
+    cache = BoundedCache(max_entries=4)
+    calls = []
+    release = threading.Event()
+
+    def compute():
+        calls.append(threading.get_ident())
+        release.wait(5)  # held until every thread has asked
+        return "value"
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(cache.get_or_compute("k", compute)))
+               for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    while not calls:
+        time.sleep(0.01)
+    time.sleep(0.1)  # the other three are now waiting for the first one's value
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert results == ["value"] * 4
+    assert len(calls) == 1
+
+
+def test_a_failed_computation_leaves_the_key_to_the_next_caller():
+    cache = BoundedCache(max_entries=4)
+
+    def fail():
+        raise RuntimeError("no")
+
+    with pytest.raises(RuntimeError):
+        cache.get_or_compute("k", fail)
+    assert cache.get_or_compute("k", lambda: "second") == "second"
+
+
 @pytest.mark.parametrize("bound", [-1, 1.5, True, "2"])
 def test_bounds_are_checked(bound):
     with pytest.raises(ValueError, match="must be a non-negative integer or None"):
