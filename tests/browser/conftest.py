@@ -58,13 +58,11 @@ def page(browser, app_server):
 
 
 @pytest.fixture(scope="session")
-def ui():
-    """This module: the page helpers below (``ui.wait_for_app(page)``, ``ui.screenshot(...)``).
+def helpers():
+    """This module: the page helpers below (``helpers.wait_for_app(page)``, ``helpers.screenshot(...)``).
 
-    Test files get them through this fixture because several test folders have a
-    ``conftest.py`` and ``from conftest import ...`` could pick up another one.
+    Named ``helpers``, not ``ui``, so that it never hides the app's ``ui`` package.
     """
-    # globals(), not sys.modules[__name__]: every conftest.py is a module named "conftest".
     return types.SimpleNamespace(**globals())
 
 

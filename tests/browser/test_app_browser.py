@@ -21,57 +21,57 @@ pytestmark = pytest.mark.browser
 RUN_TIMEOUT_MS = 120_000
 
 
-def run_default_decoding(page, ui) -> None:
+def run_default_decoding(page, helpers) -> None:
     """Configure (the defaults: face vs cat, vt, SVC, leave one run out) and run; land on Results."""
-    ui.navigate_to_page(page, "Configure")
+    helpers.navigate_to_page(page, "Configure")
     page.get_by_role("button", name="Run the decoding").click()
-    ui.wait_for_page(page, "Results", timeout=RUN_TIMEOUT_MS)
-    ui.assert_no_exception(page)
+    helpers.wait_for_page(page, "Results", timeout=RUN_TIMEOUT_MS)
+    helpers.assert_no_exception(page)
 
 
-def cut_position(page, ui) -> tuple:
-    return tuple(ui.number_input_value(page, f"Cut {axis}") for axis in ("x", "y", "z"))
+def cut_position(page, helpers) -> tuple:
+    return tuple(helpers.number_input_value(page, f"Cut {axis}") for axis in ("x", "y", "z"))
 
 
-def test_data_page_shows_slices_and_metrics(page, ui):
+def test_data_page_shows_slices_and_metrics(page, helpers):
     expect(page.locator("h1").first).to_have_text("Data")
     chart = page.locator("[data-testid='stPlotlyChart']").first
     expect(chart).to_be_visible()
     # Plotly drew the slices: one drag layer per panel of the ortho view.
     expect(chart.locator(".nsewdrag")).to_have_count(3)
-    metrics = ui.metric_values(page, "Image shape", "Runs")
+    metrics = helpers.metric_values(page, "Image shape", "Runs")
     for label in ("Image shape", "Voxel size (mm)", "TR (s)", "Volumes", "Runs"):
         assert label in metrics, metrics
     assert metrics["Runs"] == "12"
     assert len(metrics["Image shape"].split(" x ")) == 3
-    ui.assert_no_exception(page)
-    ui.screenshot(page, "data")
+    helpers.assert_no_exception(page)
+    helpers.screenshot(page, "data")
 
     # The other views of the data draw too (tabs).
     page.get_by_role("tab", name="Timeline").click()
     expect(page.locator("[data-testid='stTabPanel']:visible [data-testid='stPlotlyChart']")).to_be_visible()
     page.get_by_role("tab", name="Mean time course").click()
-    ui.wait_for_app(page)
+    helpers.wait_for_app(page)
     expect(page.locator("[data-testid='stTabPanel']:visible [data-testid='stPlotlyChart']")).to_be_visible()
-    ui.assert_no_exception(page)
+    helpers.assert_no_exception(page)
 
     page.set_viewport_size({"width": 800, "height": 1000})
-    ui.wait_for_app(page)
-    ui.screenshot(page, "data-narrow-800")
+    helpers.wait_for_app(page)
+    helpers.screenshot(page, "data-narrow-800")
 
 
-def test_configure_run_results_downloads_and_voxel_click(page, ui, simulated_dataset, tmp_path, timeout=RUN_TIMEOUT_MS):
-    ui.navigate_to_page(page, "Configure")
-    metrics = ui.metric_values(page, "Data to decode", "Classes")
+def test_configure_run_results_downloads_and_voxel_click(page, helpers, simulated_dataset, tmp_path, timeout=RUN_TIMEOUT_MS):
+    helpers.navigate_to_page(page, "Configure")
+    metrics = helpers.metric_values(page, "Data to decode", "Classes")
     expected_voxels = int(np.count_nonzero(simulated_dataset.masks["vt"].get_fdata()))
     assert metrics["Data to decode (samples x voxels)"].endswith(f"x {expected_voxels}")
     assert metrics["Classes"] == "2"
-    ui.screenshot(page, "configure")
+    helpers.screenshot(page, "configure")
 
     page.get_by_role("button", name="Run the decoding").click()
-    ui.wait_for_page(page, "Results", timeout=RUN_TIMEOUT_MS)
-    ui.assert_no_exception(page)
-    results = ui.metric_values(page, "Mean accuracy", "Chance level", "Folds")
+    helpers.wait_for_page(page, "Results", timeout=RUN_TIMEOUT_MS)
+    helpers.assert_no_exception(page)
+    results = helpers.metric_values(page, "Mean accuracy", "Chance level", "Folds")
     mean_score = float(results["Mean accuracy"])
     chance = float(results["Chance level"])
     assert chance == pytest.approx(0.5, abs=0.01)  # face vs cat, balanced blocks
@@ -81,13 +81,13 @@ def test_configure_run_results_downloads_and_voxel_click(page, ui, simulated_dat
     weight_chart.scroll_into_view_if_needed()
     expect(weight_chart).to_be_visible()
     expect(weight_chart.locator(".nsewdrag")).to_have_count(2)  # the tutorial's 'yx' view
-    ui.screenshot(page, "results")
-    ui.screenshot(page, "results-weight-map", full_page=False)
+    helpers.screenshot(page, "results")
+    helpers.screenshot(page, "results-weight-map", full_page=False)
     page.get_by_role("heading", name="Downloads").scroll_into_view_if_needed()
-    ui.screenshot(page, "results-downloads", full_page=False)
+    helpers.screenshot(page, "results-downloads", full_page=False)
 
     # The weight map: a 3D image on the data set's grid, nonzero exactly inside the mask.
-    weights_path = ui.download(page, "Weight map (.nii.gz)", tmp_path, timeout=RUN_TIMEOUT_MS)
+    weights_path = helpers.download(page, "Weight map (.nii.gz)", tmp_path, timeout=RUN_TIMEOUT_MS)
     assert weights_path.name.endswith(".nii.gz")
     weights = nib.load(weights_path)
     assert weights.shape == tuple(simulated_dataset.shape[:3])
@@ -97,44 +97,44 @@ def test_configure_run_results_downloads_and_voxel_click(page, ui, simulated_dat
     assert int(np.count_nonzero(data)) == expected_voxels
     assert not np.any(data[simulated_dataset.masks["vt"].get_fdata() == 0])
 
-    scores = pd.read_csv(ui.download(page, "Per-fold scores (CSV)", tmp_path, timeout=RUN_TIMEOUT_MS))
+    scores = pd.read_csv(helpers.download(page, "Per-fold scores (CSV)", tmp_path, timeout=RUN_TIMEOUT_MS))
     assert len(scores) == 12
     assert scores["score"].between(0, 1).all()
     assert scores["score"].mean() == pytest.approx(mean_score, abs=0.001)
 
-    exported = json.loads(ui.download(page, "Configuration (JSON)", tmp_path, timeout=RUN_TIMEOUT_MS).read_text())
+    exported = json.loads(helpers.download(page, "Configuration (JSON)", tmp_path, timeout=RUN_TIMEOUT_MS).read_text())
     assert exported["config"]["conditions"] == ["face", "cat"]
     assert exported["config"]["cv"] == "leave-one-run-out"
     assert exported["config"]["mask_name"] == "vt"
     assert exported["config"]["estimator"] == "svc"
-    ui.assert_no_exception(page)
+    helpers.assert_no_exception(page)
 
     # A click on a voxel of the first slice moves the cut there.
     weight_chart.scroll_into_view_if_needed()
-    before = cut_position(page, ui)
+    before = cut_position(page, helpers)
     panel = weight_chart.locator(".nsewdrag").first.bounding_box()
     for fraction_x, fraction_y in ((0.3, 0.6), (0.7, 0.35)):  # two spots: one is not the current cut
         x = panel["x"] + panel["width"] * fraction_x
         y = panel["y"] + panel["height"] * fraction_y
         page.mouse.move(x, y)
         page.mouse.click(x, y)
-        ui.wait_for_app(page)
-        if cut_position(page, ui) != before:
+        helpers.wait_for_app(page)
+        if cut_position(page, helpers) != before:
             break
-    after = cut_position(page, ui)
+    after = cut_position(page, helpers)
     assert after != before, f"clicking the weight map left the cut at {before}"
     assert all(0 <= value < size for value, size in zip(after, simulated_dataset.shape[:3]))
-    ui.assert_no_exception(page)
+    helpers.assert_no_exception(page)
 
     page.set_viewport_size({"width": 800, "height": 1000})
-    ui.wait_for_app(page)
-    ui.screenshot(page, "results-narrow-800")
+    helpers.wait_for_app(page)
+    helpers.screenshot(page, "results-narrow-800")
 
 
-def test_tutorial_page_shows_every_step(page, ui):
-    ui.navigate_to_page(page, "Tutorial", timeout=RUN_TIMEOUT_MS)
-    ui.wait_for_app(page, timeout=RUN_TIMEOUT_MS)
-    ui.assert_no_exception(page)
+def test_tutorial_page_shows_every_step(page, helpers):
+    helpers.navigate_to_page(page, "Tutorial", timeout=RUN_TIMEOUT_MS)
+    helpers.wait_for_app(page, timeout=RUN_TIMEOUT_MS)
+    helpers.assert_no_exception(page)
     headings = page.locator("h3").all_inner_texts()
     numbers = sorted(int(text.split(".")[0]) for text in headings if text.split(".")[0].isdigit())
     assert numbers == list(range(1, 11)), headings
@@ -143,13 +143,13 @@ def test_tutorial_page_shows_every_step(page, ui):
     body = page.locator("[data-testid='stMain']").inner_text()
     assert "training accuracy" in body and "CV Fold 5" in body
     expect(page.locator(".st-key-w_tutorial_weights_chart [data-testid='stPlotlyChart']")).to_be_visible()
-    ui.screenshot(page, "tutorial")
+    helpers.screenshot(page, "tutorial")
 
 
-def test_bad_upload_shows_an_error_not_a_traceback(page, ui, tmp_path, timeout=RUN_TIMEOUT_MS):
+def test_bad_upload_shows_an_error_not_a_traceback(page, helpers, tmp_path, timeout=RUN_TIMEOUT_MS):
     page.get_by_text("Choose the data set").click()
     page.get_by_text("Your own files (upload)").click()
-    ui.wait_for_app(page)
+    helpers.wait_for_app(page)
     not_nifti = tmp_path / "bold.nii.gz"
     not_nifti.write_bytes(b"This is a text file, not a NIfTI image.\n" * 20)
     labels = tmp_path / "labels.txt"
@@ -158,19 +158,19 @@ def test_bad_upload_shows_an_error_not_a_traceback(page, ui, tmp_path, timeout=R
     uploaders = page.locator("[data-testid='stFileUploader']")
     uploaders.filter(has_text="4D functional image").locator(
         "[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(not_nifti))
-    ui.wait_for_app(page)
+    helpers.wait_for_app(page)
     uploaders.filter(has_text="Labels table").locator(
         "[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(labels))
-    ui.wait_for_app(page)
+    helpers.wait_for_app(page)
     load = page.get_by_role("button", name="Load these files")
     expect(load).to_be_enabled()
     load.click()
-    ui.wait_for_app(page, timeout=RUN_TIMEOUT_MS)
+    helpers.wait_for_app(page, timeout=RUN_TIMEOUT_MS)
 
     alert = page.locator("[data-testid='stAlert']").filter(has_text="NIfTI")
     expect(alert.first).to_be_visible()
-    ui.assert_no_exception(page)
+    helpers.assert_no_exception(page)
     # The data set loaded before stays in use.
     expect(page.get_by_text("The data set loaded before is still in use")).to_be_visible()
     expect(page.locator("[data-testid='stPlotlyChart']").first).to_be_visible()
-    ui.screenshot(page, "data-bad-upload")
+    helpers.screenshot(page, "data-bad-upload")

@@ -24,35 +24,35 @@ def weight_chart_title(page) -> str:
     return title.text_content()
 
 
-def test_multiclass_review_with_pattern_map_and_permutation_test(page, ui, simulated_dataset, tmp_path):
+def test_multiclass_review_with_pattern_map_and_permutation_test(page, helpers, simulated_dataset, tmp_path):
     categories = sorted({str(c) for c in simulated_dataset.conditions} - {"rest"})
     assert len(categories) == 8
 
-    ui.navigate_to_page(page, "Configure")
-    conditions = ui.widget(page, "stMultiSelect", "Conditions")
+    helpers.navigate_to_page(page, "Configure")
+    conditions = helpers.widget(page, "stMultiSelect", "Conditions")
     for name in categories:
         if conditions.get_by_text(name, exact=True).count():
             continue  # already chosen (face and cat by default)
         conditions.locator("input").click()
         page.keyboard.type(name)
         page.keyboard.press("Enter")
-        ui.wait_for_app(page)
+        helpers.wait_for_app(page)
     page.keyboard.press("Escape")
     # The ridge classifier keeps the 20 permutations of 12 folds x 8 classes quick.
-    ui.choose_option(page, "Classifier", "Ridge classifier")
-    ui.choose_option(page, "Score", "Balanced accuracy")
-    metrics = ui.metric_values(page, "Classes", "Data to decode")
+    helpers.choose_option(page, "Classifier", "Ridge classifier")
+    helpers.choose_option(page, "Score", "Balanced accuracy")
+    metrics = helpers.metric_values(page, "Classes", "Data to decode")
     assert metrics["Classes"] == "8", metrics
     n_samples = int(metrics["Data to decode (samples x voxels)"].split(" x ")[0])
     expected_samples = int(np.isin(np.asarray(simulated_dataset.conditions, dtype=str), categories).sum())
     assert n_samples == expected_samples
-    ui.assert_no_exception(page)
-    ui.screenshot(page, "methods-configure")
+    helpers.assert_no_exception(page)
+    helpers.screenshot(page, "methods-configure")
 
     page.get_by_role("button", name="Run the decoding").click()
-    ui.wait_for_page(page, "Results", timeout=RUN_TIMEOUT_MS)
-    ui.assert_no_exception(page)
-    results = ui.metric_values(page, "Mean balanced accuracy", "Chance level")
+    helpers.wait_for_page(page, "Results", timeout=RUN_TIMEOUT_MS)
+    helpers.assert_no_exception(page)
+    results = helpers.metric_values(page, "Mean balanced accuracy", "Chance level")
     score = float(results["Mean balanced accuracy"])
     chance = float(results["Chance level"])
     assert chance == pytest.approx(1 / 8, abs=0.01)
@@ -67,11 +67,11 @@ def test_multiclass_review_with_pattern_map_and_permutation_test(page, ui, simul
     assert sorted(confusion.locator(".xtick text").all_text_contents()) == categories
     assert sorted(confusion.locator(".ytick text").all_text_contents()) == categories
     confusion.scroll_into_view_if_needed()
-    ui.screenshot(page, "methods-confusion", full_page=False)
+    helpers.screenshot(page, "methods-confusion", full_page=False)
 
     # Per-class precision and recall: eight rows, each class tested on all its samples.
     page.get_by_role("tab", name="Per-class precision and recall").click()
-    table = ui.dataframe_csv(
+    table = helpers.dataframe_csv(
         page, page.locator("[data-testid='stTabPanel']:visible [data-testid='stDataFrame']").first,
         tmp_path / "per_class.csv",
     )
@@ -82,27 +82,27 @@ def test_multiclass_review_with_pattern_map_and_permutation_test(page, ui, simul
 
     # One class's map, then the Haufe activation pattern instead of the raw weights.
     assert "vs rest" in weight_chart_title(page)
-    ui.choose_option(page, "Class", "house vs rest")
+    helpers.choose_option(page, "Class", "house vs rest")
     assert "house vs rest" in weight_chart_title(page)
     page.locator(".st-key-w_map_kind").get_by_text("Activation pattern (Haufe et al. 2014)").click()
-    ui.wait_for_app(page)
+    helpers.wait_for_app(page)
     title = weight_chart_title(page)
     assert "Activation pattern" in title and "house vs rest" in title, title
-    ui.assert_no_exception(page)
+    helpers.assert_no_exception(page)
     page.locator(".st-key-w_weight_chart").scroll_into_view_if_needed()
-    ui.screenshot(page, "methods-pattern-map", full_page=False)
+    helpers.screenshot(page, "methods-pattern-map", full_page=False)
 
     # A small permutation test.
-    count = ui.widget(page, "stNumberInput", "Number of permutations").locator("input")
+    count = helpers.widget(page, "stNumberInput", "Number of permutations").locator("input")
     count.fill(str(N_PERMUTATIONS))
     count.press("Enter")
-    ui.wait_for_app(page)
+    helpers.wait_for_app(page)
     page.get_by_role("button", name="Run the permutation test").click()
-    ui.wait_for_app(page, timeout=RUN_TIMEOUT_MS)
+    helpers.wait_for_app(page, timeout=RUN_TIMEOUT_MS)
     expect(page.get_by_text(f"{N_PERMUTATIONS} / {N_PERMUTATIONS}")).to_be_visible(timeout=RUN_TIMEOUT_MS)
-    ui.wait_for_app(page, timeout=RUN_TIMEOUT_MS)
-    ui.assert_no_exception(page)
-    significance = ui.metric_values(page, "Observed score", "p-value")
+    helpers.wait_for_app(page, timeout=RUN_TIMEOUT_MS)
+    helpers.assert_no_exception(page)
+    significance = helpers.metric_values(page, "Observed score", "p-value")
     assert float(significance["Observed score"]) == pytest.approx(score, abs=0.001)
     p_value = float(significance["p-value"])
     # A pattern this strong beats every shuffle: the smallest p-value 20 permutations allow.
@@ -112,5 +112,5 @@ def test_multiclass_review_with_pattern_map_and_permutation_test(page, ui, simul
     expect(null_chart).to_be_visible()
     assert f"{N_PERMUTATIONS} permutations" in null_chart.locator(".gtitle").text_content()
     null_chart.scroll_into_view_if_needed()
-    ui.screenshot(page, "methods-permutation", full_page=False)
-    ui.screenshot(page, "methods-results")
+    helpers.screenshot(page, "methods-permutation", full_page=False)
+    helpers.screenshot(page, "methods-results")

@@ -28,8 +28,8 @@ def run_cli(*args, env=None):
 def test_core_never_imports_streamlit():
     code = (
         "import sys, importlib, pkgutil, decoding_core\n"
-        "for m in pkgutil.iter_modules(decoding_core.__path__):\n"
-        "    importlib.import_module('decoding_core.' + m.name)\n"
+        "for m in pkgutil.walk_packages(decoding_core.__path__, 'decoding_core.'):\n"
+        "    importlib.import_module(m.name)\n"
         "assert 'streamlit' not in sys.modules, 'decoding_core imported streamlit'\n"
         "print('ok')\n"
     )
