@@ -7,6 +7,7 @@ same attributes, e.g. a `DecodingResult` for `paired_test`'s inputs).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import nibabel as nib
 import numpy as np
@@ -179,8 +180,71 @@ def _test_train_ratio(record) -> float | None:
     return float(np.mean(n_test / n_train))
 
 
+@dataclass(frozen=True)
+class PairedTest:
+    """Paired comparison of two runs' scores across the same folds (see `paired_test`).
+
+    Attributes
+    ----------
+    n_folds : int
+    confidence : float
+        Level of the intervals.
+    mean_difference, sd_difference : float
+        Of the fold-wise differences a - b.
+    ci_low, ci_high : float
+        t interval of the mean difference.
+    t_statistic : float or None
+        Paired t statistic; None when every difference is the same (undefined).
+    t_p_value : float
+        Two-sided paired t-test.
+    wilcoxon_statistic, wilcoxon_p_value : float or None
+        Signed-rank test; None when all differences are zero.
+    corrected_t_p_value, corrected_ci_low, corrected_ci_high : float or None
+        Nadeau & Bengio's corrected resampled t-test; None without a test/train ratio.
+    n_a_better, n_b_better, n_ties : int
+        Folds in which A scored higher, B scored higher, or both the same.
+    note : str
+        What the test can and cannot say (`PAIRED_TEST_NOTE`).
+    """
+
+    n_folds: int
+    confidence: float
+    mean_difference: float
+    sd_difference: float
+    ci_low: float
+    ci_high: float
+    t_statistic: float | None
+    t_p_value: float
+    wilcoxon_statistic: float | None
+    wilcoxon_p_value: float | None
+    corrected_t_p_value: float | None
+    corrected_ci_low: float | None
+    corrected_ci_high: float | None
+    n_a_better: int
+    n_b_better: int
+    n_ties: int
+    note: str = PAIRED_TEST_NOTE
+
+
+def _checked_pair(a_scores, b_scores, confidence: float) -> tuple:
+    a = np.asarray(a_scores, dtype=float).ravel()
+    b = np.asarray(b_scores, dtype=float).ravel()
+    if a.shape != b.shape:
+        raise DecodingInputError(
+            f"A paired test needs the same folds in both runs; got {a.size} and {b.size} fold scores. "
+            "Compare runs evaluated with the same scheme on the same data."
+        )
+    if a.size < 2:
+        raise DecodingInputError("A paired test needs at least two folds; these runs have one score each.")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise DecodingInputError("Some fold scores are missing (NaN); a paired test needs a score in every fold.")
+    if not 0 < confidence < 1:
+        raise DecodingInputError(f"'confidence' must be in (0, 1). Got {confidence!r}.")
+    return a, b
+
+
 def paired_test(a_scores, b_scores, *, confidence: float = 0.95,
-                test_train_ratio: float | None = None) -> dict:
+                test_train_ratio: float | None = None) -> PairedTest:
     """Paired comparison of two runs' scores across the same folds.
 
     Parameters
@@ -195,68 +259,48 @@ def paired_test(a_scores, b_scores, *, confidence: float = 0.95,
 
     Returns
     -------
-    dict
-        ``n_folds``, ``mean_difference`` (a - b), ``sd_difference``, ``ci_low``,
-        ``ci_high`` (t interval), ``t_statistic``, ``t_p_value`` (two-sided paired
-        t-test), ``wilcoxon_statistic``, ``wilcoxon_p_value`` (signed-rank; None
-        when all differences are zero), ``corrected_t_p_value``, ``corrected_ci_low``,
-        ``corrected_ci_high`` (None without ``test_train_ratio``), ``n_a_better``,
-        ``n_b_better``, ``n_ties``, ``note`` (the limits: `PAIRED_TEST_NOTE`).
+    PairedTest
 
     Raises
     ------
     DecodingInputError
         When the score lists differ in length, hold fewer than two folds or non-finite values.
     """
-    a = np.asarray(a_scores, dtype=float).ravel()
-    b = np.asarray(b_scores, dtype=float).ravel()
-    if a.shape != b.shape:
-        raise DecodingInputError(
-            f"A paired test needs the same folds in both runs; got {a.size} and {b.size} fold scores. "
-            "Compare runs evaluated with the same scheme on the same data."
-        )
-    if a.size < 2:
-        raise DecodingInputError("A paired test needs at least two folds; these runs have one score each.")
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise DecodingInputError("Some fold scores are missing (NaN); a paired test needs a score in every fold.")
-    if not 0 < confidence < 1:
-        raise DecodingInputError(f"'confidence' must be in (0, 1). Got {confidence!r}.")
+    a, b = _checked_pair(a_scores, b_scores, confidence)
     diff = a - b
     k = diff.size
     mean = float(diff.mean())
     sd = float(diff.std(ddof=1))
     t_crit = float(stats.t.ppf(0.5 + confidence / 2, df=k - 1))
-    out = {
+    fields = {
         "n_folds": int(k), "mean_difference": mean, "sd_difference": sd,
         "n_a_better": int((diff > 0).sum()), "n_b_better": int((diff < 0).sum()),
         "n_ties": int((diff == 0).sum()), "confidence": confidence,
         "corrected_t_p_value": None, "corrected_ci_low": None, "corrected_ci_high": None,
-        "note": PAIRED_TEST_NOTE,
     }
     if sd == 0:
         # Constant differences: the t statistic is undefined (0/0 or inf); say so rather than print nan.
-        out.update(ci_low=mean, ci_high=mean, t_statistic=None,
-                   t_p_value=1.0 if mean == 0 else 0.0)
+        fields.update(ci_low=mean, ci_high=mean, t_statistic=None, t_p_value=1.0 if mean == 0 else 0.0)
     else:
         sem = sd / math.sqrt(k)
         t_result = stats.ttest_rel(a, b)
-        out.update(ci_low=mean - t_crit * sem, ci_high=mean + t_crit * sem,
-                   t_statistic=float(t_result.statistic), t_p_value=float(t_result.pvalue))
+        fields.update(ci_low=mean - t_crit * sem, ci_high=mean + t_crit * sem,
+                      t_statistic=float(t_result.statistic), t_p_value=float(t_result.pvalue))
         if test_train_ratio is not None and test_train_ratio > 0:
             corrected_se = sd * math.sqrt(1.0 / k + float(test_train_ratio))
             t_corrected = mean / corrected_se
-            out.update(corrected_t_p_value=float(2 * stats.t.sf(abs(t_corrected), df=k - 1)),
-                       corrected_ci_low=mean - t_crit * corrected_se,
-                       corrected_ci_high=mean + t_crit * corrected_se)
+            fields.update(corrected_t_p_value=float(2 * stats.t.sf(abs(t_corrected), df=k - 1)),
+                          corrected_ci_low=mean - t_crit * corrected_se,
+                          corrected_ci_high=mean + t_crit * corrected_se)
     if np.all(diff == 0):
-        out.update(wilcoxon_statistic=None, wilcoxon_p_value=None)
+        fields.update(wilcoxon_statistic=None, wilcoxon_p_value=None)
     else:
         w_result = stats.wilcoxon(a, b, zero_method="wilcox")
-        out.update(wilcoxon_statistic=float(w_result.statistic), wilcoxon_p_value=float(w_result.pvalue))
-    return out
+        fields.update(wilcoxon_statistic=float(w_result.statistic), wilcoxon_p_value=float(w_result.pvalue))
+    return PairedTest(**fields)
 
 
-def compare_two_runs(record_a, record_b, *, confidence: float = 0.95) -> dict:
+def compare_two_runs(record_a, record_b, *, confidence: float = 0.95) -> PairedTest:
     """`paired_test` of two recorded runs, when their folds pair (DecodingInputError otherwise)."""
     paired, reason = folds_are_paired([record_a, record_b])
     if not paired:
@@ -336,7 +380,7 @@ def setting_choices(setting: str, dataset=None) -> list:
 
 
 __all__ = [
-    "PAIRED_TEST_NOTE", "SETTING_TITLES", "compare_two_runs", "config_table",
+    "PAIRED_TEST_NOTE", "SETTING_TITLES", "PairedTest", "compare_two_runs", "config_table",
     "folds_are_paired", "paired_fold_scores", "paired_test", "setting_choices", "style_config_table",
     "summary_table", "weight_difference_img",
 ]

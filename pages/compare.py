@@ -85,20 +85,20 @@ def p_text(value) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
-def draw_paired_test(test: dict) -> None:
-    level = int(round(test["confidence"] * 100))
+def draw_paired_test(test: compare.PairedTest) -> None:
+    level = int(round(test.confidence * 100))
     difference, t_column, wilcoxon_column, corrected_column = st.columns(4)
-    difference.metric("Mean difference (A - B)", f"{test['mean_difference']:+.4f}",
-                      help=f"{level}% interval: {test['ci_low']:+.4f} to {test['ci_high']:+.4f}")
-    t_column.metric("Paired t-test p", p_text(test["t_p_value"]))
-    wilcoxon_column.metric("Wilcoxon signed-rank p", p_text(test["wilcoxon_p_value"]))
-    corrected_column.metric("Corrected t-test p (Nadeau & Bengio)", p_text(test["corrected_t_p_value"]))
-    interval = f"{level}% interval of the mean difference: {test['ci_low']:+.4f} to {test['ci_high']:+.4f}"
-    if test["corrected_ci_low"] is not None:
-        interval += f" (corrected: {test['corrected_ci_low']:+.4f} to {test['corrected_ci_high']:+.4f})"
-    st.caption(f"{interval}. Over {test['n_folds']} folds, A scored higher in {test['n_a_better']}, "
-               f"B in {test['n_b_better']}, ties in {test['n_ties']}.")
-    st.info(f"**Limits of this test.** {test['note']}", icon=":material/info:")
+    difference.metric("Mean difference (A - B)", f"{test.mean_difference:+.4f}",
+                      help=f"{level}% interval: {test.ci_low:+.4f} to {test.ci_high:+.4f}")
+    t_column.metric("Paired t-test p", p_text(test.t_p_value))
+    wilcoxon_column.metric("Wilcoxon signed-rank p", p_text(test.wilcoxon_p_value))
+    corrected_column.metric("Corrected t-test p (Nadeau & Bengio)", p_text(test.corrected_t_p_value))
+    interval = f"{level}% interval of the mean difference: {test.ci_low:+.4f} to {test.ci_high:+.4f}"
+    if test.corrected_ci_low is not None:
+        interval += f" (corrected: {test.corrected_ci_low:+.4f} to {test.corrected_ci_high:+.4f})"
+    st.caption(f"{interval}. Over {test.n_folds} folds, A scored higher in {test.n_a_better}, "
+               f"B in {test.n_b_better}, ties in {test.n_ties}.")
+    st.info(f"**Limits of this test.** {test.note}", icon=":material/info:")
 
 
 def draw_weight_difference(record_a, record_b) -> None:

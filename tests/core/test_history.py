@@ -325,18 +325,18 @@ def test_paired_test_against_scipy_and_its_limits():
     b = np.array([0.8, 0.8, 0.7, 0.9, 0.65, 0.85, 0.8, 0.7])
     out = compare.paired_test(a, b, test_train_ratio=1 / 7)
     diff = a - b
-    assert out["mean_difference"] == pytest.approx(diff.mean())
-    assert out["t_p_value"] == pytest.approx(stats.ttest_rel(a, b).pvalue)
-    assert out["wilcoxon_p_value"] == pytest.approx(stats.wilcoxon(a, b).pvalue)
+    assert out.mean_difference == pytest.approx(diff.mean())
+    assert out.t_p_value == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    assert out.wilcoxon_p_value == pytest.approx(stats.wilcoxon(a, b).pvalue)
     half_width = stats.t.ppf(0.975, 7) * diff.std(ddof=1) / np.sqrt(8)
-    assert out["ci_low"] == pytest.approx(diff.mean() - half_width)
+    assert out.ci_low == pytest.approx(diff.mean() - half_width)
     # The corrected test is more conservative than the naive one.
-    assert out["corrected_t_p_value"] > out["t_p_value"]
-    assert out["corrected_ci_high"] - out["corrected_ci_low"] > out["ci_high"] - out["ci_low"]
-    assert (out["n_a_better"], out["n_b_better"], out["n_ties"]) == (6, 1, 1)
-    assert "not independent" in out["note"] and "Nadeau" in out["note"]
+    assert out.corrected_t_p_value > out.t_p_value
+    assert out.corrected_ci_high - out.corrected_ci_low > out.ci_high - out.ci_low
+    assert (out.n_a_better, out.n_b_better, out.n_ties) == (6, 1, 1)
+    assert "not independent" in out.note and "Nadeau" in out.note
     same = compare.paired_test(a, a)
-    assert same["wilcoxon_p_value"] is None and same["t_p_value"] == 1.0 and same["mean_difference"] == 0
+    assert same.wilcoxon_p_value is None and same.t_p_value == 1.0 and same.mean_difference == 0
     with pytest.raises(DecodingInputError, match="same folds"):
         compare.paired_test(a, b[:-1])
     with pytest.raises(DecodingInputError, match="at least two folds"):
