@@ -133,6 +133,34 @@ def fold_table(result) -> pd.DataFrame:
     return table
 
 
+def fold_names(result, table: pd.DataFrame | None = None) -> list[str]:
+    """One label per fold, as the Results page and the run history show them.
+
+    Parameters
+    ----------
+    result : DecodingResult or RunRecord
+    table : pandas.DataFrame, optional
+        `fold_table` of ``result``, when already made.
+
+    Returns
+    -------
+    list of str
+        ``"run 3"`` (the run tested) for leave-one-run-out, ``"training data"``
+        when the scheme scores the training data, ``"held-out samples"`` for the
+        hold-out, else ``"fold 1"``, ``"fold 2"``, ...
+    """
+    table = fold_table(result) if table is None else table
+    cv = result.config.cv
+    if result.meaningless or cv == "train":
+        return ["training data"]
+    if cv == "holdout" and len(table) == 1:
+        return ["held-out samples"]
+    if cv == "leave-one-run-out" and "test_run" in table:
+        return [f"run {run}" if run is not None and run == run else f"fold {n + 1}"
+                for n, run in enumerate(table["test_run"])]
+    return [f"fold {n + 1}" for n in range(len(table))]
+
+
 def fold_scores_csv(result) -> str:
     """The per-fold scores as CSV text (see `fold_table` for the columns)."""
     return fold_table(result).to_csv(index=False, float_format="%.6g")

@@ -49,6 +49,7 @@ from decoding_core.caching import BoundedCache
 from decoding_core.config import DecodingConfig
 from decoding_core.datasets import DatasetSpec
 from decoding_core.errors import DecodingInputError
+from decoding_core.export import fold_names
 
 #: Environment variable that turns on the shared-deployment mode (history in memory, per session).
 SHARED_ENV = environment.SHARED
@@ -138,24 +139,6 @@ def default_run_name(config: DecodingConfig, dataset_name: str = "") -> str:
     if config.smoothing_fwhm:
         parts.append(f"fwhm{config.smoothing_fwhm:g}")
     return ", ".join(parts)
-
-
-def _fold_names(result, predictions: pd.DataFrame, n_folds: int) -> list[str]:
-    """One label per fold: ``run 3`` for leave-one-run-out, else ``fold 1``..."""
-    config = result.config
-    if config.cv == "leave-one-run-out" and "run" in predictions and "fold" in predictions:
-        fold_ids = sorted(pd.unique(predictions["fold"]).tolist())
-        if len(fold_ids) == n_folds:
-            labels = []
-            for number, fold in enumerate(fold_ids):
-                runs = pd.unique(predictions.loc[predictions["fold"] == fold, "run"])
-                labels.append(f"run {runs[0]}" if len(runs) == 1 else f"fold {number + 1}")
-            return labels
-    if config.cv == "train":
-        return ["training data"]
-    if config.cv == "holdout":
-        return ["held-out samples"]
-    return [f"fold {i + 1}" for i in range(n_folds)]
 
 
 def fold_signature(dataset_digest: str, predictions: pd.DataFrame) -> str:
@@ -346,7 +329,7 @@ class RunRecord:
             run_column=None if dataset.run_column is None else str(dataset.run_column),
             config=config,
             fold_scores=fold_scores,
-            fold_names=_fold_names(result, predictions, len(fold_scores)),
+            fold_names=fold_names(result),
             mean_score=float(result.mean_score),
             std_score=float(result.std_score),
             chance_level=float(result.chance_level),

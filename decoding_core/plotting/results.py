@@ -16,7 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from decoding_core.errors import DecodingInputError
-from decoding_core.export import fold_table
+from decoding_core.export import fold_names, fold_table
 from decoding_core.plotting._common import (
     CHANCE_COLOR,
     CORRECT_COLOR,
@@ -48,18 +48,6 @@ def _score_name(result) -> str:
     )
 
 
-def _fold_names(result, table: pd.DataFrame) -> list:
-    cv = result.config.cv
-    if result.meaningless or cv == "train":
-        return ["training data"]
-    if cv == "holdout":
-        return ["held-out samples"] if len(table) == 1 else [f"fold {n + 1}" for n in range(len(table))]
-    if cv == "leave-one-run-out" and "test_run" in table:
-        return [run_name(run) if run is not None and run == run else f"fold {n + 1}"
-                for n, run in enumerate(table["test_run"])]
-    return [f"fold {n + 1}" for n in range(len(table))]
-
-
 def plot_fold_scores(result) -> go.Figure:
     """One bar per fold, with the chance level (dashed) and the mean (solid).
 
@@ -74,7 +62,7 @@ def plot_fold_scores(result) -> go.Figure:
         when the scheme scores the training data (meaningless).
     """
     table = fold_table(result)
-    names = _fold_names(result, table)
+    names = fold_names(result, table)
     score_name = _score_name(result)
     scores = table["score"].to_numpy(dtype=float)
     fig = go.Figure(
