@@ -228,10 +228,14 @@ def load_uploaded_dataset(
         folder = upload_root(session_token) / upload_digest
         try:
             stored = _write_upload_folder(folder, source, func_sha256, labels_bytes, mask_bytes, anat_bytes)
-            return datasets.load_files(
+            dataset = datasets.load_files(
                 stored["func"], stored["labels"], label_column=label_column, run_column=run_column,
                 mask=stored["mask"], anat=stored["anat"], tr=tr, title=title,
             )
+            # The Data page draws the background at once: compute it in this job, where a
+            # file broken past its header is refused as an upload error.
+            dataset.read_background()
+            return dataset
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise

@@ -56,7 +56,10 @@ class Dataset:
     masks : dict of str to nibabel.Nifti1Image
         Named 3D masks on the functional grid (keys as in `MASK_TITLES`).
     anat_img : nibabel.Nifti1Image or None
-        Anatomical background, resampled onto the functional grid.
+        Anatomical background, resampled onto the functional grid. It may be
+        computed on first read of its voxels (the mean image of the user's
+        files: a whole pass over the 4D file that only a drawing needs); see
+        `read_background`.
     description : str
         A short description, saying where the data come from.
     source : str
@@ -90,6 +93,22 @@ class Dataset:
     def func_img(self) -> nib.Nifti1Image:
         """The 4D image as a lazy nibabel proxy (data not read until asked)."""
         return nib.load(str(self.func_path))
+
+    def read_background(self) -> nib.Nifti1Image | None:
+        """``anat_img`` with its voxels read now, computing them if they are computed on first read.
+
+        The app calls it while loading, inside the loading job, so that a
+        background computed from the 4D file costs its pass there (and a file
+        broken past its header is refused there) rather than at the first drawing.
+
+        Returns
+        -------
+        nibabel.Nifti1Image or None
+            ``anat_img`` itself.
+        """
+        if self.anat_img is not None:
+            np.asanyarray(self.anat_img.dataobj)
+        return self.anat_img
 
     @property
     def n_volumes(self) -> int:

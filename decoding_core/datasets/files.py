@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import nibabel as nib
@@ -73,8 +76,12 @@ def load_files(func, labels, *, label_column: str = "labels", run_column: str | 
         masks = {"epi": _epi_mask(mean_img, affine)}
     if anat is not None:
         anat_img = _uploaded_background(anat, shape, affine)
+    elif mean_img is not None:
+        anat_img = mean_img
     else:
-        anat_img = mean_img if mean_img is not None else nifti.mean_volume(func_path)
+        # Only a drawing needs the mean image: a pass over the whole file that masking
+        # and decoding (the command line) never use, so it is computed when first read.
+        anat_img = lazy_mean_image(func_path, info)
 
     repetition_time = _check_tr(tr)
     if repetition_time is None:
@@ -239,6 +246,96 @@ def _uploaded_background(anat, shape, affine) -> nib.Nifti1Image:
                                    budget_bytes=anat_info.data_nbytes)
     resampled = resample_onto(anat_source, shape, affine, "continuous")
     return float_image(np.asanyarray(resampled.dataobj), affine)
+
+
+class _VoxelsOnFirstRead:
+    """A nibabel array proxy whose voxels are computed on first read, then kept.
+
+    nibabel reads an image's voxels through ``np.asanyarray(image.dataobj)``
+    (``get_fdata``, ``nib.save``, nilearn), while its shape, affine and header
+    are known at once: an image built on this proxy costs nothing until a
+    voxel is read, and then exactly what ``compute`` costs, once.
+    """
+
+    #: nibabel's mark of a proxy: the image reports it is not in memory yet.
+    is_proxy = True
+
+    def __init__(self, compute: Callable[[], np.ndarray], shape: tuple, dtype):
+        self._compute = compute
+        self.shape = tuple(int(n) for n in shape)
+        self.dtype = np.dtype(dtype)
+        self._values = None
+        # Two threads drawing at once (two reruns of a page) must not both read the file.
+        self._lock = threading.Lock()
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def is_computed(self) -> bool:
+        """Whether the voxels have been computed (read) already."""
+        return self._values is not None
+
+    def _read(self) -> np.ndarray:
+        with self._lock:
+            if self._values is None:
+                values = np.asarray(self._compute(), dtype=self.dtype)
+                if values.shape != self.shape:
+                    raise DecodingInputError(
+                        f"The image changed on disk: its voxels have shape {values.shape}, not {self.shape}. "
+                        "Load the files again."
+                    )
+                values.flags.writeable = False  # shared by every reader
+                self._values = values
+        return self._values
+
+    def __array__(self, dtype=None, copy=None):
+        values = self._read()
+        if dtype is not None and np.dtype(dtype) != values.dtype:
+            return values.astype(dtype)
+        return values.copy() if copy else values
+
+    def __getitem__(self, index):
+        return self._read()[index]
+
+    def __getstate__(self):  # pickle and deepcopy: the lock is not copied, the voxels are if read
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+
+def lazy_mean_image(func_path: Path, info) -> nib.Nifti1Image:
+    """The mean functional image, as `nifti.mean_volume` makes it, read only when its voxels are.
+
+    Parameters
+    ----------
+    func_path : pathlib.Path
+        The 4D image.
+    info : decoding_core.io.nifti.NiftiInfo
+        Its header, checked by `nifti.inspect_nifti`.
+
+    Returns
+    -------
+    nibabel.Nifti1Image
+        Shape, affine and header as `nifti.mean_volume`'s result (float32, on the
+        functional grid); the first read of its voxels streams the file once.
+    """
+    shape = tuple(int(n) for n in info.shape[:3])
+    header = info.header.copy()
+    header.set_data_shape(shape)
+    header.set_data_dtype(np.float32)
+    header.set_slope_inter(None, None)
+    voxels = _VoxelsOnFirstRead(functools.partial(_mean_voxels, Path(func_path)), shape, np.float32)
+    return nifti._make_image(voxels, info, header, func_path.name, "functional image")
+
+
+def _mean_voxels(func_path: Path) -> np.ndarray:
+    return np.asanyarray(nifti.mean_volume(func_path).dataobj)
 
 
 # -- repetition time ---------------------------------------------------------------------

@@ -172,3 +172,50 @@ def test_load_files_bad_tr(haxby_vt_dir):
     with pytest.raises(TypeError, match="'tr' must be a number"):
         load_files(haxby_vt_dir / "bold_vt.nii.gz", haxby_vt_dir / "labels.txt",
                    mask=haxby_vt_dir / "mask_vt.nii.gz", tr="fast")
+
+
+def test_the_mean_image_is_read_only_when_the_background_is(haxby_vt_dir, monkeypatch, capsys):
+    """Loading, masking and decoding (the command line's whole path) never compute the mean image;
+    the background the app draws is still the mean image, computed once when first read."""
+    from decoding_core import cli
+    from decoding_core.io import nifti
+
+    real_mean_volume = nifti.mean_volume
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the mean image was computed")
+
+    monkeypatch.setattr(nifti, "mean_volume", refuse)
+    func, labels, mask = haxby_vt_dir / "bold_vt.nii.gz", haxby_vt_dir / "labels.txt", haxby_vt_dir / "mask_vt.nii.gz"
+    status = cli.main(["decode", "--func", func, "--labels", labels, "--mask", mask,
+                       "--conditions", "face", "cat", "--json"])
+    assert status == 0, capsys.readouterr().err
+    dataset = load_files(func, labels, mask=mask)
+    assert dataset.anat_img.shape == (40, 64, 64) and not dataset.anat_img.in_memory
+
+    calls = []
+    monkeypatch.setattr(nifti, "mean_volume", lambda *a, **k: calls.append(a) or real_mean_volume(*a, **k))
+    expected = real_mean_volume(func)
+    assert dataset.read_background() is dataset.anat_img
+    assert np.array_equal(np.asanyarray(dataset.anat_img.dataobj), np.asanyarray(expected.dataobj))
+    assert np.array_equal(dataset.anat_img.get_fdata(), expected.get_fdata())
+    assert np.allclose(dataset.anat_img.affine, expected.affine)
+    assert dataset.anat_img.get_data_dtype() == expected.get_data_dtype() == np.float32
+    assert len(calls) == 1  # computed once, then kept
+
+
+def test_a_lazy_background_survives_copies_and_saving(haxby_vt_dir, tmp_path):
+    import copy
+    import pickle
+
+    from decoding_core.io import nifti
+
+    func = haxby_vt_dir / "bold_vt.nii.gz"
+    dataset = load_files(func, haxby_vt_dir / "labels.txt", mask=haxby_vt_dir / "mask_vt.nii.gz")
+    expected = np.asanyarray(nifti.mean_volume(func).dataobj)
+    # nilearn deep-copies images, caches pickle them: neither may fail on the unread background.
+    copied = copy.deepcopy(dataset.anat_img)
+    unpickled = pickle.loads(pickle.dumps(dataset.anat_img))
+    nib.save(dataset.anat_img, tmp_path / "anat.nii.gz")  # reproduce.py's export-data does
+    for image in (copied, unpickled, nib.load(tmp_path / "anat.nii.gz")):
+        assert np.array_equal(np.asanyarray(image.dataobj), expected)
