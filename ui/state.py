@@ -45,6 +45,9 @@ LOAD_ERROR = "load_error"
 HAXBY_FAILED = "haxby_failed"
 #: Mask shown over the anatomy on the Data page.
 ROI_MASK_NAME = "roi_mask_name"
+#: When the session's data set was prepared on the Data page (condition names merged, voxels
+#: with NaN/inf dropped): {its digest: the data set as loaded}, so the choices can be undone.
+PREPARED_FROM = "prepared_from"
 #: The configuration as a plain dict (`DecodingConfig.to_dict` layout); it may hold
 #: a choice the user has not fixed yet (one condition), so it is not a DecodingConfig.
 CONFIG_VALUES = "config_values"
@@ -105,6 +108,8 @@ W_UPLOAD_TR = "w_upload_tr"
 W_UPLOAD_LOAD = "w_upload_load"
 W_ROI_MASK = "w_roi_mask"
 W_ROI_CHART = "w_roi_chart"
+W_MERGE_VARIANTS = "w_merge_variants"
+W_DROP_NONFINITE = "w_drop_nonfinite"
 
 W_CONDITIONS = "w_conditions"
 W_MASK = "w_mask"
@@ -200,6 +205,7 @@ DEFAULTS = {
     LOAD_ERROR: None,
     HAXBY_FAILED: False,
     ROI_MASK_NAME: None,
+    PREPARED_FROM: {},
     RESULT: None,
     RESULT_DATASET_TITLE: None,
     RESULT_DATASET_DIGEST: None,
