@@ -8,6 +8,7 @@ Examples
     python -m decoding_core decode --dataset haxby:2 --cv kfold --folds 5 --json
     python -m decoding_core decode --func bold.nii.gz --labels labels.txt \\
         --mask mask_vt.nii.gz --conditions face cat --weights-out weights.nii.gz
+    python -m decoding_core decode --dataset simulated --permutations 1000 --seed 0 --json
     python -m decoding_core info --dataset simulated
     python -m decoding_core run config.json --dataset haxby:2 --out results/run1
     python -m decoding_core sweep --dataset simulated --setting C --values 0.001..100 --out results/sweep-C
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from decoding_core import datasets, decoding, export
+from decoding_core import datasets, decoding, export, masking, significance
 from decoding_core.config import CV_SCHEMES, ESTIMATORS, SCORINGS, SETTINGS, DecodingConfig
 from decoding_core.errors import DecodingInputError
 from decoding_core.export import read_config_json
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     decode_parser = commands.add_parser("decode", help="run one decoding analysis and print its scores")
     _add_dataset_arguments(decode_parser)
     _add_config_arguments(decode_parser)
+    _add_permutation_arguments(decode_parser)
     output = decode_parser.add_argument_group("output")
     output.add_argument("--json", action="store_true", help="print one JSON object instead of a text summary")
     output.add_argument("--weights-out", type=Path, help="write the weight map to this .nii.gz file")
@@ -136,6 +138,49 @@ def build_parser() -> argparse.ArgumentParser:
     data_parser.add_argument("--out", type=Path, required=True, help="output folder")
     data_parser.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
     return parser
+
+
+def _add_permutation_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "significance",
+        "A permutation test of the mean score, as scikit-learn's permutation_test_score: the whole "
+        "cross-validation is rerun on copies of the data whose labels are shuffled within each run.",
+    )
+    group.add_argument(
+        "--permutations", type=int, metavar="N",
+        help=f"run a permutation test with N shuffled copies (1 to {significance.MAX_PERMUTATIONS:,}) and "
+             "report its p-value, (1 + #null scores >= score) / (1 + N), and the null scores; "
+             "uses every available core (default: no test)",
+    )
+    group.add_argument(
+        "--seed", type=int, metavar="S",
+        help=f"seed of the shuffling, 0 to {2**32 - 1}: the same seed gives the same permutations as "
+             "permutation_test_score(..., random_state=S) (default: 0; only with --permutations)",
+    )
+
+
+def _checked_permutation_args(args) -> tuple[int | None, int]:
+    """``--permutations`` and ``--seed`` after checking them (before any data are read).
+
+    Raises
+    ------
+    DecodingInputError
+        A count out of range, a negative or too large seed, or a seed without a test.
+    """
+    n_permutations, seed = args.permutations, args.seed
+    if n_permutations is None:
+        if seed is not None:
+            raise DecodingInputError("--seed sets the shuffling of a permutation test: give --permutations N too.")
+        return None, 0
+    if not 1 <= n_permutations <= significance.MAX_PERMUTATIONS:
+        raise DecodingInputError(
+            f"--permutations must be between 1 and {significance.MAX_PERMUTATIONS:,}; got {n_permutations}. "
+            "1000 gives p-values down to 0.001."
+        )
+    seed = 0 if seed is None else seed
+    if not 0 <= seed < 2**32:
+        raise DecodingInputError(f"--seed must be between 0 and {2**32 - 1}; got {seed}.")
+    return n_permutations, seed
 
 
 def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
@@ -236,15 +281,44 @@ def _progress_printer(quiet: bool):
     return progress
 
 
+def _permutation_test(dataset, config: DecodingConfig, raw_voxels: masking.RawVoxelCache,
+                      n_permutations: int, seed: int, progress) -> significance.PermutationResult:
+    """The permutation test of the decode just run, on the same masked matrix and folds.
+
+    ``raw_voxels`` holds the raw matrix the decode read: masking again only redoes
+    the cleaning (deterministic, so the matrix is the decode's), not the file pass.
+    """
+    masked = masking.mask_dataset(
+        dataset, config.mask_name, standardize=config.standardize, detrend=config.detrend,
+        smoothing_fwhm=config.smoothing_fwhm, cache=raw_voxels,
+    )
+    return significance.permutation_test(masked, config, n_permutations=n_permutations, seed=seed,
+                                         progress=progress, n_jobs=-1)
+
+
+def _permutation_summary(test: significance.PermutationResult) -> dict:
+    return {"p_value": test.p_value, "null_scores": [float(s) for s in test.null_scores],
+            "n_permutations": test.n_done, "seed": test.seed,
+            "shuffled_within_runs": test.shuffle_within_runs}
+
+
 def _command_decode(args) -> int:
+    n_permutations, seed = _checked_permutation_args(args)
     progress = _progress_printer(args.quiet or args.json)
     dataset = load_dataset_from_args(args, progress=progress)
     config = config_from_args(args, dataset)
-    result = decoding.run_decoding(dataset, config, progress=progress)
+    # Kept only for the permutation test, which then needs no second pass over the file.
+    raw_voxels = masking.RawVoxelCache() if n_permutations else None
+    result = decoding.run_decoding(dataset, config, progress=progress, cache=raw_voxels)
+    test = None
+    if n_permutations:
+        test = _permutation_test(dataset, config, raw_voxels, n_permutations, seed, progress)
     if args.weights_out:
         args.weights_out.write_bytes(export.image_to_nifti_bytes(result.weight_img))
     summary = export.result_summary(result)
     summary["dataset"] = dataset.name
+    if test is not None:
+        summary.update(_permutation_summary(test))
     if args.weights_out:
         summary["weights_out"] = str(args.weights_out)
     if args.json:
@@ -259,6 +333,11 @@ def _command_decode(args) -> int:
     print(f"Mean {result.mean_score:.3f} (sd {result.std_score:.3f}); chance level {result.chance_level:.3f}")
     if result.meaningless:
         print("Note: this is accuracy on the training data itself; it says nothing about decoding.")
+    if test is not None:
+        shuffled = "within runs" if test.shuffle_within_runs else "across all samples (no runs)"
+        print(f"Permutation test: p = {test.p_value:.4g} over {test.n_done} permutations (labels shuffled "
+              f"{shuffled}, seed {test.seed}); null scores mean {test.null_mean:.3f}, "
+              f"max {max(test.null_scores):.3f}; smallest possible p {test.min_p_value:.4g}")
     for warning in result.warnings:
         print(f"Warning: {warning}")
     if args.weights_out:

@@ -166,3 +166,64 @@ def test_unknown_dataset_and_mask_names(capsys):
     assert "simulated" in capsys.readouterr().err
     assert main(["decode", "--dataset", "simulated", "--mask-name", "amygdala"]) == EXIT_INPUT_ERROR
     assert "vt" in capsys.readouterr().err
+
+
+# -- permutation test ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_permutations_equal_scikit_learn_permutation_test_score(haxby_vt_dir):
+    """``--permutations 50 --seed 0``: the null scores and p-value of scikit-learn's
+    ``permutation_test_score`` on the same masked matrix, runs as groups, the same folds."""
+    from sklearn.model_selection import LeaveOneGroupOut, permutation_test_score
+    from sklearn.svm import SVC
+
+    from decoding_core.datasets import load_files
+    from decoding_core.masking import mask_dataset, select_conditions
+
+    func, labels, mask = haxby_vt_dir / "bold_vt.nii.gz", haxby_vt_dir / "labels.txt", haxby_vt_dir / "mask_vt.nii.gz"
+    completed = run_cli("decode", "--func", func, "--labels", labels, "--mask", mask, "--conditions", "face", "cat",
+                        "--cv", "leave-one-run-out", "--permutations", 50, "--seed", 0, "--json")
+    assert completed.returncode == 0, completed.stderr
+    summary = json.loads(completed.stdout)
+    assert summary["n_permutations"] == 50 and summary["seed"] == 0 and len(summary["null_scores"]) == 50
+
+    masked = select_conditions(mask_dataset(load_files(func, labels, mask=mask), "uploaded"), ("face", "cat"))
+    score, null_scores, p_value = permutation_test_score(
+        SVC(kernel="linear", C=1.0), masked.X, masked.labels, groups=masked.runs, cv=LeaveOneGroupOut(),
+        n_permutations=50, random_state=0, n_jobs=1,
+    )
+    assert summary["mean_score"] == pytest.approx(score, abs=1e-12)
+    np.testing.assert_allclose(summary["null_scores"], null_scores, rtol=0, atol=1e-12)
+    assert summary["p_value"] == pytest.approx(p_value, abs=1e-12)
+    assert 1 / 51 <= summary["p_value"] < 0.05  # face vs cat in VT is far above chance
+
+
+def test_permutation_p_value_in_the_text_summary(capsys):
+    status = main(["decode", "--dataset", "simulated", "--permutations", 5, "--seed", 3, "--quiet"])
+    out = capsys.readouterr().out
+    assert status == 0
+    line = next(line for line in out.splitlines() if line.startswith("Permutation test:"))
+    assert "p = " in line and "5 permutations" in line and "seed 3" in line and "within runs" in line
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--permutations", 0], r"--permutations must be between 1 and 100,000; got 0"),
+        (["--permutations", -5], r"--permutations must be between 1 and 100,000; got -5"),
+        (["--permutations", 100_001], r"--permutations must be between 1 and 100,000; got 100001"),
+        (["--permutations", 10, "--seed", -1], r"--seed must be between 0 and 4294967295; got -1"),
+        (["--permutations", 10, "--seed", 2**32], r"--seed must be between 0 and 4294967295"),
+        (["--seed", 1], r"give --permutations N too"),
+    ],
+)
+def test_bad_permutation_arguments_give_one_line_and_exit_2(argv, message, capsys):
+    import re
+
+    status = main(["decode", "--dataset", "simulated", "--quiet", *argv])
+    captured = capsys.readouterr()
+    assert status == EXIT_INPUT_ERROR
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and re.search(message, lines[0]), captured.err
+    assert captured.out == ""  # refused before any data were read or decoded
