@@ -177,16 +177,28 @@ class BoundedCache:
             self._items[key], self._sizes[key] = value, size
             return True
 
-    def get_or_compute(self, key: Hashable, compute: Callable[[], object]):
+    def get_or_compute(self, key: Hashable, compute: Callable[[], object], *, wait_for_others: bool = True):
         """The value under ``key``; when absent, ``compute()`` it and store it.
 
-        ``compute`` runs outside the cache's lock: a slow computation never blocks other
-        threads' reads. A thread that asks for a key another thread is computing waits for
-        that value instead of computing it a second time (two visitors opening the app at
-        once generate the built-in data set once, not twice in memory side by side).
+        Parameters
+        ----------
+        key : hashable
+        compute : callable
+            ``compute()`` -> the value. It runs outside the cache's lock: a slow
+            computation never blocks other threads' reads.
+        wait_for_others : bool, default=True
+            When another thread is computing the same key, wait for its value instead of
+            computing it a second time (two visitors opening the app at once generate the
+            built-in data set once, not twice in memory side by side). Pass False from a
+            thread that holds a resource the other thread may need (a job slot), so the
+            two can never wait for each other; it then computes the value itself.
         """
         value = self.get(key)
         if value is not None:
+            return value
+        if not wait_for_others:
+            value = compute()
+            self.put(key, value)
             return value
         with self._lock:
             key_lock = self._computing.setdefault(key, threading.Lock())

@@ -68,7 +68,10 @@ def get_or_compute(kind: str, key: tuple, compute: Callable[[], object], *, made
     """
     if owned_by_session(made_from):
         return session_store().get_or_compute((kind, *key), compute)
-    return shared_store(kind).get_or_compute(key, compute)
+    # A thread inside a job never waits for another thread's computation: that thread may be
+    # queued for the very slot this one holds (decoding needs the masked data another
+    # session is about to compute), so it computes the value itself instead.
+    return shared_store(kind).get_or_compute(key, compute, wait_for_others=not job_gate().holds_slot())
 
 
 def is_cached(kind: str, key: tuple, *, made_from=None) -> bool:

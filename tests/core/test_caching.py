@@ -112,6 +112,24 @@ def test_threads_asking_for_the_same_key_share_one_computation():
     assert len(calls) == 1
 
 
+def test_a_caller_that_must_not_wait_computes_the_value_itself():
+    cache = BoundedCache(max_entries=4)
+    started, release = threading.Event(), threading.Event()
+
+    def slow():
+        started.set()
+        release.wait(5)
+        return "first"
+
+    worker = threading.Thread(target=cache.get_or_compute, args=("k", slow))
+    worker.start()
+    started.wait(5)
+    # Without waiting for the worker (which may be queued behind a resource this caller holds).
+    assert cache.get_or_compute("k", lambda: "second", wait_for_others=False) == "second"
+    release.set()
+    worker.join(5)
+
+
 def test_a_failed_computation_leaves_the_key_to_the_next_caller():
     cache = BoundedCache(max_entries=4)
 

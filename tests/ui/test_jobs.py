@@ -191,3 +191,16 @@ def test_nested_jobs_run_in_the_slot_already_held():
 
     assert gate.run(outer) == "inner done"
     assert inner_waits == [] and gate.running == 0 and gate.completed == 1
+
+
+def test_holds_slot_is_true_only_inside_a_job_of_this_thread():
+    gate = JobGate(1)
+    assert not gate.holds_slot()
+    assert gate.run(gate.holds_slot) is True
+    with gate.slot():
+        seen_elsewhere = []
+        other = threading.Thread(target=lambda: seen_elsewhere.append(gate.holds_slot()))
+        other.start()
+        other.join(5)
+        assert gate.holds_slot() and seen_elsewhere == [False]
+    assert not gate.holds_slot()

@@ -119,6 +119,10 @@ class JobGate:
         self._held = threading.local()
 
     # -- observation -------------------------------------------------------------------
+    def holds_slot(self) -> bool:
+        """Whether the calling thread is running a job of this gate (holds a slot)."""
+        return getattr(self._held, "depth", 0) > 0
+
     @property
     def running(self) -> int:
         """Number of jobs running now."""
