@@ -661,73 +661,18 @@ def permutation_test(
     n_jobs = _check_n_jobs(n_jobs)
     prepared = _prepare(masked, config)
     evaluator = _make_evaluator(prepared, config)
-
-    def report(fraction: float, message: str) -> None:
-        if progress is not None:
-            progress(min(max(float(fraction), 0.0), 1.0), message)
-
-    report(0.0, "Scoring the real labels")
+    if progress is not None:
+        progress(0.0, "Scoring the real labels")
     observed_fold_scores = evaluator.fold_scores(prepared.codes)
-    observed_score = float(np.mean(observed_fold_scores))
-
+    collector = _NullCollector(float(np.mean(observed_fold_scores)), n_permutations, progress, should_stop)
     permutations = _permuted_codes(prepared.codes, prepared.runs, seed)
-    null_scores: list[float] = []
-    last_report = -math.inf
-    loop_start = time.perf_counter()
+    stopped_early, workers = _collect_null(collector, evaluator, permutations, n_jobs)
 
-    def stop_requested() -> bool:
-        return should_stop is not None and bool(should_stop())
-
-    def maybe_report(force: bool = False) -> None:
-        nonlocal last_report
-        now = time.perf_counter()
-        if progress is None or (not force and now - last_report < _PROGRESS_INTERVAL_SECONDS):
-            return
-        last_report = now
-        done = len(null_scores)
-        message = f"{done} of {n_permutations} permutations"
-        if done:
-            seconds_left = (now - loop_start) / done * (n_permutations - done)
-            p_so_far = empirical_p_value(observed_score, null_scores)
-            message += f", p = {p_so_far:.3g} so far, about {seconds_left:.0f} s left"
-        report(done / n_permutations, message)
-
-    def run_serially(max_seconds: float = math.inf) -> bool:
-        """Permute one by one until done, stopped (returns True) or ``max_seconds`` passed."""
-        while len(null_scores) < n_permutations:
-            if stop_requested():
-                return True
-            null_scores.extend(evaluator.mean_scores([next(permutations)]))
-            maybe_report()
-            if time.perf_counter() - loop_start >= max_seconds:
-                break
-        return False
-
-    # Serial warm-up: its speed tells whether workers are worth starting.
-    stopped_early = run_serially(_WARMUP_SECONDS)
-
-    remaining = n_permutations - len(null_scores)
-    workers = 1
-    if remaining and not stopped_early:
-        seconds_per_permutation = (time.perf_counter() - loop_start) / max(1, len(null_scores))
-        workers = min(_resolve_workers(n_jobs), remaining)
-        if seconds_per_permutation * remaining < _MIN_PARALLEL_SECONDS[evaluator.backend]:
-            workers = 1
-        batch_size = int(min(max(1, _BATCH_SECONDS / seconds_per_permutation), 100))
-        if workers == 1:
-            stopped_early = run_serially()
-        else:
-            stopped_early = _run_parallel(
-                evaluator, permutations, remaining, batch_size, workers,
-                null_scores, stop_requested, maybe_report,
-            )
-    maybe_report(force=True)
-
-    null = np.asarray(null_scores, dtype=float)
+    null = np.asarray(collector.null_scores, dtype=float)
     return PermutationResult(
-        observed_score=observed_score,
+        observed_score=collector.observed_score,
         null_scores=null,
-        p_value=empirical_p_value(observed_score, null),
+        p_value=empirical_p_value(collector.observed_score, null),
         n_permutations=n_permutations,
         n_done=len(null),
         stopped_early=stopped_early,
@@ -741,14 +686,82 @@ def permutation_test(
     )
 
 
-def _run_parallel(evaluator, permutations, remaining, batch_size, workers,
-                  null_scores, stop_requested, maybe_report) -> bool:
-    """Score ``remaining`` permutations in batches on ``workers`` workers, in order.
+class _NullCollector:
+    """The null scores gathered so far, with the progress reports and the Stop check."""
+
+    def __init__(self, observed_score: float, n_permutations: int, progress, should_stop):
+        self.observed_score = observed_score
+        self.n_permutations = n_permutations
+        self.null_scores: list[float] = []
+        self._progress = progress
+        self._should_stop = should_stop
+        self._last_report = -math.inf
+        self.loop_start = time.perf_counter()
+
+    @property
+    def remaining(self) -> int:
+        return self.n_permutations - len(self.null_scores)
+
+    def stop_requested(self) -> bool:
+        return self._should_stop is not None and bool(self._should_stop())
+
+    def report(self, force: bool = False) -> None:
+        """Progress with the p-value so far and the time left, at most every 0.1 s unless forced."""
+        now = time.perf_counter()
+        if self._progress is None or (not force and now - self._last_report < _PROGRESS_INTERVAL_SECONDS):
+            return
+        self._last_report = now
+        done = len(self.null_scores)
+        message = f"{done} of {self.n_permutations} permutations"
+        if done:
+            seconds_left = (now - self.loop_start) / done * (self.n_permutations - done)
+            p_so_far = empirical_p_value(self.observed_score, self.null_scores)
+            message += f", p = {p_so_far:.3g} so far, about {seconds_left:.0f} s left"
+        self._progress(min(max(done / self.n_permutations, 0.0), 1.0), message)
+
+    def run_serially(self, evaluator, permutations, max_seconds: float = math.inf) -> bool:
+        """Permute one by one until done, stopped (returns True) or ``max_seconds`` passed."""
+        while self.remaining > 0:
+            if self.stop_requested():
+                return True
+            self.null_scores.extend(evaluator.mean_scores([next(permutations)]))
+            self.report()
+            if time.perf_counter() - self.loop_start >= max_seconds:
+                break
+        return False
+
+
+def _collect_null(collector: _NullCollector, evaluator, permutations, n_jobs) -> tuple[bool, int]:
+    """Fill ``collector`` with null scores; returns (stopped early, workers used).
+
+    A serial warm-up comes first: its speed tells whether workers are worth starting.
+    """
+    stopped_early = collector.run_serially(evaluator, permutations, _WARMUP_SECONDS)
+    workers = 1
+    remaining = collector.remaining
+    if remaining and not stopped_early:
+        seconds_per_permutation = (time.perf_counter() - collector.loop_start) / max(1, len(collector.null_scores))
+        workers = min(_resolve_workers(n_jobs), remaining)
+        if seconds_per_permutation * remaining < _MIN_PARALLEL_SECONDS[evaluator.backend]:
+            workers = 1
+        batch_size = int(min(max(1, _BATCH_SECONDS / seconds_per_permutation), 100))
+        if workers == 1:
+            stopped_early = collector.run_serially(evaluator, permutations)
+        else:
+            stopped_early = _run_parallel(evaluator, permutations, batch_size, workers, collector)
+    collector.report(force=True)
+    return stopped_early, workers
+
+
+def _run_parallel(evaluator, permutations, batch_size: int, workers: int, collector: _NullCollector) -> bool:
+    """Score the remaining permutations in batches on ``workers`` workers, in order.
 
     Batches are drawn from ``permutations`` in this thread, so the null
     distribution is the same as a serial run's. Returns True when stopped early.
     """
     from joblib import Parallel, delayed
+
+    remaining = collector.remaining
 
     def batches():
         left = remaining
@@ -757,14 +770,13 @@ def _run_parallel(evaluator, permutations, remaining, batch_size, workers,
             left -= size
             yield [next(permutations) for _ in range(size)]
 
-    target = len(null_scores) + remaining
     parallel = Parallel(n_jobs=workers, backend=evaluator.backend, return_as="generator")
     results = parallel(delayed(evaluator.mean_scores)(batch) for batch in batches())
     try:
         for scores in results:
-            null_scores.extend(scores)
-            maybe_report()
-            if len(null_scores) < target and stop_requested():
+            collector.null_scores.extend(scores)
+            collector.report()
+            if collector.remaining > 0 and collector.stop_requested():
                 # Batches already queued are abandoned.
                 return True
     finally:
