@@ -9,17 +9,71 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 
 import nibabel as nib
 import numpy as np
 
+from decoding_core._validation import check_in
 from decoding_core.caching import BoundedCache
 from decoding_core.errors import DecodingInputError
 from decoding_core.io import nifti
 from decoding_core.progress import ProgressCallback
 
-#: ``progress(fraction in [0, 1], message)``; called during long steps.
+#: What `mask_dataset` does with voxels holding NaN or infinite values: stop, or leave them out.
+NONFINITE_CHOICES = ("error", "drop")
+
+
+@dataclass(frozen=True, eq=False)
+class NonFiniteVoxels:
+    """The voxels of one mask that hold NaN or infinite values in some volumes.
+
+    Attributes
+    ----------
+    mask_name : str
+    n_voxels : int
+        Voxels of the mask with a non-finite value in at least one volume.
+    n_volumes : int
+        Volumes with a non-finite value in at least one voxel of the mask.
+    n_mask_voxels : int
+        All voxels of the mask.
+    n_total_volumes : int
+        All volumes of the image.
+    columns : ndarray of shape (n_mask_voxels,), bool
+        Which of the mask's voxels (C order, the columns of `MaskedData.X`) they are.
+    """
+
+    mask_name: str
+    n_voxels: int
+    n_volumes: int
+    n_mask_voxels: int
+    n_total_volumes: int
+    columns: np.ndarray = field(repr=False)
+
+    def describe(self) -> str:
+        """``"4 of the 530 voxels of the mask 'vt' (in 3 of the 1452 volumes)"``."""
+        return (f"{self.n_voxels} of the {self.n_mask_voxels} voxels of the mask '{self.mask_name}' "
+                f"(in {self.n_volumes} of the {self.n_total_volumes} volumes)")
+
+
+class NonFiniteVoxelsError(DecodingInputError):
+    """The chosen mask holds voxels with NaN or infinite values and dropping them was not asked for.
+
+    Attributes
+    ----------
+    found : NonFiniteVoxels
+    """
+
+    def __init__(self, found: NonFiniteVoxels):
+        self.found = found
+        super().__init__(
+            f"The image holds NaN or infinite values in {found.describe()}. The decoding stops rather "
+            "than count them as 0 (one NaN in a voxel would make that sample's z-score about -13 "
+            "standard deviations). Drop those voxels (on the Data page: 'Drop the voxels with NaN or "
+            "infinite values'; in Python: mask_dataset(..., nonfinite='drop')), choose a mask "
+            "without them, or fix the image."
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,8 +88,12 @@ class MaskedData:
     volume_index : ndarray of shape (n_samples,), int
         Index of each sample's volume in the 4D image (time = index * TR).
     mask_img : nibabel.Nifti1Image
-        The 3D mask whose nonzero voxels (C order) are the columns of ``X``.
+        The 3D mask whose nonzero voxels (C order) are the columns of ``X``: the
+        data set's mask, less the voxels dropped for non-finite values (if any).
     mask_name : str
+    dropped : NonFiniteVoxels or None
+        The voxels of the data set's mask left out because they hold NaN or
+        infinite values (``mask_dataset(..., nonfinite="drop")``); None when none were.
     """
 
     X: np.ndarray
@@ -44,6 +102,7 @@ class MaskedData:
     volume_index: np.ndarray
     mask_img: nib.Nifti1Image
     mask_name: str
+    dropped: NonFiniteVoxels | None = None
 
     @property
     def shape(self) -> tuple:
@@ -161,8 +220,10 @@ def extract_masked_voxels(func_path, masks: dict, *, smoothing_fwhm=None, affine
     -------
     dict of str to ndarray of shape (n_volumes, n_voxels), float32
         Columns in nilearn's order (mask voxels in C order). Raw values: no
-        detrending or standardization (see `clean_signals`); non-finite values
-        become 0 as in nilearn.
+        detrending or standardization (see `clean_signals`). NaN and infinite
+        values are kept (nilearn would make them 0, silently): `mask_dataset`
+        reports them. With smoothing, a voxel non-finite in the image is NaN in
+        the output, and counts as 0 in its neighbours' smoothing, as in nilearn.
     """
     if not masks:
         raise DecodingInputError("No mask was given. Choose at least one mask.")
@@ -201,16 +262,18 @@ def extract_masked_voxels(func_path, masks: dict, *, smoothing_fwhm=None, affine
         # Smoothing needs whole volumes: float32 (x, y, z, n) chunks, about 16 MB of file data each.
         c_masks = {name: mask_bool(masks[name], name) for name in indices}
         for start, volumes in nifti.iter_volume_chunks(func_path, budget_bytes=budget_bytes):
+            # Smoothing makes non-finite values 0 (nilearn's ensure_finite): note them first.
+            nonfinite = ({name: ~np.isfinite(volumes[mask_index].T) for name, mask_index in c_masks.items()}
+                         if is_float else {})
             volumes = smoothing(volumes)
             stop = start + volumes.shape[3]
             for name, mask_index in c_masks.items():
                 # Boolean indexing of (x, y, z, n) is nilearn's own C-order selection.
-                outputs[name][start:stop] = volumes[mask_index].T
+                block = outputs[name][start:stop]
+                block[...] = volumes[mask_index].T
+                if name in nonfinite:
+                    block[nonfinite[name]] = np.nan
             _report(progress, stop, n_volumes)
-
-    if is_float or info.scaled:
-        for block in outputs.values():
-            block[~np.isfinite(block)] = 0  # nilearn's ensure_finite
     return outputs
 
 
@@ -346,14 +409,15 @@ def _mask_digest(mask_img) -> str:
 
 def mask_dataset(dataset, mask_name, *, standardize=True, detrend=False,
                  smoothing_fwhm=None, progress: ProgressCallback | None = None,
-                 cache: RawVoxelCache | None = None) -> MaskedData:
+                 cache: RawVoxelCache | None = None, nonfinite: str = "error") -> MaskedData:
     """Mask a `Dataset` with one of its masks, keeping all volumes.
 
     Equals ``NiftiMasker(mask_img=dataset.masks[mask_name],
     standardize="zscore_sample" or None, detrend=detrend,
     smoothing_fwhm=smoothing_fwhm).fit_transform(dataset.func_path)`` to float32
-    precision. Detrending and standardization use the whole time series, before
-    any condition is selected (`select_conditions`).
+    precision, for an image without NaN or infinite values in the mask.
+    Detrending and standardization use the whole time series, before any
+    condition is selected (`select_conditions`).
 
     The image is streamed once for the requested mask and, at no extra cost,
     for the data set's other small masks; the raw matrices are cached by content
@@ -375,68 +439,210 @@ def mask_dataset(dataset, mask_name, *, standardize=True, detrend=False,
     cache : RawVoxelCache, optional
         Where raw matrices are kept between calls. None keeps nothing: only the
         requested mask is read, and its matrix is cleaned in place.
+    nonfinite : {"error", "drop"}, default="error"
+        What to do with voxels of the mask that hold NaN or infinite values in
+        some volume (nilearn would silently count them as 0): ``"error"`` raises
+        `NonFiniteVoxelsError`, saying how many; ``"drop"`` leaves them out, so
+        the result equals ``NiftiMasker`` with the mask less those voxels
+        (``MaskedData.mask_img``), and ``MaskedData.dropped`` says which.
 
     Returns
     -------
     MaskedData
     """
+    check_in(nonfinite, NONFINITE_CHOICES, "nonfinite")
     if mask_name not in dataset.masks:
         raise DecodingInputError(
             f"This data set has no mask named {mask_name!r}. Choose one of {sorted(dataset.masks)}."
         )
-    cache = RawVoxelCache(0) if cache is None else cache
     labels = np.asarray(dataset.conditions, dtype=str)
     if len(labels) != dataset.n_volumes:
         raise DecodingInputError(
             f"The labels table has {len(labels)} rows but the image has {dataset.n_volumes} volumes. "
             "Upload a labels file with one row per volume."
         )
-    runs = dataset.runs
+    raw, cached = _raw_matrix(dataset, mask_name, smoothing_fwhm, progress,
+                              RawVoxelCache(0) if cache is None else cache)
+    mask_img, dropped = dataset.masks[mask_name], find_nonfinite(raw, mask_name)
+    if dropped is not None:
+        if nonfinite == "error":
+            raise NonFiniteVoxelsError(dropped)
+        if dropped.n_voxels == dropped.n_mask_voxels:
+            raise DecodingInputError(
+                f"Every voxel of the mask '{mask_name}' holds NaN or infinite values in some volume: "
+                "nothing is left to decode. Choose another mask, or fix the image."
+            )
+        raw, cached = raw[:, ~dropped.columns], False  # a new matrix: it may be cleaned in place
+        mask_img = mask_without(mask_img, dropped.columns)
+    # A matrix the cache does not hold (e.g. a whole-brain mask) is cleaned in place: one copy in memory.
+    X = clean_signals(raw, standardize=standardize, detrend=detrend, copy=cached)
+    return MaskedData(
+        X=X, labels=labels, runs=None if dataset.runs is None else np.asarray(dataset.runs),
+        volume_index=np.arange(len(labels)), mask_img=mask_img, mask_name=mask_name, dropped=dropped,
+    )
+
+
+def _raw_matrix(dataset, mask_name, smoothing_fwhm, progress, cache: RawVoxelCache) -> tuple[np.ndarray, bool]:
+    """The raw (uncleaned) matrix of one mask, and whether ``cache`` holds it (then it is read-only)."""
     func_digest = nifti.file_digest(dataset.func_path)
     smoothing_key = None if smoothing_fwhm is None else tuple(np.atleast_1d(np.asarray(smoothing_fwhm, float)).tolist())
 
     def key_for(name):
         return (func_digest, _mask_digest(dataset.masks[name]), smoothing_key)
 
-    wanted_key = key_for(mask_name)
-    raw = cache.get(wanted_key)
-    if raw is None:
-        # Read the other small masks in the same pass: switching to them is then free.
-        n_volumes = dataset.n_volumes
-        to_read = {mask_name: dataset.masks[mask_name]}
-        for name, img in dataset.masks.items():
-            if name == mask_name:
-                continue
-            try:
-                n_voxels = int(np.count_nonzero(np.asanyarray(img.dataobj)))
-            except Exception:
-                continue
-            if 4 * n_volumes * n_voxels <= cache.max_bytes // 8 and key_for(name) not in cache:
-                to_read[name] = img
-        to_read = {n: m for n, m in to_read.items() if n == mask_name or _is_usable_mask(m, dataset)}
-        extracted = extract_masked_voxels(dataset.func_path, to_read, smoothing_fwhm=smoothing_fwhm,
-                                          progress=progress)
-        kept = {name: cache.put(key_for(name), matrix) for name, matrix in extracted.items()}
-        raw = extracted.pop(mask_name)
-        del extracted
-        if not kept[mask_name]:
-            # Too large to cache (e.g. a whole-brain mask): clean it in place, one matrix in memory.
-            X = clean_signals(raw, standardize=standardize, detrend=detrend, copy=False)
-            return _masked(dataset, mask_name, X, labels, runs)
-    X = clean_signals(raw, standardize=standardize, detrend=detrend)
-    return _masked(dataset, mask_name, X, labels, runs)
+    raw = cache.get(key_for(mask_name))
+    if raw is not None:
+        return raw, True
+    # Read the other small masks in the same pass: switching to them is then free.
+    n_volumes = dataset.n_volumes
+    to_read = {mask_name: dataset.masks[mask_name]}
+    for name, img in dataset.masks.items():
+        if name == mask_name:
+            continue
+        try:
+            n_voxels = int(np.count_nonzero(np.asanyarray(img.dataobj)))
+        except Exception:
+            continue
+        if 4 * n_volumes * n_voxels <= cache.max_bytes // 8 and key_for(name) not in cache:
+            to_read[name] = img
+    to_read = {n: m for n, m in to_read.items() if n == mask_name or _is_usable_mask(m, dataset)}
+    extracted = extract_masked_voxels(dataset.func_path, to_read, smoothing_fwhm=smoothing_fwhm,
+                                      progress=progress)
+    kept = {name: cache.put(key_for(name), matrix) for name, matrix in extracted.items()}
+    return extracted[mask_name], kept[mask_name]
 
 
-def _masked(dataset, mask_name, X, labels, runs) -> MaskedData:
-    return MaskedData(
-        X=X,
-        labels=labels,
-        runs=None if runs is None else np.asarray(runs),
-        volume_index=np.arange(len(labels)),
-        mask_img=dataset.masks[mask_name],
-        mask_name=mask_name,
+# --------------------------------------------------------------------------------------
+# NaN and infinite values
+# --------------------------------------------------------------------------------------
+
+
+def find_nonfinite(raw: np.ndarray, mask_name: str = "mask") -> NonFiniteVoxels | None:
+    """The columns of a raw masked matrix that hold NaN or infinite values; None when there are none.
+
+    Parameters
+    ----------
+    raw : ndarray of shape (n_volumes, n_voxels)
+        As `extract_masked_voxels` returns it (non-finite values kept).
+    mask_name : str
+        The mask's name, for messages.
+    """
+    # A float64 sum per row is NaN or inf exactly when the row holds one (float32 values cannot overflow it).
+    if np.isfinite(raw.sum(axis=1, dtype=np.float64)).all():
+        return None
+    columns = np.zeros(raw.shape[1], dtype=bool)
+    rows = np.zeros(raw.shape[0], dtype=bool)
+    for start in range(0, raw.shape[1], _CLEAN_BLOCK_COLUMNS):
+        bad = ~np.isfinite(raw[:, start : start + _CLEAN_BLOCK_COLUMNS])
+        columns[start : start + bad.shape[1]] = bad.any(axis=0)
+        rows |= bad.any(axis=1)
+    return NonFiniteVoxels(mask_name=mask_name, n_voxels=int(columns.sum()), n_volumes=int(rows.sum()),
+                           n_mask_voxels=raw.shape[1], n_total_volumes=raw.shape[0], columns=columns)
+
+
+def mask_without(mask_img: nib.Nifti1Image, columns: np.ndarray) -> nib.Nifti1Image:
+    """The mask less some of its voxels: ``columns`` (bool, the mask's voxels in C order) are left out."""
+    mask = mask_bool(mask_img)
+    inside = mask[mask]
+    columns = np.asarray(columns, dtype=bool)
+    if columns.shape != inside.shape:
+        raise DecodingInputError(
+            f"'columns' must say for each of the mask's {inside.size} voxels whether to leave it out; "
+            f"got {columns.shape[0] if columns.ndim else 0} values."
+        )
+    mask[mask] = ~columns
+    return nib.Nifti1Image(mask.astype(np.uint8), np.asarray(mask_img.affine))
+
+
+@dataclass(frozen=True, eq=False)
+class NonFiniteScan:
+    """Where an image holds NaN or infinite values, for every mask of a data set.
+
+    Attributes
+    ----------
+    voxels : ndarray of shape (x, y, z), bool
+        Voxels holding a non-finite value in at least one volume.
+    by_mask : dict of str to NonFiniteVoxels
+        The masks that hold some of them (masks without any are absent).
+    """
+
+    voxels: np.ndarray
+    by_mask: dict
+
+    @property
+    def n_voxels(self) -> int:
+        return int(self.voxels.sum())
+
+
+def scan_nonfinite(dataset, progress: ProgressCallback | None = None) -> NonFiniteScan:
+    """Find the voxels holding NaN or infinite values, in one pass over the image (none for integer images).
+
+    Only images stored as floating-point numbers can hold such values (the
+    header's scaling is checked finite when the file is opened), so other
+    images are not read at all.
+    """
+    info = nifti.inspect_nifti(dataset.func_path, expected_ndim=4)
+    voxels = np.zeros(int(np.prod(info.shape[:3])), dtype=bool)  # file (Fortran) order
+    masks = {name: _fortran_indices(mask_bool(img, name)) for name, img in dataset.masks.items()
+             if _is_usable_mask(img, dataset)}
+    bad_volumes = {name: np.zeros(info.n_volumes, dtype=bool) for name in masks}
+    if info.dtype.kind == "f":
+        with nifti._open_checked(dataset.func_path, expected_ndim=4, kind="functional image",
+                                 budget_bytes=None) as checked:
+            for start, raw in nifti._iter_raw_chunks(checked, nifti._default_chunk_volumes(info)):
+                stop = start + raw.shape[0]
+                _report(progress, stop, info.n_volumes)
+                if np.isfinite(raw.sum(axis=1, dtype=np.float64)).all():
+                    continue
+                bad = ~np.isfinite(raw)
+                voxels |= bad.any(axis=0)
+                for name, indices in masks.items():
+                    bad_volumes[name][start:stop] = bad[:, indices].any(axis=1)
+    by_mask = {}
+    for name, indices in masks.items():
+        columns = voxels[indices]
+        if columns.any():
+            by_mask[name] = NonFiniteVoxels(
+                mask_name=name, n_voxels=int(columns.sum()), n_volumes=int(bad_volumes[name].sum()),
+                n_mask_voxels=len(indices), n_total_volumes=info.n_volumes, columns=columns)
+    return NonFiniteScan(voxels=voxels.reshape(info.shape[:3], order="F"), by_mask=by_mask)
+
+
+def drop_nonfinite_voxels(dataset, scan: NonFiniteScan):
+    """The data set with the voxels of ``scan`` left out of every mask (a new content digest).
+
+    Every later step then sees only finite values: masking, decoding, the maps
+    (which hold 0 in the dropped voxels), the recorded runs and their exports
+    (whose mask is the reduced one). A mask left empty is removed.
+
+    Returns
+    -------
+    Dataset
+        ``dataset`` itself when ``scan`` found nothing.
+    """
+    if not scan.by_mask:
+        return dataset
+    masks = {}
+    for name, img in dataset.masks.items():
+        found = scan.by_mask.get(name)
+        if found is None:
+            masks[name] = img
+        elif found.n_voxels < found.n_mask_voxels:
+            masks[name] = mask_without(img, found.columns)
+    if not masks:
+        raise DecodingInputError(
+            "Every voxel of every mask holds NaN or infinite values in some volume: nothing is left to "
+            "decode. Fix the image (or upload a mask of the voxels to use)."
+        )
+    digest = hashlib.sha256(f"{dataset.digest}\0dropped non-finite voxels\0".encode())
+    digest.update(np.packbits(scan.voxels).tobytes())
+    dropped = ", ".join(f"{found.n_voxels} in '{name}'" for name, found in scan.by_mask.items())
+    return dataclasses.replace(
+        dataset, masks=masks, digest=digest.hexdigest(),
+        title=f"{dataset.title} (voxels with NaN or infinite values dropped)",
+        description=" ".join(filter(None, [dataset.description,
+                                           f"Voxels with NaN or infinite values left out of the masks: {dropped}."])),
     )
-
 
 def _is_usable_mask(mask_img, dataset) -> bool:
     """Whether an extra mask can be read alongside (a broken one must not fail the wanted one)."""
@@ -475,6 +681,7 @@ def select_conditions(masked: MaskedData, conditions) -> MaskedData:
         volume_index=masked.volume_index[keep],
         mask_img=masked.mask_img,
         mask_name=masked.mask_name,
+        dropped=masked.dropped,
     )
 
 

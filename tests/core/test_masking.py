@@ -17,11 +17,15 @@ from decoding_core.datasets import Dataset
 from decoding_core.errors import DecodingInputError
 from decoding_core.masking import (
     MaskedData,
+    NonFiniteVoxelsError,
     RawVoxelCache,
     check_mask_matches,
     clean_signals,
+    drop_nonfinite_voxels,
     extract_masked_voxels,
+    find_nonfinite,
     mask_dataset,
+    scan_nonfinite,
     select_conditions,
     unmask,
 )
@@ -372,3 +376,119 @@ def test_simulated_dataset_equals_niftimasker(simulated_dataset):
         masked = mask_dataset(dataset, name, cache=RawVoxelCache())
         reference = nilearn_masked(dataset.func_path, dataset.masks[name], standardize=True)
         assert_float32_close(masked.X, reference, True)
+
+
+# ---------------------------------------------------------------------------------------
+# NaN and infinite voxels: reported, then dropped only when asked
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def slice_with_nonfinite(haxby_slice_dir, tmp_path_factory):
+    """The real slice data as float32, with NaN or inf in 3 voxels of the mask (in 4 volumes)."""
+    img = nib.load(haxby_slice_dir / "bold.nii.gz")
+    mask_img = load_image(haxby_slice_dir / "mask.nii.gz", expected_ndim=3, kind="mask")
+    data = img.get_fdata(dtype=np.float32)
+    mask = np.asarray(mask_img.dataobj) != 0
+    voxels = np.argwhere(mask)[[5, 7, 300]]  # C order: columns 5, 7 and 300
+    data[tuple(voxels[0]) + (100,)] = np.nan
+    data[tuple(voxels[1]) + (3,)] = np.inf
+    data[tuple(voxels[1]) + (100,)] = -np.inf
+    data[tuple(voxels[2]) + (700,)] = np.nan
+    data[tuple(voxels[2]) + (701,)] = np.nan
+    outside = np.argwhere(~mask)[0]
+    data[tuple(outside) + (9,)] = np.nan  # outside the mask: never reported for it
+    path = tmp_path_factory.mktemp("nonfinite") / "bold_nan.nii.gz"
+    nib.Nifti1Image(data, img.affine).to_filename(path)
+    table = pd.read_csv(haxby_slice_dir / "labels.txt", sep=" ")
+    dataset = make_dataset(path, {"slice": mask_img}, table["labels"].to_numpy(dtype=str), table["chunks"].to_numpy())
+    kept = mask.copy()
+    kept[tuple(voxels.T)] = False
+    return dataset, nib.Nifti1Image(kept.astype(np.uint8), mask_img.affine), [5, 7, 300]
+
+
+def test_nan_voxels_stop_masking_by_default_with_their_count(slice_with_nonfinite):
+    dataset = slice_with_nonfinite[0]
+    # Before: the NaN became 0 silently, and that sample's z-score about -12.9.
+    with pytest.raises(NonFiniteVoxelsError) as raised:
+        mask_dataset(dataset, "slice")
+    message = str(raised.value)
+    assert "3 of the 530 voxels of the mask 'slice' (in 4 of the 1452 volumes)" in message
+    assert "nonfinite='drop'" in message and "Drop the voxels with NaN or infinite values" in message
+    assert raised.value.found.n_voxels == 3 and np.flatnonzero(raised.value.found.columns).tolist() == [5, 7, 300]
+    with pytest.raises(DecodingInputError, match="'nonfinite' must be one of"):
+        mask_dataset(dataset, "slice", nonfinite="zero")
+
+
+@pytest.mark.parametrize("smoothing_fwhm", [None, 6.0])
+def test_dropped_nan_voxels_give_niftimasker_on_the_other_voxels(slice_with_nonfinite, smoothing_fwhm):
+    dataset, kept_mask, dropped_columns = slice_with_nonfinite
+    masked = mask_dataset(dataset, "slice", nonfinite="drop", smoothing_fwhm=smoothing_fwhm,
+                          cache=RawVoxelCache())
+    reference = nilearn_masked(dataset.func_path, kept_mask, standardize=True, smoothing_fwhm=smoothing_fwhm)
+    assert_float32_close(masked.X, reference, True)
+    assert np.array_equal(np.asarray(masked.mask_img.dataobj) != 0, np.asarray(kept_mask.dataobj) != 0)
+    assert masked.dropped.n_voxels == 3 and masked.dropped.n_volumes == 4
+    assert np.flatnonzero(masked.dropped.columns).tolist() == dropped_columns
+    assert select_conditions(masked, ["face", "cat"]).dropped is masked.dropped
+
+
+def test_decoding_after_dropping_nan_voxels_equals_scikit_learn(slice_with_nonfinite):
+    from sklearn.model_selection import LeaveOneGroupOut, cross_val_score
+    from sklearn.svm import SVC
+
+    from decoding_core.config import DecodingConfig
+    from decoding_core.decoding import decode
+
+    dataset, kept_mask, _ = slice_with_nonfinite
+    result = decode(mask_dataset(dataset, "slice", nonfinite="drop"), DecodingConfig(mask_name="slice"))
+    X = nilearn_masked(dataset.func_path, kept_mask, standardize=True)
+    keep = np.isin(dataset.conditions, ["face", "cat"])
+    expected = cross_val_score(SVC(kernel="linear"), X[keep], dataset.conditions[keep], cv=LeaveOneGroupOut(),
+                               groups=dataset.runs[keep])
+    np.testing.assert_allclose(result.fold_scores, expected, atol=1e-12)
+    weights = result.weight_img.get_fdata()
+    inside = np.asarray(dataset.masks["slice"].dataobj) != 0
+    dropped = inside & ~(np.asarray(kept_mask.dataobj) != 0)
+    assert result.n_voxels == 527 and np.all(weights[dropped] == 0)
+    assert np.count_nonzero(weights[inside & ~dropped]) > 500
+
+
+def test_scan_finds_nan_voxels_of_every_mask_and_dropping_gives_a_new_data_set(slice_with_nonfinite):
+    dataset, kept_mask, _ = slice_with_nonfinite
+    scan = scan_nonfinite(dataset)
+    assert scan.n_voxels == 4  # one of them outside the mask
+    found = scan.by_mask["slice"]
+    assert (found.n_voxels, found.n_volumes, found.n_mask_voxels) == (3, 4, 530)
+    dropped = drop_nonfinite_voxels(dataset, scan)
+    assert dropped.digest != dataset.digest
+    assert "NaN or infinite values dropped" in dropped.title
+    assert np.array_equal(np.asarray(dropped.masks["slice"].dataobj) != 0, np.asarray(kept_mask.dataobj) != 0)
+    np.testing.assert_array_equal(mask_dataset(dropped, "slice").X, mask_dataset(dataset, "slice", nonfinite="drop").X)
+    assert drop_nonfinite_voxels(dropped, scan_nonfinite(dropped)) is dropped
+
+
+def test_scan_does_not_read_an_integer_image(haxby_slice_dir, monkeypatch):
+    import decoding_core.masking as masking
+
+    table = pd.read_csv(haxby_slice_dir / "labels.txt", sep=" ")
+    mask = load_image(haxby_slice_dir / "mask.nii.gz", expected_ndim=3, kind="mask")
+    int16_dataset = make_dataset(haxby_slice_dir / "bold.nii.gz", {"slice": mask}, table["labels"].to_numpy(dtype=str),
+                                 None)
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("an integer image cannot hold NaN: it must not be read")
+
+    monkeypatch.setattr(masking.nifti, "_iter_raw_chunks", no_reading)
+    scan = scan_nonfinite(int16_dataset)
+    assert scan.by_mask == {} and scan.n_voxels == 0
+
+
+def test_find_nonfinite_on_a_matrix():
+    X = np.ones((5, 4), dtype=np.float32)
+    assert find_nonfinite(X) is None
+    X[1, 2], X[3, 2], X[4, 0] = np.nan, np.inf, -np.inf
+    found = find_nonfinite(X, "m")
+    assert (found.n_voxels, found.n_volumes) == (2, 3)
+    assert found.columns.tolist() == [True, False, True, False]
+    assert found.describe() == "2 of the 4 voxels of the mask 'm' (in 3 of the 5 volumes)"
