@@ -90,6 +90,38 @@ def condition_run_counts(dataset) -> pd.DataFrame:
     return table
 
 
+def _spellings(group) -> str:
+    return " / ".join(repr(name) for name in group)
+
+
+def label_variants_message(groups) -> str:
+    """What the Data page says about condition names differing only by case or spaces (`label_variants`)."""
+    listed = "; ".join(_spellings(group) for group in groups)
+    return (f"Some condition names differ only in case or spaces, so they count as different conditions: "
+            f"{listed}. If each group is one condition, tick 'Merge condition names that differ only in case "
+            "or spaces': each group then takes its most frequent spelling (listed first).")
+
+
+def selected_variants_message(groups, conditions) -> str | None:
+    """What the Configure page says when a chosen condition has other spellings; None when none has."""
+    chosen = set(conditions)
+    touched = [group for group in groups if chosen.intersection(group)]
+    if not touched:
+        return None
+    listed = "; ".join(_spellings(group) for group in touched)
+    return (f"The chosen conditions have other spellings in this data set ({listed}): each spelling is a "
+            "class of its own. To decode them as one condition, tick 'Merge condition names that differ "
+            "only in case or spaces' on the Data page.")
+
+
+def nonfinite_message(scan) -> str:
+    """What the Data page says about voxels holding NaN or infinite values (`masking.scan_nonfinite`)."""
+    where = "; ".join(found.describe() for found in scan.by_mask.values())
+    return (f"The image holds NaN or infinite values: {where}. Decoding on a mask with such voxels stops "
+            "(counting them as 0 would distort the z-scores) unless you tick 'Drop the voxels with NaN or "
+            "infinite values': they are then left out of the masks, and the maps hold 0 there.")
+
+
 def labels_preview(dataset) -> pd.DataFrame:
     """The labels table with the volume index (and its onset time when the TR is known)."""
     table = dataset.labels.copy()

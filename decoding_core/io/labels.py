@@ -9,8 +9,12 @@ and cells. Cells are never evaluated.
 from __future__ import annotations
 
 import csv
+import dataclasses
+import hashlib
+import json
 import os
 import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -279,3 +283,102 @@ def _typed_table(header: list[str], body: list[list[str]]) -> pd.DataFrame:
         numeric = _numeric_column(values)
         columns[column] = numeric if numeric is not None else pd.array(values, dtype="str")
     return pd.DataFrame(columns)
+
+
+# -- condition names that differ only by case or surrounding whitespace ----------------------------
+
+
+def _variant_key(name: str) -> str:
+    return name.strip().casefold()
+
+
+def label_variants(labels) -> list[tuple[str, ...]]:
+    """Groups of condition names that differ only by case or surrounding whitespace.
+
+    Such names ("Face" and "face", "cat " and "cat") are distinct classes to a
+    classifier; they are usually one condition spelled two ways.
+
+    Parameters
+    ----------
+    labels : sequence of str
+        The labels column, one value per volume.
+
+    Returns
+    -------
+    list of tuple of str
+        One tuple per group of two or more spellings, its most frequent spelling
+        first (ties: the first to appear), then the others by frequency; groups
+        in the order their first member appears.
+
+    Examples
+    --------
+    >>> label_variants(["face", "cat", "Face", "face", "cat "])
+    [('face', 'Face'), ('cat', 'cat ')]
+    """
+    counts = Counter(str(label) for label in labels)
+    order = {name: position for position, name in enumerate(counts)}  # Counter keeps first appearance
+    groups: dict[str, list[str]] = {}
+    for name in counts:
+        groups.setdefault(_variant_key(name), []).append(name)
+    return [tuple(sorted(names, key=lambda name: (-counts[name], order[name])))
+            for names in groups.values() if len(names) > 1]
+
+
+def label_variant_mapping(labels) -> dict[str, str]:
+    """How `merge_label_variants` renames: each spelling of a group -> its canonical name.
+
+    The canonical name of a group is its most frequent spelling (ties: the
+    first to appear), without surrounding whitespace. Names in no group are
+    absent; so is a canonical spelling that is kept as it is.
+
+    Examples
+    --------
+    >>> label_variant_mapping(["face", "Face", "face", "cat", "cat "])
+    {'Face': 'face', 'cat ': 'cat'}
+    """
+    mapping = {}
+    for group in label_variants(labels):
+        canonical = group[0].strip()
+        mapping.update({name: canonical for name in group if name != canonical})
+    return mapping
+
+
+def merge_label_variants(dataset):
+    """The data set with the spellings of each condition merged into its canonical name.
+
+    Only asked for by the user (the app's Data page, a script): two spellings
+    may be meant as two conditions. The merged data set has its own content
+    digest, so nothing computed on the unmerged one is reused for it, and its
+    title and description say what was merged.
+
+    Parameters
+    ----------
+    dataset : decoding_core.datasets.Dataset
+
+    Returns
+    -------
+    Dataset
+        ``dataset`` itself when no condition has two spellings (see `label_variant_mapping`).
+    """
+    mapping = label_variant_mapping(dataset.conditions)
+    if not mapping:
+        return dataset
+    table = dataset.labels.copy()
+    merged = [mapping.get(name, name) for name in dataset.conditions]
+    table[dataset.label_column] = pd.array(merged, dtype="str")
+    digest = hashlib.sha256(f"{dataset.digest}\0merged label variants\0".encode())
+    digest.update(json.dumps(sorted(mapping.items())).encode())
+    renamed = "; ".join(f"{', '.join(repr(n) for n in names)} -> {canonical!r}"
+                        for canonical, names in _names_by_canonical(mapping).items())
+    return dataclasses.replace(
+        dataset, labels=table, digest=digest.hexdigest(),
+        title=f"{dataset.title} (condition names merged)",
+        description=" ".join(filter(None, [dataset.description, f"Condition names merged: {renamed}."])),
+    )
+
+
+def _names_by_canonical(mapping: dict) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for name, canonical in mapping.items():
+        grouped.setdefault(canonical, []).append(name)
+    return grouped

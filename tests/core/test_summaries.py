@@ -135,3 +135,27 @@ def test_history_table_and_labels():
     assert summaries.run_labels(summary) == {"abc": "first (score 0.812, 2025-11-25 17:03)"}
     assert list(summaries.history_table(summary.iloc[:0]).columns) == summaries.HISTORY_COLUMNS
     assert summaries.format_date("not a date") == "not a date"
+
+
+def test_label_variants_message_names_each_group_and_the_control():
+    message = summaries.label_variants_message([("face", "Face"), ("cat", "cat ")])
+    assert "'face' / 'Face'; 'cat' / 'cat '" in message
+    assert "'Merge condition names that differ only in case or spaces'" in message
+    assert "most frequent spelling" in message
+
+
+def test_selected_variants_message_only_when_a_chosen_condition_has_other_spellings():
+    groups = [("face", "Face"), ("cat", "cat ")]
+    assert summaries.selected_variants_message(groups, ["house", "shoe"]) is None
+    message = summaries.selected_variants_message(groups, ["Face", "house"])
+    assert "('face' / 'Face')" in message and "cat" not in message and "Data page" in message
+
+
+def test_nonfinite_message_gives_the_counts_of_each_mask():
+    from decoding_core.masking import NonFiniteScan, NonFiniteVoxels
+
+    found = NonFiniteVoxels(mask_name="vt", n_voxels=3, n_volumes=4, n_mask_voxels=577, n_total_volumes=864,
+                            columns=np.zeros(577, bool))
+    message = summaries.nonfinite_message(NonFiniteScan(voxels=np.zeros((2, 2, 2), bool), by_mask={"vt": found}))
+    assert "3 of the 577 voxels of the mask 'vt' (in 4 of the 864 volumes)" in message
+    assert "'Drop the voxels with NaN or infinite values'" in message

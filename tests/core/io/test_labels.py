@@ -126,3 +126,48 @@ def test_read_labels_table_never_fails_with_anything_but_our_error():
             assert len(table) == n_volumes
 
     check()
+
+
+# -- condition names that differ only by case or surrounding whitespace ----------------------------
+
+
+def test_label_variants_groups_case_and_space_spellings_most_frequent_first():
+    names = ["face", "cat", "Face", "face", "cat ", "house", " FACE", "rest", "Rest", "Rest"]
+    assert labels.label_variants(names) == [("face", "Face", " FACE"), ("cat", "cat "), ("Rest", "rest")]
+    assert labels.label_variants(["face", "cat", "house"]) == []
+    assert labels.label_variants(np.array(["a", "b"])) == []
+
+
+def test_label_variant_mapping_names_the_most_frequent_spelling_without_spaces():
+    assert labels.label_variant_mapping(["face", "Face", "face", "cat ", "cat ", "Cat"]) == {
+        "Face": "face", "cat ": "cat", "Cat": "cat"}
+    # A tie goes to the spelling seen first.
+    assert labels.label_variant_mapping(["Face", "face"]) == {"face": "Face"}
+
+
+def test_reading_a_table_keeps_case_variants_apart():
+    table = read_labels_table(b"labels,chunks\nFace,0\nface,0\ncat,1\n")
+    assert table["labels"].tolist() == ["Face", "face", "cat"]
+    assert labels.label_variants(table["labels"]) == [("Face", "face")]
+
+
+def _dataset(conditions):
+    from decoding_core.datasets import Dataset
+
+    table = pd.DataFrame({"labels": pd.array(conditions, dtype="str"), "chunks": np.arange(len(conditions)) // 2})
+    return Dataset(name="upload", title="Your uploaded data set", func_path=None, labels=table, label_column="labels",
+                   run_column="chunks", tr=2.0, masks={}, anat_img=None, description="Your files.", source="",
+                   digest="0" * 64, shape=(2, 2, 2, len(conditions)), affine=np.eye(4))
+
+
+def test_merge_label_variants_renames_and_gives_a_new_digest():
+    dataset = _dataset(["face", "Face", "cat", "face", "cat ", "house"])
+    merged = labels.merge_label_variants(dataset)
+    assert merged.conditions.tolist() == ["face", "face", "cat", "face", "cat", "house"]
+    assert merged.labels["chunks"].tolist() == dataset.labels["chunks"].tolist()
+    assert dataset.conditions.tolist() == ["face", "Face", "cat", "face", "cat ", "house"]  # not changed
+    assert merged.digest != dataset.digest and len(merged.digest) == 64
+    assert merged.title == "Your uploaded data set (condition names merged)"
+    assert "Condition names merged: 'Face' -> 'face'; 'cat ' -> 'cat'." in merged.description
+    assert labels.merge_label_variants(merged) is merged
+    assert labels.merge_label_variants(_dataset(["face", "cat"])).digest == "0" * 64
