@@ -574,6 +574,14 @@ class NonFiniteScan:
         return int(self.voxels.sum())
 
 
+def may_hold_nonfinite(dataset) -> bool:
+    """Whether the data set's image can hold NaN or infinite values: stored as floats (a header read).
+
+    Integers cannot, and the header's scaling is checked finite when the file is opened.
+    """
+    return nifti.inspect_nifti(dataset.func_path, expected_ndim=4).dtype.kind == "f"
+
+
 def scan_nonfinite(dataset, progress: ProgressCallback | None = None) -> NonFiniteScan:
     """Find the voxels holding NaN or infinite values, in one pass over the image (none for integer images).
 
@@ -586,7 +594,7 @@ def scan_nonfinite(dataset, progress: ProgressCallback | None = None) -> NonFini
     masks = {name: _fortran_indices(mask_bool(img, name)) for name, img in dataset.masks.items()
              if _is_usable_mask(img, dataset)}
     bad_volumes = {name: np.zeros(info.n_volumes, dtype=bool) for name in masks}
-    if info.dtype.kind == "f":
+    if info.dtype.kind == "f":  # as may_hold_nonfinite, without reading the header again
         with nifti._open_checked(dataset.func_path, expected_ndim=4, kind="functional image",
                                  budget_bytes=None) as checked:
             for start, raw in nifti._iter_raw_chunks(checked, nifti._default_chunk_volumes(info)):

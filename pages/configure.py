@@ -5,6 +5,8 @@ import streamlit as st
 import app
 from decoding_core import summaries
 from decoding_core.config import CV_SCHEMES, SETTINGS, DecodingConfig
+from decoding_core.io.labels import label_variants
+from decoding_core.masking import NonFiniteVoxelsError
 from ui import analysis, datasets, feedback, history, links, state
 
 app.ensure_app()  # Streamlit may start this page without app.py: see app.ensure_app
@@ -129,8 +131,20 @@ except Exception as err:
     feedback.show_error(err, "checking the configuration")
 else:
     problems = summaries.check_design(dataset, config)
+    try:
+        nonfinite = analysis.nonfinite_in_mask(dataset, st.session_state[state.PREPARED_FROM], mask_name)
+    except Exception as err:
+        nonfinite = None
+        feedback.show_error(err, "checking the image for NaN or infinite values")
     for problem in problems:
         st.error(problem, icon=":material/error:")
+    if nonfinite is not None:
+        problems.append(str(NonFiniteVoxelsError(nonfinite)))
+        st.error(feedback.plain_markdown(problems[-1]), icon=":material/error:")
+variants = summaries.selected_variants_message(label_variants(dataset.conditions), conditions)
+if variants:
+    # Escaped: condition names are the user's text.
+    st.warning(feedback.plain_markdown(variants), icon=":material/warning:")
 
 selection = summaries.selection_summary(dataset, conditions, mask_name)
 # A wrapping row, not columns: in a narrow window a metric moves to the next line instead of being cut off.

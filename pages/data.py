@@ -6,6 +6,7 @@ import app
 from decoding_core import plotting, summaries
 from decoding_core.datasets import HAXBY, DatasetSpec
 from decoding_core.errors import DecodingInputError
+from decoding_core.io.labels import label_variant_mapping, label_variants
 from ui import analysis, datasets, feedback, state, uploads
 from ui.session import session_token
 
@@ -236,6 +237,58 @@ def draw_source_picker(dataset) -> None:
         st.button("Use the built-in data set instead", key=state.W_USE_BUILTIN, on_click=use_builtin_dataset)
 
 
+def prepare_dataset() -> None:
+    """Checkbox callback: the session's data set made again from the loaded one, as the boxes now say."""
+    prepared_from = st.session_state[state.PREPARED_FROM]
+    loaded = analysis.preparation(st.session_state[state.DATASET], prepared_from)["loaded"]
+    merge = bool(st.session_state.get(state.W_MERGE_VARIANTS))
+    drop = bool(st.session_state.get(state.W_DROP_NONFINITE))
+    try:
+        prepared = analysis.prepared_dataset(loaded, merge_variants=merge, drop_nonfinite=drop)
+    except Exception as err:  # kept for display after the rerun
+        st.session_state[state.LOAD_ERROR] = str(err) if isinstance(err, DecodingInputError) else (
+            f"The data set could not be prepared: {type(err).__name__}: {err}")
+        return
+    st.session_state[state.PREPARED_FROM] = (
+        {} if prepared is loaded else {prepared.digest: {"loaded": loaded, "merge": merge, "drop": drop}})
+    st.session_state[state.DATASET] = prepared
+    # The chosen conditions follow the merge ('Face' becomes 'face'); unknown ones are dropped.
+    values = dict(st.session_state[state.CONFIG_VALUES])
+    if merge:
+        mapping = label_variant_mapping(loaded.conditions)
+        values["conditions"] = list(dict.fromkeys(mapping.get(c, c) for c in values.get("conditions", [])))
+    st.session_state[state.CONFIG_VALUES] = summaries.sanitize_config_values(values, prepared)
+    st.session_state.pop(state.W_CONDITIONS, None)  # seeded again from the values on Configure
+
+
+def draw_data_checks(dataset) -> None:
+    """Warn about condition names spelled two ways and NaN/inf voxels; offer to merge or drop them."""
+    prepared = analysis.preparation(dataset, st.session_state[state.PREPARED_FROM])
+    loaded = prepared["loaded"]
+    groups = label_variants(loaded.conditions)
+    if groups:
+        # Escaped: condition names are the user's text.
+        st.warning(feedback.plain_markdown(summaries.label_variants_message(groups)), icon=":material/warning:")
+        st.session_state[state.W_MERGE_VARIANTS] = prepared["merge"]
+        st.checkbox("Merge condition names that differ only in case or spaces", key=state.W_MERGE_VARIANTS,
+                    on_change=prepare_dataset,
+                    help="Each group of spellings becomes its most frequent spelling (without surrounding "
+                         "spaces), for this data set only; the results and exports name that spelling.")
+    try:
+        with st.spinner("Checking the image for NaN or infinite values..."):
+            scan = analysis.nonfinite_scan(loaded)
+    except Exception as err:
+        feedback.show_error(err, "checking the image for NaN or infinite values")
+        return
+    if scan.by_mask:
+        st.warning(feedback.plain_markdown(summaries.nonfinite_message(scan)), icon=":material/warning:")
+        st.session_state[state.W_DROP_NONFINITE] = prepared["drop"]
+        st.checkbox("Drop the voxels with NaN or infinite values", key=state.W_DROP_NONFINITE,
+                    on_change=prepare_dataset,
+                    help="They are left out of every mask of this data set: the decoding uses the other "
+                         "voxels, and the maps hold 0 in the dropped ones.")
+
+
 def draw_overview(dataset) -> None:
     """Metrics, masks over the anatomy, labels, counts, timeline and mean time courses."""
     st.subheader(feedback.plain_markdown(dataset.title))
@@ -295,8 +348,10 @@ def draw_overview(dataset) -> None:
         st.caption(f"Mean signal of the {counts.get(mask_name, 0)} voxels of the mask '{mask_name}', by condition.")
         bar = st.progress(0.0, text="Reading the volumes")
         try:
+            # Voxels with NaN or infinite values (reported above) are left out of the mean.
             masked = analysis.masked_data(
-                dataset, mask_name, standardize=False, progress=feedback.progress_bar_callback(bar)
+                dataset, mask_name, standardize=False, progress=feedback.progress_bar_callback(bar),
+                nonfinite="drop",
             )
             bar.empty()
             st.plotly_chart(plotting.plot_mean_timecourse(masked, tr=dataset.tr), width="stretch")
@@ -315,5 +370,6 @@ with st.expander("Choose the data set", expanded=st.session_state[state.SOURCE_C
     draw_source_picker(current)
 current = st.session_state[state.DATASET]
 if current is not None:
+    draw_data_checks(current)
     draw_overview(current)
     st.page_link("pages/configure.py", label="Next: configure the decoding", icon=":material/arrow_forward:")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from decoding_core import decoding, masking, significance
 from decoding_core.config import DecodingConfig
+from decoding_core.io.labels import merge_label_variants
 from decoding_core.plotting import plot_score_comparison
 from ui import cache
 from ui.feedback import ProgressCallback, run_heavy
@@ -22,14 +23,19 @@ def result_key(dataset, config: DecodingConfig) -> tuple:
 
 
 def masked_data(dataset, mask_name: str, *, standardize: bool = True, detrend: bool = False,
-                smoothing_fwhm=None, progress: ProgressCallback | None = None):
-    """The data set masked with one mask (all volumes), kept by content digest."""
-    key = (dataset.digest, mask_name, bool(standardize), bool(detrend), smoothing_fwhm)
+                smoothing_fwhm=None, progress: ProgressCallback | None = None, nonfinite: str = "error"):
+    """The data set masked with one mask (all volumes), kept by content digest.
+
+    ``nonfinite`` is `decoding_core.masking.mask_dataset`'s: the decoding keeps the
+    default (stop on NaN or infinite values, unless the user dropped those voxels from
+    the data set: `prepared_dataset`); views of the data may leave them out.
+    """
+    key = (dataset.digest, mask_name, bool(standardize), bool(detrend), smoothing_fwhm, nonfinite)
 
     def compute():
         masked = masking.mask_dataset(
-            dataset, mask_name, standardize=standardize, detrend=detrend,
-            smoothing_fwhm=smoothing_fwhm, progress=progress, cache=cache.raw_voxel_cache_for(dataset),
+            dataset, mask_name, standardize=standardize, detrend=detrend, smoothing_fwhm=smoothing_fwhm,
+            progress=progress, cache=cache.raw_voxel_cache_for(dataset), nonfinite=nonfinite,
         )
         # Shared by every session: make sure nobody can modify it in place.
         try:
@@ -39,6 +45,65 @@ def masked_data(dataset, mask_name: str, *, standardize: bool = True, detrend: b
         return masked
 
     return cache.get_or_compute("masked", key, lambda: run_heavy(compute), made_from=dataset)
+
+
+def nonfinite_scan(dataset, progress: ProgressCallback | None = None) -> masking.NonFiniteScan:
+    """Where the data set's image holds NaN or infinite values (one pass for float images), kept by digest."""
+    key = ("nonfinite", dataset.digest)
+
+    def compute():
+        if not masking.may_hold_nonfinite(dataset):  # a header read: no need to wait for a job slot
+            return masking.scan_nonfinite(dataset)
+        return run_heavy(lambda: masking.scan_nonfinite(dataset, progress))
+
+    return cache.get_or_compute("masked", key, compute, made_from=dataset)
+
+
+def prepared_dataset(loaded, *, merge_variants: bool, drop_nonfinite: bool):
+    """The loaded data set as the user chose to prepare it on the Data page.
+
+    Parameters
+    ----------
+    loaded : Dataset
+        The data set as it was loaded.
+    merge_variants : bool
+        Merge condition names that differ only by case or surrounding whitespace
+        (`decoding_core.io.labels.merge_label_variants`).
+    drop_nonfinite : bool
+        Leave the voxels holding NaN or infinite values out of every mask
+        (`decoding_core.masking.drop_nonfinite_voxels`).
+
+    Returns
+    -------
+    Dataset
+        ``loaded`` itself when nothing changes; otherwise a data set with its own
+        content digest, so nothing cached for ``loaded`` is ever used for it.
+    """
+    prepared = merge_label_variants(loaded) if merge_variants else loaded
+    if drop_nonfinite:
+        prepared = masking.drop_nonfinite_voxels(prepared, nonfinite_scan(loaded))
+    return prepared
+
+
+def preparation(dataset, prepared_from: dict) -> dict:
+    """How the session's ``dataset`` was prepared: ``{"loaded": Dataset, "merge": bool, "drop": bool}``.
+
+    ``prepared_from`` is the session's record (``ui.state.PREPARED_FROM``); a data set
+    it does not know was used as loaded.
+    """
+    return prepared_from.get(dataset.digest) or {"loaded": dataset, "merge": False, "drop": False}
+
+
+def nonfinite_in_mask(dataset, prepared_from: dict, mask_name: str) -> masking.NonFiniteVoxels | None:
+    """The voxels with NaN or infinite values that masking ``dataset`` with ``mask_name`` would meet.
+
+    The image is scanned as loaded (once); None when the mask has none, or when they were dropped.
+    """
+    if mask_name not in dataset.masks:
+        return None
+    prepared = preparation(dataset, prepared_from)
+    found = nonfinite_scan(prepared["loaded"]).by_mask.get(mask_name)
+    return None if prepared["drop"] else found
 
 
 def selected_masked(dataset, config: DecodingConfig, progress: ProgressCallback | None = None):
