@@ -590,22 +590,23 @@ def scan_nonfinite(dataset, progress: ProgressCallback | None = None) -> NonFini
     images are not read at all.
     """
     info = nifti.inspect_nifti(dataset.func_path, expected_ndim=4)
+    if info.dtype.kind != "f":  # as may_hold_nonfinite, without reading the header again
+        return NonFiniteScan(voxels=np.zeros(info.shape[:3], dtype=bool), by_mask={})
     voxels = np.zeros(int(np.prod(info.shape[:3])), dtype=bool)  # file (Fortran) order
     masks = {name: _fortran_indices(mask_bool(img, name)) for name, img in dataset.masks.items()
              if _is_usable_mask(img, dataset)}
     bad_volumes = {name: np.zeros(info.n_volumes, dtype=bool) for name in masks}
-    if info.dtype.kind == "f":  # as may_hold_nonfinite, without reading the header again
-        with nifti._open_checked(dataset.func_path, expected_ndim=4, kind="functional image",
-                                 budget_bytes=None) as checked:
-            for start, raw in nifti._iter_raw_chunks(checked, nifti._default_chunk_volumes(info)):
-                stop = start + raw.shape[0]
-                _report(progress, stop, info.n_volumes)
-                if np.isfinite(raw.sum(axis=1, dtype=np.float64)).all():
-                    continue
-                bad = ~np.isfinite(raw)
-                voxels |= bad.any(axis=0)
-                for name, indices in masks.items():
-                    bad_volumes[name][start:stop] = bad[:, indices].any(axis=1)
+    with nifti._open_checked(dataset.func_path, expected_ndim=4, kind="functional image",
+                             budget_bytes=None) as checked:
+        for start, raw in nifti._iter_raw_chunks(checked, nifti._default_chunk_volumes(info)):
+            stop = start + raw.shape[0]
+            _report(progress, stop, info.n_volumes)
+            if np.isfinite(raw.sum(axis=1, dtype=np.float64)).all():
+                continue
+            bad = ~np.isfinite(raw)
+            voxels |= bad.any(axis=0)
+            for name, indices in masks.items():
+                bad_volumes[name][start:stop] = bad[:, indices].any(axis=1)
     by_mask = {}
     for name, indices in masks.items():
         columns = voxels[indices]

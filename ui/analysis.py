@@ -49,14 +49,12 @@ def masked_data(dataset, mask_name: str, *, standardize: bool = True, detrend: b
 
 def nonfinite_scan(dataset, progress: ProgressCallback | None = None) -> masking.NonFiniteScan:
     """Where the data set's image holds NaN or infinite values (one pass for float images), kept by digest."""
+    if not masking.may_hold_nonfinite(dataset):
+        # An integer image (every built-in one): a header read, no job slot, no place in a store.
+        return masking.scan_nonfinite(dataset)
     key = ("nonfinite", dataset.digest)
-
-    def compute():
-        if not masking.may_hold_nonfinite(dataset):  # a header read: no need to wait for a job slot
-            return masking.scan_nonfinite(dataset)
-        return run_heavy(lambda: masking.scan_nonfinite(dataset, progress))
-
-    return cache.get_or_compute("masked", key, compute, made_from=dataset)
+    return cache.get_or_compute("masked", key, lambda: run_heavy(lambda: masking.scan_nonfinite(dataset, progress)),
+                                made_from=dataset)
 
 
 def prepared_dataset(loaded, *, merge_variants: bool, drop_nonfinite: bool):
