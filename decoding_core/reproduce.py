@@ -38,6 +38,7 @@ from decoding_core.datasets import HAXBY, SIMULATED, DatasetSpec
 from decoding_core.decoding import CV_SCHEMES, DEFAULT_C_GRID, ESTIMATORS
 from decoding_core.errors import DecodingInputError
 from decoding_core.history import RunRecord
+from decoding_core.io import nifti
 
 #: Packages whose versions go into versions.json.
 VERSIONED_PACKAGES = ("numpy", "scipy", "scikit-learn", "nilearn", "nibabel", "pandas", "streamlit", "plotly")
@@ -63,6 +64,10 @@ Usage
 The mask defaults to ``mask.nii.gz`` next to this script (the exact mask of the run).
 The script prints one JSON object: the per-fold scores it obtains, the scores the
 app recorded, and whether they agree to 6 decimals (exit status 0 if they do, 3 if not).
+When they do not, it says which folds differ and by how much, and checks the likely
+causes in order: different data (the sha256 of the functional file it read against the
+recorded one, the numbers of samples, voxels and conditions), a solver stopped at its
+iteration cap, different package versions.
 
 It depends on numpy, pandas, nilearn and scikit-learn only; it does not import
 the app. Every step mirrors the app: NiftiMasker on all volumes (z-score with
@@ -72,6 +77,8 @@ fold), score.
 """
 
 import argparse
+import hashlib
+import importlib.metadata
 import json
 import sys
 import warnings
@@ -85,6 +92,7 @@ from sklearn.feature_selection import SelectPercentile, f_classif
 from sklearn.linear_model import LogisticRegression, RidgeClassifier
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 from sklearn.model_selection import GroupKFold, KFold, LeaveOneGroupOut, StratifiedKFold
+from sklearn.multiclass import OneVsRestClassifier
 from sklearn.svm import SVC, LinearSVC
 
 #: The run's settings, as the app recorded them.
@@ -95,6 +103,12 @@ DATASET = @@dataset@@
 EXPECTED_FOLD_SCORES = @@expected@@
 #: Values of C tried when C is tuned (tune_C), smallest first.
 C_GRID = @@c_grid@@
+#: The data the app read: sha256 of the functional file (None: not recorded), samples, voxels, conditions.
+RECORDED_DATA = @@recorded_data@@
+#: Versions of the packages that exported the run (also in versions.json).
+RECORDED_VERSIONS = @@recorded_versions@@
+#: Fits that stopped at their iteration cap in this process (the app counts them the same way).
+CONVERGENCE = {"not_converged": 0}
 
 
 def make_classifier(C):
@@ -131,33 +145,53 @@ def inner_splits(y, groups):
 
 
 def fit_quietly(model, X, y):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
+    """Fit, counting (not showing) the fits that stop at their iteration cap."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
         warnings.filterwarnings("ignore", message="Features .* are constant", category=UserWarning)
         warnings.filterwarnings("ignore", category=RuntimeWarning, module="sklearn.feature_selection")
         model.fit(X, y)
+    CONVERGENCE["not_converged"] += sum(issubclass(w.category, ConvergenceWarning) for w in caught)
     return model
+
+
+def screened_fit(X, y, C, percentile):
+    """The screening (if any) and the classifier, both fitted on ``(X, y)``."""
+    screening = make_screening(percentile)
+    if screening is not None:
+        X = fit_quietly(screening, X, y).transform(X)
+    return screening, fit_quietly(make_classifier(C), X, y)
+
+
+def choose_C(X, y, groups, config):
+    """C chosen by the inner split; the screening is refitted inside each inner training fold."""
+    inner_scoring = "accuracy" if config["scoring"] == "accuracy" else "balanced_accuracy"
+    splits = [(tr, te) for tr, te in inner_splits(y, groups) if len(np.unique(y[tr])) >= 2]
+    if not splits:
+        return config["C"]
+    scores = np.zeros((len(C_GRID), len(splits)))
+    for j, (tr, te) in enumerate(splits):
+        for i, candidate in enumerate(C_GRID):
+            screening, model = screened_fit(X[tr], y[tr], candidate, config["screening_percentile"])
+            X_te = X[te] if screening is None else screening.transform(X[te])
+            scores[i, j] = label_score(inner_scoring, y[te], model.predict(X_te))
+    # argmax takes the first maximum: the smallest C among ties.
+    return float(C_GRID[int(np.argmax(scores.mean(axis=1)))])
 
 
 def fit_fold(X, y, groups, config):
     """Fit screening + classifier on one training fold; returns (screening, classifier, chosen C)."""
-    screening = make_screening(config["screening_percentile"])
-    if screening is not None:
-        X = fit_quietly(screening, X, y).transform(X)
-    C = config["C"]
-    if config["tune_C"]:
-        inner_scoring = "accuracy" if config["scoring"] == "accuracy" else "balanced_accuracy"
-        splits = [(tr, te) for tr, te in inner_splits(y, groups) if len(np.unique(y[tr])) >= 2]
-        if splits:
-            scores = np.zeros((len(C_GRID), len(splits)))
-            for j, (tr, te) in enumerate(splits):
-                for i, candidate in enumerate(C_GRID):
-                    model = fit_quietly(make_classifier(candidate), X[tr], y[tr])
-                    scores[i, j] = label_score(inner_scoring, y[te], model.predict(X[te]))
-            # argmax takes the first maximum: the smallest C among ties.
-            C = float(C_GRID[int(np.argmax(scores.mean(axis=1)))])
-    classifier = fit_quietly(make_classifier(C), X, y)
+    C = choose_C(X, y, groups, config) if config["tune_C"] else config["C"]
+    screening, classifier = screened_fit(X, y, C, config["screening_percentile"])
     return screening, classifier, C
+
+
+def one_vs_rest_svc(classifier, X_train, y_train, C):
+    """For a multi-class SVC (one-vs-one votes), a one-vs-rest SVC with the same C on the same
+    training fold, whose decision values give the ROC AUC (as the app does); else None."""
+    if not isinstance(classifier, SVC) or len(classifier.classes_) <= 2:
+        return None
+    return fit_quietly(OneVsRestClassifier(make_classifier(C)), X_train, y_train)
 
 
 def make_splits(config, labels, runs):
@@ -231,6 +265,67 @@ def haxby_paths(haxby_dir, subject):
     return root / "bold.nii.gz", root / "labels.txt"
 
 
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1024**2), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def data_read(func, y, n_voxels):
+    """What this script read, in the terms of RECORDED_DATA."""
+    classes, counts = np.unique(y, return_counts=True)
+    return {"func_sha256": file_sha256(func), "n_samples": int(len(y)), "n_voxels": int(n_voxels),
+            "class_counts": {str(c): int(n) for c, n in zip(classes, counts)}}
+
+
+def version_differences():
+    """Packages whose version here differs from the one that exported the run."""
+    differences = {}
+    for package, recorded in RECORDED_VERSIONS.items():
+        try:
+            here = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            here = None
+        if here != recorded:
+            differences[package] = {"recorded": recorded, "here": here}
+    return differences
+
+
+def mismatch_message(obtained, expected, read):
+    """Which folds differ and by how much, then the likely causes in order of likelihood."""
+    if obtained.shape != expected.shape:
+        folds = f"{len(obtained)} folds here against {len(expected)} recorded"
+    else:
+        differing = [k for k in range(len(expected))
+                     if not np.isclose(obtained[k], expected[k], rtol=0, atol=5e-7, equal_nan=True)]
+        folds = "; ".join(f"fold {k + 1}: {obtained[k]:.6f} here, {expected[k]:.6f} recorded "
+                          f"({obtained[k] - expected[k]:+.2g})" for k in differing[:12])
+    lines = [f"The fold scores differ from the app's ({folds}). Likely causes, in order:"]
+    changed = [key for key, value in read.items() if RECORDED_DATA.get(key) is not None
+               and RECORDED_DATA[key] != value]
+    if changed:
+        detail = ", ".join(f"{key}: {read[key]} here, {RECORDED_DATA[key]} recorded" for key in changed)
+        lines.append(f"1. Different data: {detail}. Give the files the app read (see README.txt).")
+    elif RECORDED_DATA.get("func_sha256") is None:
+        lines.append("1. Possibly different data: the functional file's sha256 was not recorded, so it "
+                     f"could not be checked (read here: {read['func_sha256']}). Give the files the app read.")
+    else:
+        lines.append("1. Not the data: the functional file (sha256), samples, voxels and conditions "
+                     "are those of the run.")
+    n_capped = CONVERGENCE["not_converged"]
+    lines.append(f"2. Solver convergence: {n_capped} fit(s) here stopped at the iteration cap (raise "
+                 "max_iter in make_classifier)." if n_capped else
+                 "2. Solver convergence: every fit here converged to its tolerance; a different "
+                 "numerical library (BLAS) or CPU can still land elsewhere within it.")
+    versions = version_differences()
+    lines.append("3. Package versions: " + (", ".join(f"{p} {v['here']} here, {v['recorded']} recorded"
+                                                       for p, v in versions.items())
+                                           if versions else "the same as the run's."))
+    return "\n".join(lines)
+
+
 def main(argv=None):
     here = Path(__file__).resolve().parent
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -262,7 +357,8 @@ def main(argv=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
-        X_all = masker.fit_transform(str(func)).astype(np.float32)
+        # The app keeps the masked matrix in float32 and fits every estimator on it as float64.
+        X_all = masker.fit_transform(str(func)).astype(np.float32).astype(np.float64)
     labels_all, runs_all = read_labels(labels_path, DATASET["label_column"], DATASET["run_column"])
     if len(labels_all) != X_all.shape[0]:
         raise SystemExit(f"The labels table has {len(labels_all)} rows but the image {X_all.shape[0]} volumes.")
@@ -280,7 +376,11 @@ def main(argv=None):
         screening, classifier, C = fit_fold(X[train], y[train], groups, config)
         X_test = X[test] if screening is None else screening.transform(X[test])
         y_pred = np.asarray(classifier.predict(X_test)).astype(str)
-        fold_scores.append(score_fold(config["scoring"], classifier, X_test, y[test], y_pred, classes))
+        scorer = None
+        if config["scoring"] == "roc_auc":
+            X_train = X[train] if screening is None else screening.transform(X[train])
+            scorer = one_vs_rest_svc(classifier, X_train, y[train], C)
+        fold_scores.append(score_fold(config["scoring"], classifier if scorer is None else scorer, X_test, y[test], y_pred, classes))
         chosen_C.append(C)
 
     expected = np.asarray(EXPECTED_FOLD_SCORES, dtype=float)
@@ -288,6 +388,10 @@ def main(argv=None):
     same_shape = expected.shape == obtained.shape
     difference = float(np.nanmax(np.abs(expected - obtained))) if same_shape and obtained.size else None
     match = bool(same_shape and np.allclose(obtained, expected, rtol=0, atol=5e-7, equal_nan=True))
+    read = data_read(func, y, X.shape[1])
+    message = None if match else mismatch_message(obtained, expected, read)
+    if message:
+        print(message, file=sys.stderr)
     print(json.dumps({
         "fold_scores": [None if np.isnan(v) else v for v in obtained.tolist()],
         "expected_fold_scores": [None if np.isnan(v) else v for v in expected.tolist()],
@@ -297,6 +401,10 @@ def main(argv=None):
         "n_samples": int(len(y)),
         "n_voxels": int(X.shape[1]),
         "chosen_C": chosen_C if config["tune_C"] else None,
+        "not_converged": CONVERGENCE["not_converged"],
+        "data_read": read,
+        "data_recorded": RECORDED_DATA,
+        "mismatch": message,
     }))
     return 0 if match else 3
 
@@ -352,12 +460,35 @@ def _data_hint(record: RunRecord) -> str:
             "    python reproduce.py --func BOLD.nii.gz --labels LABELS.txt")
 
 
-def build_script(record: RunRecord) -> str:
+#: The packages whose versions the script compares with its own when the scores differ.
+COMPARED_PACKAGES = ("numpy", "scipy", "scikit-learn", "nilearn", "nibabel", "pandas")
+
+
+def _recorded_data(record: RunRecord, func_sha256: str | None) -> dict:
+    """What the script checks the data it reads against (see its RECORDED_DATA)."""
+    counts = record.predictions.drop_duplicates("sample")["true"].astype(str).value_counts()
+    complete = len(counts) and int(counts.sum()) == record.n_samples  # every sample tested once or more
+    return {
+        "func_sha256": func_sha256,
+        "n_samples": int(record.n_samples),
+        "n_voxels": int(record.n_voxels),
+        "class_counts": {str(c): int(n) for c, n in sorted(counts.items())} if complete else None,
+    }
+
+
+def build_script(record: RunRecord, func_sha256: str | None = None) -> str:
     """The standalone ``reproduce.py`` of a run (text).
 
     It mirrors `decoding_core.decoding`'s estimators, splits and scores for every
     configuration the app accepts; it imports numpy, pandas, nilearn and
     scikit-learn only.
+
+    Parameters
+    ----------
+    record : RunRecord
+    func_sha256 : str, optional
+        sha256 of the functional file the run read; the script compares the file it
+        reads with it (None: the script says it could not check).
     """
     config = record.config.to_dict()
     subject = _haxby_subject(record.dataset_name)
@@ -376,6 +507,8 @@ def build_script(record: RunRecord) -> str:
         "expected": "[" + ", ".join(repr(float(v)) if np.isfinite(v) else "float('nan')"
                                     for v in record.fold_scores) + "]",
         "c_grid": repr(tuple(float(c) for c in DEFAULT_C_GRID)),
+        "recorded_data": repr(_recorded_data(record, func_sha256)),
+        "recorded_versions": repr({p: v for p, v in package_versions().items() if p in COMPARED_PACKAGES}),
         "estimator_source": ESTIMATORS[record.config.estimator].source.format(C="C"),
         "scheme_source": CV_SCHEMES[record.config.cv].source,
         "default_func": None,
@@ -417,15 +550,18 @@ def _readme(record: RunRecord) -> str:
         "  " + _data_hint(record).replace("\n", "\n  "),
         "",
         "The script prints the fold scores it obtains next to the recorded ones and exits",
-        "with status 0 when they agree to 6 decimals. Different package versions (see",
-        "versions.json) can change scores slightly, in particular for iterative solvers.",
+        "with status 0 when they agree to 6 decimals. When they do not, it names the folds",
+        "that differ and checks the causes in order: different data (it compares the sha256",
+        "of the functional file it reads with the recorded one, and the numbers of samples,",
+        "voxels and conditions), a solver stopped at its iteration cap, different package",
+        "versions (see versions.json).",
     ]
     if record.warnings:
         lines += ["", "Warnings of the run"] + [f"  - {_plain_text(w, 500)}" for w in record.warnings]
     return "\n".join(lines) + "\n"
 
 
-def export_record_zip(record: RunRecord, *, result=None) -> bytes:
+def export_record_zip(record: RunRecord, *, result=None, func_sha256: str | None = None) -> bytes:
     """The export zip of a recorded run (see the module docstring for its contents).
 
     Parameters
@@ -434,6 +570,8 @@ def export_record_zip(record: RunRecord, *, result=None) -> bytes:
     result : DecodingResult, optional
         When given, its CSV tables come from `decoding_core.export` (same columns
         as the Results page downloads).
+    func_sha256 : str, optional
+        sha256 of the functional file the run read, for the script's data check.
     """
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -454,7 +592,7 @@ def export_record_zip(record: RunRecord, *, result=None) -> bytes:
         info = zipfile.ZipInfo("reproduce.py", date_time=(2020, 1, 1, 0, 0, 0))
         info.external_attr = 0o755 << 16
         info.compress_type = zipfile.ZIP_DEFLATED
-        archive.writestr(info, build_script(record))
+        archive.writestr(info, build_script(record, func_sha256))
     return buffer.getvalue()
 
 
@@ -471,7 +609,11 @@ def export_run_zip(result, dataset, record: RunRecord | None = None) -> bytes:
     """
     if record is None:
         record = RunRecord.from_result(result, dataset)
-    return export_record_zip(record, result=result)
+    try:  # remembered since the data set was loaded: no second pass over the file
+        func_sha256 = nifti.file_digest(dataset.func_path)
+    except OSError:
+        func_sha256 = None
+    return export_record_zip(record, result=result, func_sha256=func_sha256)
 
 
 def export_file_name(record: RunRecord) -> str:

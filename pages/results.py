@@ -65,6 +65,8 @@ def draw_scores(result) -> None:
         st.warning(TRAINING_ACCURACY_EXPLANATION, icon=":material/warning:")
     for warning in result.warnings:
         st.warning(warning, icon=":material/warning:")
+    for note in getattr(result, "notes", []):  # how a number was computed (nested tuning, SVC's ROC AUC)
+        st.info(note, icon=":material/info:")
 
     st.subheader("Score of each fold")
     try:

@@ -14,8 +14,20 @@ from sklearn.base import clone
 from decoding_core import masking
 from decoding_core._validation import as_labels, as_runs
 from decoding_core.decoding.design import design_warnings, fold_list
-from decoding_core.decoding.estimators import build_estimator, classifier_C, fit_estimator
-from decoding_core.decoding.maps import activation_pattern, maps_image, sign_stability, weight_maps
+from decoding_core.decoding.estimators import (
+    build_estimator,
+    classifier_C,
+    fit_estimator,
+    not_converged_message,
+)
+from decoding_core.decoding.maps import (
+    activation_pattern,
+    maps_image,
+    one_vs_rest_svc,
+    sign_stability,
+    voxel_support,
+    weight_maps,
+)
 from decoding_core.decoding.scoring import chance_level, class_scores, fold_score
 from decoding_core.decoding.splits import make_splits
 from decoding_core.errors import DecodingInputError
@@ -80,6 +92,13 @@ class DecodingResult:
         The majority-class rate (the chance level of accuracy).
     positive_class : str or None
         The class positive weights and decision values point to (two classes only).
+    not_converged : int
+        Number of model fits (every fold's, the inner tuning fits, one-vs-rest sub-fits
+        and the refit) that stopped at their solver's iteration cap; a sentence in
+        ``warnings`` says what to do when it is not 0.
+    notes : list of str
+        How some numbers were computed, when it is not the obvious way (fully nested
+        tuning with screening; the one-vs-rest SVC behind a multi-class ROC AUC).
     """
 
     config: DecodingConfig
@@ -107,6 +126,8 @@ class DecodingResult:
     class_counts: dict | None = None
     majority_rate: float | None = None
     positive_class: str | None = None
+    not_converged: int = 0
+    notes: list = field(default_factory=list)
 
 
 @dataclass
@@ -119,6 +140,7 @@ class _Folds:
     predictions: list = field(default_factory=list)
     table: list = field(default_factory=list)
     last_model: object = None
+    not_converged: int = 0
 
 
 def _checked_matrix(masked: MaskedData) -> np.ndarray:
@@ -195,10 +217,17 @@ def _cross_validate(X, labels, runs, volumes, classes, splits, config, progress,
                    chosen_C=np.zeros(n_folds))
     for fold, (train, test) in enumerate(splits):
         model = fit_estimator(clone(template), X[train], labels[train], None if runs is None else runs[train])
+        folds.not_converged += model.n_not_converged_
         predicted = np.asarray(model.predict(X[test])).astype(str)
-        decision, proba = class_scores(model, X[test], classes)
+        # A multi-class SVC's decision values are one-vs-one votes: score its one-vs-rest counterpart.
+        one_vs_rest = one_vs_rest_svc(model, X[train], labels[train], config)
+        if one_vs_rest is None:
+            decision, proba = class_scores(model, X[test], classes)
+        else:
+            support = voxel_support(model, X.shape[1])
+            decision, proba = class_scores(one_vs_rest, X[test][:, support], classes)
         folds.scores[fold] = fold_score(config.scoring, labels[test], predicted, decision, proba, classes)
-        folds.weights[fold] = weight_maps(model, X[train], labels[train], classes, config)
+        folds.weights[fold] = weight_maps(model, X[train], labels[train], classes, config, one_vs_rest)
         folds.chosen_C[fold] = classifier_C(model, config)
         folds.predictions.append(
             _prediction_frame(fold, test, volumes, runs, tr, labels, predicted, decision, proba, classes))
@@ -229,14 +258,40 @@ def _undefined_score_messages(scores: np.ndarray, scoring: str) -> list:
 
 
 def _checked_selection(selected: MaskedData):
-    """The matrix, labels, runs and volume indices of a selection, checked."""
-    X = _checked_matrix(selected)
+    """The matrix (float64), labels, runs and volume indices of a selection, checked."""
+    # Masking gives float32; every estimator gets float64 (cast once, here), so the scores
+    # equal scikit-learn's on the float64 matrix (lbfgs on float32 stops elsewhere).
+    X = _checked_matrix(selected).astype(np.float64, copy=False)
     labels = as_labels(selected.labels)
     if len(labels) != X.shape[0]:
         raise DecodingInputError(f"There are {len(labels)} labels for {X.shape[0]} samples; give one per sample.")
     runs = as_runs(selected.runs, X.shape[0])
     volumes = np.arange(X.shape[0]) if selected.volume_index is None else np.asarray(selected.volume_index)
     return X, labels, runs, volumes
+
+
+#: The note of a run that tunes C with screening.
+NESTED_SCREENING_NOTE = (
+    "C was chosen by an inner cross-validation in which the screening was refitted in each "
+    "inner fold (fully nested: the inner validation folds never saw the screening)."
+)
+
+#: The note of a multi-class ROC AUC of linear SVC.
+SVC_ROC_AUC_NOTE = (
+    "Linear SVC is one-vs-one: the decision values (and a ROC AUC, one-vs-rest and "
+    "macro-averaged) come from a one-vs-rest linear SVC with the same C fitted on the same training fold; "
+    "the predicted labels are the one-vs-one SVC's."
+)
+
+
+def _computation_notes(config: DecodingConfig, n_classes: int) -> list:
+    """How some numbers of the run were computed, in sentences (see `DecodingResult.notes`)."""
+    notes = []
+    if config.tune_C and config.screening_percentile is not None:
+        notes.append(NESTED_SCREENING_NOTE)
+    if config.estimator == "svc" and n_classes > 2:
+        notes.append(SVC_ROC_AUC_NOTE)
+    return notes
 
 
 def decode_selected(selected: MaskedData, config: DecodingConfig,
@@ -266,7 +321,9 @@ def decode_selected(selected: MaskedData, config: DecodingConfig,
         weights = folds.weights[0].copy()
     else:
         final = fit_estimator(build_estimator(config), X, labels, runs)
+        folds.not_converged += final.n_not_converged_
         weights = weight_maps(final, X, labels, classes, config)
+    messages += [m for m in [not_converged_message(folds.not_converged)] if m]
     pattern = activation_pattern(X, weights)
     stability = sign_stability(folds.weights, weights)
     if progress is not None:
@@ -297,6 +354,8 @@ def decode_selected(selected: MaskedData, config: DecodingConfig,
         class_counts=dict(zip(classes.tolist(), counts.tolist())),
         majority_rate=float(counts.max() / counts.sum()),
         positive_class=classes[1] if len(classes) == 2 else None,
+        not_converged=folds.not_converged,
+        notes=_computation_notes(config, len(classes)),
     )
 def run_decoding(dataset, config: DecodingConfig,
                  progress: ProgressCallback | None = None, cache=None) -> DecodingResult:

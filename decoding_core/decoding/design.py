@@ -59,13 +59,17 @@ def design_warnings(config: DecodingConfig, labels, runs, splits) -> list:
                 messages.append(
                     f"The {name} split puts volumes of the same run on both sides of the split "
                     f"(fold(s) {fold_list(shared)}). In this block design neighbouring volumes are "
-                    "correlated, so leave-one-run-out is the honest scheme; this score is likely optimistic."
+                    "correlated, so those test folds are not independent of the training data and the "
+                    "score is not an honest estimate: it may be optimistic or, with slow drifts within "
+                    "runs, pessimistic. Leave-one-run-out is the honest scheme."
                 )
         else:
             messages.append(
                 f"The conditions come in blocks of consecutive volumes and the {name} split cuts "
-                "through them: neighbouring volumes are correlated, so the score may be optimistic. "
-                "With a run (chunk) column, leave-one-run-out would be the honest scheme."
+                "through them: neighbouring volumes are correlated, so the test samples are not "
+                "independent of the training data and the score is not an honest estimate (it may be "
+                "optimistic or, with slow drifts, pessimistic). With a run (chunk) column, "
+                "leave-one-run-out would be the honest scheme."
             )
     classes, counts = np.unique(labels, return_counts=True)
     if config.scoring == "accuracy" and len(counts) and counts.max() / counts.min() > 1.5:

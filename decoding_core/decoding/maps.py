@@ -19,43 +19,77 @@ if TYPE_CHECKING:
     from decoding_core.config import DecodingConfig
 
 
-def weight_maps(pipeline: Pipeline, X, y, classes: np.ndarray, config: DecodingConfig) -> np.ndarray:
+def voxel_support(pipeline: Pipeline, n_voxels: int) -> np.ndarray:
+    """Which voxels a fitted pipeline's classifier sees: the screening's support, or all of them."""
+    if "screening" in pipeline.named_steps:
+        return pipeline.named_steps["screening"].get_support()
+    screening = getattr(pipeline.named_steps["classifier"], "screening_", None)  # nested tuning
+    if screening is not None:
+        return screening.get_support()
+    return np.ones(n_voxels, dtype=bool)
+
+
+def one_vs_rest_svc(pipeline: Pipeline, X, y, config: DecodingConfig):
+    """The one-vs-rest counterpart of a fitted multi-class SVC, or None for any other classifier.
+
+    SVC is one-vs-one: neither its coefficients (one row per pair of classes) nor its
+    decision values (votes) give one map or one score per class. A
+    ``OneVsRestClassifier(SVC(kernel="linear", C))`` with the same C, fitted on the same
+    training samples and the voxels the screening kept, gives both: the per-class maps
+    and the decision values of the multi-class ROC AUC. None when the pipeline's
+    classifier is not an SVC, or when its training data held two classes only.
+
+    Parameters
+    ----------
+    pipeline : Pipeline
+        Fitted, from `build_estimator`.
+    X, y : the samples and labels the pipeline was fitted on.
+    config : DecodingConfig
+
+    Returns
+    -------
+    OneVsRestClassifier or None
+        Fitted on ``X[:, voxel_support(pipeline, X.shape[1])]``.
+    """
+    classifier = pipeline.named_steps["classifier"]
+    if not isinstance(getattr(classifier, "estimator_", classifier), SVC) or len(classifier.classes_) <= 2:
+        return None
+    support = voxel_support(pipeline, np.shape(X)[1])
+    one_vs_rest = OneVsRestClassifier(make_classifier(config.estimator, classifier_C(pipeline, config)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # libsvm has no iteration cap here
+        return one_vs_rest.fit(np.asarray(X)[:, support], y)
+
+
+def weight_maps(pipeline: Pipeline, X, y, classes: np.ndarray, config: DecodingConfig,
+                one_vs_rest=None) -> np.ndarray:
     """Weights of a fitted pipeline over all voxels, float32.
 
     One row (toward ``classes[1]``) for two classes; otherwise one
     one-vs-rest row per class. SVC's one-vs-one coefficients do not give one
-    map per class, so a one-vs-rest SVC with the same C is fitted on the same
-    training data for its maps. Voxels dropped by screening get 0.
+    map per class, so the maps of a multi-class SVC are those of its
+    `one_vs_rest_svc` (pass it as ``one_vs_rest`` when already fitted). Voxels
+    dropped by screening get 0.
     """
     n_voxels = X.shape[1]
     classifier = pipeline.named_steps["classifier"]
     fitted_classes = np.asarray(classifier.classes_).astype(str)
     coef = np.asarray(coefficients(classifier), dtype=float)
-    if "screening" in pipeline.named_steps:
-        support = pipeline.named_steps["screening"].get_support()
-    else:
-        support = np.ones(n_voxels, dtype=bool)
+    support = voxel_support(pipeline, n_voxels)
     n_maps = 1 if len(classes) == 2 else len(classes)
     maps = np.zeros((n_maps, n_voxels), dtype=np.float32)
     if n_maps == 1:
         maps[0, support] = coef[0]
         return maps
     rows = np.searchsorted(classes, fitted_classes)
-    # SVC's coef_ is one-vs-one: one row per pair of classes (3 rows for 3 classes
-    # too, so the row count cannot tell).
-    one_vs_one = isinstance(getattr(classifier, "estimator_", classifier), SVC)
     if len(fitted_classes) == 2:  # two classes (this fold saw only two)
         maps[rows[1], support], maps[rows[0], support] = coef[0], -coef[0]
-    elif not one_vs_one:
-        maps[np.ix_(rows, support)] = coef
-    else:  # refit one-vs-rest for per-class maps
-        screened = X[:, support]
-        one_vs_rest = OneVsRestClassifier(make_classifier(config.estimator, classifier_C(pipeline, config)))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            one_vs_rest.fit(screened, y)
-        ovr_coef = np.vstack([est.coef_.reshape(1, -1) for est in one_vs_rest.estimators_])
-        maps[np.ix_(rows, support)] = ovr_coef
+        return maps
+    if one_vs_rest is None:
+        one_vs_rest = one_vs_rest_svc(pipeline, X, y, config)
+    if one_vs_rest is not None:  # SVC's coef_ is one-vs-one (3 rows for 3 classes too)
+        coef = np.vstack([est.coef_.reshape(1, -1) for est in one_vs_rest.estimators_])
+    maps[np.ix_(rows, support)] = coef
     return maps
 
 

@@ -29,7 +29,12 @@ SCORINGS = {
         Scoring("balanced_accuracy", "Balanced accuracy",
                 "Mean recall over the conditions; guessing scores 1 / number of conditions."),
         Scoring("roc_auc", "ROC AUC (one-vs-rest when more than two classes)",
-                "Area under the ROC curve of the decision values; guessing scores 0.5."),
+                "Area under the ROC curve of the decision values; guessing scores 0.5. For more than "
+                "two classes, the one-vs-rest AUC of each class macro-averaged, as scikit-learn's "
+                "roc_auc_score(multi_class='ovr'), from the class probabilities when the estimator "
+                "gives them, else from its one-vs-rest decision values; linear SVC is one-vs-one, so "
+                "its scores come from a one-vs-rest linear SVC with the same C fitted on the same "
+                "training fold (its labels and accuracy stay one-vs-one)."),
     )
 }
 

@@ -27,7 +27,8 @@ from decoding_core.reproduce import build_script, export_data, export_record_zip
 from tests.conftest import REPO_ROOT
 
 #: What the script may import: the standard library pieces it uses and the four scientific packages.
-ALLOWED_IMPORTS = {"argparse", "json", "sys", "warnings", "pathlib", "numpy", "pandas", "nilearn", "sklearn"}
+ALLOWED_IMPORTS = {"argparse", "hashlib", "importlib", "json", "sys", "warnings", "pathlib", "numpy", "pandas",
+                   "nilearn", "sklearn"}
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +64,12 @@ def run_script_subprocess(folder, *args):
                                cwd=folder, capture_output=True, text=True, timeout=900)
     assert completed.returncode in (0, 3), completed.stderr
     return json.loads(completed.stdout)
+
+
+def plain_params(estimator) -> dict:
+    """Every parameter of an estimator, nested ones included, with wrapped estimators by type."""
+    return {name: type(value) if hasattr(value, "get_params") else value
+            for name, value in estimator.get_params(deep=True).items()}
 
 
 def assert_same_scores(obtained, expected):
@@ -139,6 +146,74 @@ def test_script_reports_a_mismatch(tmp_path, simulated_dataset, simulated_files)
     folder = unpack(export_run_zip(tampered, simulated_dataset), tmp_path / "export")
     output = run_script_subprocess(folder, "--func", simulated_files[0], "--labels", simulated_files[1])
     assert output["match"] is False and output["max_abs_difference"] == pytest.approx(0.01)
+    # It names the folds and the differences, and rules the data out: same file, same selection.
+    message = output["mismatch"]
+    assert f"fold 1: {output['fold_scores'][0]:.6f} here, {tampered.fold_scores[0]:.6f} recorded (-0.01)" in message
+    assert "1. Not the data" in message and "2. Solver convergence: every fit here converged" in message
+    assert "3. Package versions: the same as the run's." in message
+    assert output["data_read"]["func_sha256"] == output["data_recorded"]["func_sha256"] is not None
+
+
+@pytest.mark.slow
+def test_script_says_the_data_differ_when_they_do(tmp_path, haxby_vt, haxby_vt_dir):
+    config = DecodingConfig(mask_name=next(iter(haxby_vt.masks)), cv="kfold", n_folds=3)
+    result = decoding.run_decoding(haxby_vt, config)
+    folder = unpack(export_run_zip(result, haxby_vt), tmp_path / "export")
+    # The same volumes with noise added inside the mask: another file, other scores.
+    image = nib.load(haxby_vt_dir / "bold_vt.nii.gz")
+    data = np.asarray(image.dataobj)
+    inside = nib.load(haxby_vt_dir / "mask_vt.nii.gz").get_fdata() != 0
+    voxels = data[inside].astype(float)
+    voxels += np.random.default_rng(0).normal(scale=voxels.std(axis=1, keepdims=True), size=voxels.shape)
+    data[inside] = np.round(voxels).astype(data.dtype)
+    nib.save(nib.Nifti1Image(data, image.affine, image.header), tmp_path / "changed.nii.gz")
+    output = run_script_subprocess(folder, "--func", tmp_path / "changed.nii.gz", "--labels",
+                                   haxby_vt_dir / "labels.txt")
+    assert output["match"] is False
+    message = output["mismatch"]
+    assert "1. Different data: func_sha256: " in message
+    assert output["data_recorded"]["func_sha256"] in message and output["data_read"]["func_sha256"] in message
+
+
+@pytest.mark.slow
+def test_script_says_when_it_cannot_check_the_data(tmp_path, simulated_dataset, simulated_files):
+    result = decoding.run_decoding(simulated_dataset, DecodingConfig(cv="kfold", n_folds=3))
+    record = RunRecord.from_result(dataclasses.replace(result, fold_scores=result.fold_scores - 0.02),
+                                   simulated_dataset)
+    folder = unpack(export_record_zip(record), tmp_path / "export")  # from the history: no file digest
+    output = run_script_subprocess(folder, "--func", simulated_files[0], "--labels", simulated_files[1])
+    assert "the functional file's sha256 was not recorded" in output["mismatch"]
+
+
+# -- every estimator, scoring and scheme on the real data, the script in a fresh process ------------
+REAL_CASES = {
+    "svc, leave-one-run-out, accuracy": dict(estimator="svc"),
+    "L2 SVM, default split, balanced accuracy": dict(estimator="svm_l2", cv="default",
+                                                     scoring="balanced_accuracy"),
+    "L1 SVM, leave-one-run-out, ROC AUC": dict(estimator="svm_l1", scoring="roc_auc"),
+    "logistic L2, three classes, ROC AUC": dict(estimator="logistic_l2", scoring="roc_auc",
+                                                conditions=("face", "cat", "house")),
+    "logistic L1, hold-out, three classes": dict(estimator="logistic_l1", cv="holdout", holdout_size=54,
+                                                 conditions=("face", "cat", "house")),
+    "ridge, training data, ROC AUC": dict(estimator="ridge", cv="train", scoring="roc_auc"),
+    "svc, three classes, ROC AUC, tuned C with screening": dict(
+        estimator="svc", cv="kfold", n_folds=4, scoring="roc_auc", conditions=("face", "cat", "house"),
+        tune_C=True, screening_percentile=30),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(REAL_CASES))
+def test_script_reproduces_real_runs_of_every_estimator_scoring_and_scheme(case, tmp_path, haxby_vt,
+                                                                          haxby_vt_dir):
+    config = DecodingConfig(mask_name=next(iter(haxby_vt.masks)), **REAL_CASES[case])
+    result = decoding.run_decoding(haxby_vt, config)
+    folder = unpack(export_run_zip(result, haxby_vt), tmp_path / "export")
+    output = run_script_subprocess(folder, "--func", haxby_vt_dir / "bold_vt.nii.gz",
+                                   "--labels", haxby_vt_dir / "labels.txt")
+    assert output["match"] is True, output["mismatch"]
+    assert_same_scores(output["fold_scores"], result.fold_scores)
+    assert output["not_converged"] == result.not_converged == 0
 
 
 # -- the script mirrors decoding.py ----------------------------------------------
@@ -182,7 +257,7 @@ def test_script_builds_the_same_classifiers(script_for, estimator, C):
     ours = script_for(estimator=estimator).make_classifier(C)
     theirs = decoding.make_classifier(estimator, C)
     assert type(ours) is type(theirs)
-    assert ours.get_params() == theirs.get_params()
+    assert plain_params(ours) == plain_params(theirs)
 
 
 def test_script_screens_and_tunes_as_decoding_does(script_module):
@@ -209,6 +284,27 @@ def test_script_screens_and_tunes_as_decoding_does(script_module):
     _, _, chosen = script_module.fit_fold(X, y, groups, config)
     app = decoding.fit_estimator(decoding.build_estimator(DecodingConfig(tune_C=True)), X, y, groups)
     assert chosen == app.named_steps["classifier"].best_C_
+
+
+def test_script_refits_the_screening_inside_each_inner_fold(script_module, monkeypatch):
+    # Fully nested: every inner fit of the script screens its own inner training fold, as the app does.
+    rng = np.random.default_rng(4)
+    y = np.tile(np.repeat(["cat", "face"], 5), 6)
+    groups = np.repeat(np.arange(6), 10)
+    X = rng.normal(size=(60, 200)) + (y == "face")[:, None] * rng.normal(scale=0.4, size=200)
+    fitted_on = []
+    original = script_module.screened_fit
+    monkeypatch.setattr(script_module, "screened_fit",
+                        lambda X_fit, y_fit, C, p: fitted_on.append(len(X_fit)) or original(X_fit, y_fit, C, p))
+    config = {"screening_percentile": 10, "tune_C": True, "scoring": "accuracy", "estimator": "svc", "C": 1.0}
+    screening, _, chosen = script_module.fit_fold(X, y, groups, config)
+    # 5 inner folds x 6 values of C, each screening its inner training runs only (40 or 50 samples).
+    assert len(fitted_on) - 1 == 5 * len(script_module.C_GRID) and set(fitted_on[:-1]) == {40, 50}
+    assert fitted_on[-1] == 60 and screening.get_support().sum() == 20
+    app = decoding.fit_estimator(
+        decoding.build_estimator(DecodingConfig(tune_C=True, screening_percentile=10)), X, y, groups)
+    assert chosen == app.named_steps["classifier"].best_C_
+    np.testing.assert_array_equal(screening.get_support(), app.named_steps["classifier"].screening_.get_support())
 
 
 @pytest.mark.parametrize("scheme", list(CV_SCHEMES))
