@@ -144,7 +144,8 @@ def _add_permutation_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "significance",
         "A permutation test of the mean score, as scikit-learn's permutation_test_score: the whole "
-        "cross-validation is rerun on copies of the data whose labels are shuffled within each run.",
+        "cross-validation is rerun on copies of the data whose labels are shuffled within each run "
+        "(across all samples when there are no runs).",
     )
     group.add_argument(
         "--permutations", type=int, metavar="N",
