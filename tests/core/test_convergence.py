@@ -11,7 +11,7 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_selection import SelectPercentile, f_classif
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import GridSearchCV, LeaveOneGroupOut, cross_val_score
+from sklearn.model_selection import GridSearchCV, LeaveOneGroupOut, cross_val_predict, cross_val_score
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import label_binarize
@@ -128,6 +128,12 @@ def test_logistic_roc_auc_equals_sklearn_on_the_float64_matrix(vt_masked):
     expected = cross_val_score(ESTIMATORS["logistic_l2"].make(1.0), X, y, groups=runs,
                                cv=LeaveOneGroupOut(), scoring="roc_auc_ovr")
     np.testing.assert_allclose(result.fold_scores, expected, rtol=0, atol=1e-9)
+    # The probabilities themselves (a float32 fit lands about 1e-6 away from the float64 one).
+    probabilities = cross_val_predict(ESTIMATORS["logistic_l2"].make(1.0), X, y, groups=runs,
+                                      cv=LeaveOneGroupOut(), method="predict_proba")
+    in_sample_order = result.predictions.sort_values("sample")
+    obtained = in_sample_order[[f"proba_{name}" for name in np.unique(y)]].to_numpy()
+    np.testing.assert_allclose(obtained, probabilities, rtol=0, atol=1e-9)
 
 
 # -- fully nested tuning with screening -------------------------------------------------------------
