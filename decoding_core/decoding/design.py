@@ -21,27 +21,10 @@ def _is_block_design(labels: np.ndarray) -> bool:
     return len(labels) / n_blocks >= 2.0
 
 
-def design_warnings(config: DecodingConfig, labels, runs, splits) -> list:
-    """Warnings about leakage and design problems of a decoding run.
-
-    Parameters
-    ----------
-    config : DecodingConfig
-    labels : array-like of shape (n_samples,)
-        Condition of each selected sample.
-    runs : array-like of shape (n_samples,) or None
-    splits : list of (train, test) index arrays
-        As from `make_splits`.
-
-    Returns
-    -------
-    list of str
-        One sentence or two per problem, saying what to do; empty when none.
-    """
-    labels = as_labels(labels)
-    runs = as_runs(runs, len(labels))
+def _scheme_messages(scheme: str, labels: np.ndarray, runs, splits) -> list:
+    """What the evaluation scheme itself gets wrong: scoring the training data, or test folds
+    that share runs (or blocks) with the training data."""
     messages = []
-    scheme = config.cv
     if scheme == "train":
         messages.append(
             "Training accuracy is meaningless: the classifier is scored on the very samples it was "
@@ -71,6 +54,29 @@ def design_warnings(config: DecodingConfig, labels, runs, splits) -> list:
                 "optimistic or, with slow drifts, pessimistic). With a run (chunk) column, "
                 "leave-one-run-out would be the honest scheme."
             )
+    return messages
+
+
+def design_warnings(config: DecodingConfig, labels, runs, splits) -> list:
+    """Warnings about leakage and design problems of a decoding run.
+
+    Parameters
+    ----------
+    config : DecodingConfig
+    labels : array-like of shape (n_samples,)
+        Condition of each selected sample.
+    runs : array-like of shape (n_samples,) or None
+    splits : list of (train, test) index arrays
+        As from `make_splits`.
+
+    Returns
+    -------
+    list of str
+        One sentence or two per problem, saying what to do; empty when none.
+    """
+    labels = as_labels(labels)
+    runs = as_runs(runs, len(labels))
+    messages = _scheme_messages(config.cv, labels, runs, splits)
     classes, counts = np.unique(labels, return_counts=True)
     if config.scoring == "accuracy" and len(counts) and counts.max() / counts.min() > 1.5:
         summary = ", ".join(f"{str(c)!r}: {n}" for c, n in zip(classes, counts))

@@ -300,7 +300,7 @@ def test_binary_weights_are_the_estimators_own_coefficients(masked, estimator):
 
 @pytest.mark.parametrize("estimator", ["svm_l1", "svm_l2", "logistic_l1"])
 def test_the_same_configuration_gives_the_same_scores_and_maps(estimator):
-    # liblinear and saga visit coordinates or samples in a random order; a rerun of a
+    # liblinear visits coordinates in a random order; a rerun of a
     # configuration (history, "change one setting", the exported script) must not differ.
     data = make_masked(classes=("face", "cat", "house"), n_voxels=60, signal=0.4, seed=5)
     config = DecodingConfig(conditions=("face", "cat", "house"), estimator=estimator, C=0.3)
