@@ -71,7 +71,7 @@ class DecodingResult:
         ``weights`` back in the brain (3D for one map, 4D for several).
     n_samples, n_voxels : int
     warnings : list of str
-        Design and leakage warnings about this run.
+        Design and leakage warnings about this run, and the fits stopped at an iteration cap.
     elapsed_seconds : float
     folds : pandas.DataFrame or None
         One row per fold: ``fold, n_train, n_test, test_runs, score, C``.
