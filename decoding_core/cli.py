@@ -341,6 +341,8 @@ def _command_decode(args) -> int:
               f"max {max(test.null_scores):.3f}; smallest possible p {test.min_p_value:.4g}")
     for warning in result.warnings:
         print(f"Warning: {warning}")
+    for note in result.notes:
+        print(f"Note: {note}")
     if args.weights_out:
         print(f"Weight map written to {args.weights_out}")
     return 0

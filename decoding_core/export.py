@@ -260,8 +260,9 @@ def result_summary(result) -> dict:
         ``fold_scores`` (list), ``mean_score``, ``std_score``, ``chance_level``,
         ``meaningless``, ``n_samples``, ``n_voxels``, ``n_folds``, ``cv``,
         ``conditions``, ``classes``, ``mask_name``, ``estimator``, ``C``,
-        ``scoring``, ``warnings``, ``elapsed_seconds`` and ``folds`` (the rows
-        of `fold_table`). Non-finite numbers become None, so
+        ``scoring``, ``warnings``, ``notes`` (how some numbers were computed),
+        ``not_converged`` (fits stopped by their iteration cap), ``elapsed_seconds``
+        and ``folds`` (the rows of `fold_table`). Non-finite numbers become None, so
         ``json.dumps(summary, allow_nan=False)`` works.
     """
     config = result.config
@@ -283,6 +284,8 @@ def result_summary(result) -> dict:
         "C": config.C,
         "scoring": config.scoring,
         "warnings": [str(w) for w in result.warnings],
+        "notes": [str(n) for n in result.notes],
+        "not_converged": int(result.not_converged),
         "elapsed_seconds": result.elapsed_seconds,
         "folds": table.to_dict(orient="records"),
     })

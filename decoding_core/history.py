@@ -236,6 +236,10 @@ class RunRecord:
     elapsed_seconds : float
     classes : tuple of str
     warnings : list of str
+    notes : list of str
+        How some numbers were computed (`decoding_core.decoding.DecodingResult.notes`).
+    not_converged : int
+        Fits of the run stopped by their iteration cap (0: every solver converged).
     chosen_C : tuple of float
         C used in each fold (chosen by the inner split when C was tuned); empty when unknown.
     final_C : float or None
@@ -277,6 +281,8 @@ class RunRecord:
     run_column: str | None = "chunks"
     meaningless: bool = False
     warnings: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    not_converged: int = 0
     chosen_C: tuple = ()
     final_C: float | None = None
     pattern: np.ndarray | None = None
@@ -339,6 +345,8 @@ class RunRecord:
             elapsed_seconds=float(result.elapsed_seconds),
             classes=tuple(str(c) for c in result.classes),
             warnings=[str(w) for w in result.warnings],
+            notes=[str(n) for n in result.notes],
+            not_converged=int(result.not_converged),
             chosen_C=() if chosen_C is None else tuple(float(c) for c in np.ravel(chosen_C)),
             final_C=None if final_C is None else float(final_C),
             weights=weights,
@@ -402,7 +410,8 @@ class RunRecord:
             "std_score": _json_safe(self.std_score), "chance_level": _json_safe(self.chance_level),
             "meaningless": self.meaningless, "n_samples": self.n_samples, "n_voxels": self.n_voxels,
             "elapsed_seconds": self.elapsed_seconds, "classes": list(self.classes),
-            "warnings": list(self.warnings),
+            "warnings": list(self.warnings), "notes": list(self.notes),
+            "not_converged": self.not_converged,
             # "metrics" is the layout of earlier exports, kept so that they import.
             "metrics": {"chosen_C": list(self.chosen_C), "final_C": self.final_C},
             "fold_signature": self.fold_signature,
@@ -555,6 +564,8 @@ def _record_from_parts(metadata, arrays_blob: bytes, predictions_blob: bytes) ->
         elapsed_seconds=number("elapsed_seconds", 0.0),
         classes=tuple(str(c) for c in metadata.get("classes", [])),
         warnings=[str(w) for w in metadata.get("warnings", [])][:100],
+        notes=[str(n) for n in metadata.get("notes", [])][:100],
+        not_converged=_count(metadata.get("not_converged", 0)),
         chosen_C=chosen_C,
         final_C=final_C,
         weights=arrays["weights"].astype(np.float32),
@@ -565,6 +576,13 @@ def _record_from_parts(metadata, arrays_blob: bytes, predictions_blob: bytes) ->
         predictions=predictions,
         fold_signature=str(metadata.get("fold_signature", "")),
     )
+
+
+def _count(value) -> int:
+    """A stored count (earlier exports have none: 0); anything but a whole number is refused."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _invalid_history("field 'not_converged' is not a count")
+    return value
 
 
 def _stored_map(arrays: dict, kind: str) -> np.ndarray | None:

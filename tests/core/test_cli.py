@@ -50,6 +50,7 @@ def test_decode_simulated_json_in_a_fresh_process(tmp_path, simulated_dataset):
     assert summary["conditions"] == ["face", "cat"]
     assert len(summary["fold_scores"]) == 12
     assert summary["mean_score"] > summary["chance_level"] + 0.15
+    assert summary["not_converged"] == 0 and summary["notes"] == []
     image = nib.load(weights)
     assert image.shape == simulated_dataset.shape[:3]
     assert np.count_nonzero(image.get_fdata()) == summary["n_voxels"]
@@ -227,3 +228,11 @@ def test_bad_permutation_arguments_give_one_line_and_exit_2(argv, message, capsy
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and re.search(message, lines[0]), captured.err
     assert captured.out == ""  # refused before any data were read or decoded
+
+
+def test_decode_json_carries_the_notes_of_nested_tuning(capsys):
+    status = main(["decode", "--dataset", "simulated", "--tune-C", "--screening", "50", "--cv", "kfold",
+                   "--folds", "3", "--json", "--quiet"])
+    summary = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert any("inner" in note for note in summary["notes"]), summary["notes"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import sqlite3
@@ -90,6 +91,7 @@ def assert_same_record(a: RunRecord, b: RunRecord):
     assert (a.mean_score, a.std_score, a.chance_level) == (b.mean_score, b.std_score, b.chance_level)
     assert a.classes == b.classes and a.warnings == b.warnings
     assert (a.chosen_C, a.final_C) == (b.chosen_C, b.final_C)
+    assert (a.notes, a.not_converged) == (b.notes, b.not_converged)
     assert a.fold_signature == b.fold_signature
     pd.testing.assert_frame_equal(a.predictions.reset_index(drop=True), b.predictions.reset_index(drop=True),
                                   check_dtype=False)
@@ -109,6 +111,21 @@ def test_record_keeps_everything_and_rebuilds_the_weight_image(dataset):
     np.testing.assert_array_equal(image.affine, AFFINE)
     assert record.chosen_C == (1.0, 1.0, 1.0, 1.0) and record.final_C == 1.0
     json.dumps(record.metadata(), allow_nan=False)
+
+
+def test_record_keeps_the_notes_and_the_convergence_count_and_reads_records_without_them(tmp_path, dataset):
+    result = dataclasses.replace(make_result(DecodingConfig(), dataset), notes=["how C was chosen"], not_converged=3)
+    record = RunRecord.from_result(result, dataset)
+    assert (record.notes, record.not_converged) == (["how C was chosen"], 3)
+    reread = RunRecord.from_parts(record.metadata(), record.arrays_bytes(), record.predictions_bytes())
+    assert (reread.notes, reread.not_converged) == (["how C was chosen"], 3)
+    # A record exported before these fields existed imports with none.
+    older = {key: value for key, value in record.metadata().items() if key not in ("notes", "not_converged")}
+    reread = RunRecord.from_parts(older, record.arrays_bytes(), record.predictions_bytes())
+    assert (reread.notes, reread.not_converged) == ([], 0)
+    broken = {**record.metadata(), "not_converged": "many"}
+    with pytest.raises(DecodingInputError, match="not_converged"):
+        RunRecord.from_parts(broken, record.arrays_bytes(), record.predictions_bytes())
 
 
 def test_record_refuses_weights_that_do_not_fit_the_mask(dataset):
