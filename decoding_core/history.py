@@ -226,6 +226,8 @@ class RunRecord:
     dataset_title : str
     label_column, run_column : str, str or None
         Columns of the labels table the run used (needed to reproduce it).
+    label_renames : dict of str to str
+        Condition names of that table the data set renamed (merged spellings).
     config : DecodingConfig
     fold_scores : ndarray of shape (n_folds,), float64
     fold_names : list of str
@@ -278,6 +280,7 @@ class RunRecord:
     affine: np.ndarray
     predictions: pd.DataFrame
     label_column: str = "labels"
+    label_renames: dict = field(default_factory=dict)
     run_column: str | None = "chunks"
     meaningless: bool = False
     warnings: list = field(default_factory=list)
@@ -332,6 +335,7 @@ class RunRecord:
             dataset_digest=digest,
             dataset_title=str(dataset.title),
             label_column=str(dataset.label_column),
+            label_renames={str(k): str(v) for k, v in dataset.label_renames.items()},
             run_column=None if dataset.run_column is None else str(dataset.run_column),
             config=config,
             fold_scores=fold_scores,
@@ -405,6 +409,7 @@ class RunRecord:
             "id": self.id, "name": self.name, "created_at": self.created_at,
             "dataset_name": self.dataset_name, "dataset_digest": self.dataset_digest,
             "dataset_title": self.dataset_title, "label_column": self.label_column,
+            "label_renames": dict(self.label_renames),
             "run_column": self.run_column, "config": self.config.to_dict(),
             "fold_names": list(self.fold_names), "mean_score": _json_safe(self.mean_score),
             "std_score": _json_safe(self.std_score), "chance_level": _json_safe(self.chance_level),
@@ -551,6 +556,7 @@ def _record_from_parts(metadata, arrays_blob: bytes, predictions_blob: bytes) ->
         dataset_digest=metadata["dataset_digest"][:128],
         dataset_title=str(metadata.get("dataset_title", ""))[:500],
         label_column=str(metadata.get("label_column", "labels")),
+        label_renames=_renames(metadata.get("label_renames", {})),
         run_column=None if run_column is None else str(run_column),
         config=config,
         fold_scores=fold_scores.astype(np.float64),
@@ -576,6 +582,14 @@ def _record_from_parts(metadata, arrays_blob: bytes, predictions_blob: bytes) ->
         predictions=predictions,
         fold_signature=str(metadata.get("fold_signature", "")),
     )
+
+
+def _renames(value) -> dict:
+    """Stored condition renames (earlier exports have none); anything but text -> text is refused."""
+    if not isinstance(value, dict) or len(value) > 10_000 or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise _invalid_history("field 'label_renames' is not a table of condition names")
+    return dict(value)
 
 
 def _count(value) -> int:

@@ -360,6 +360,9 @@ def main(argv=None):
         # The app keeps the masked matrix in float32 and fits every estimator on it as float64.
         X_all = masker.fit_transform(str(func)).astype(np.float32).astype(np.float64)
     labels_all, runs_all = read_labels(labels_path, DATASET["label_column"], DATASET["run_column"])
+    # Condition names the app merged at the user's request ("Face" -> "face").
+    renames = DATASET.get("label_renames") or {}
+    labels_all = np.array([renames.get(label, label) for label in labels_all])
     if len(labels_all) != X_all.shape[0]:
         raise SystemExit(f"The labels table has {len(labels_all)} rows but the image {X_all.shape[0]} volumes.")
 
@@ -495,6 +498,7 @@ def build_script(record: RunRecord, func_sha256: str | None = None) -> str:
     dataset = {
         "name": record.dataset_name, "title": record.dataset_title, "digest": record.dataset_digest,
         "label_column": record.label_column, "run_column": record.run_column, "haxby_subject": subject,
+        "label_renames": dict(record.label_renames),
     }
     fills = {
         "run_name": repr(_plain_text(record.name)),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -71,6 +71,9 @@ class Dataset:
     affine : ndarray of shape (4, 4)
     ground_truth : SimulatedGroundTruth or None
         Only for the simulated data set.
+    label_renames : dict of str to str
+        Condition names of the labels table that the data set renames (spellings merged
+        at the user's request, see `decoding_core.io.labels.merge_label_variants`).
     """
 
     name: str
@@ -88,6 +91,7 @@ class Dataset:
     shape: tuple
     affine: np.ndarray
     ground_truth: SimulatedGroundTruth | None = None
+    label_renames: dict = field(default_factory=dict)
 
     @property
     def func_img(self) -> nib.Nifti1Image:

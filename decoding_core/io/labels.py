@@ -372,6 +372,7 @@ def merge_label_variants(dataset):
                         for canonical, names in _names_by_canonical(mapping).items())
     return dataclasses.replace(
         dataset, labels=table, digest=digest.hexdigest(),
+        label_renames={**dataset.label_renames, **mapping},
         title=f"{dataset.title} (condition names merged)",
         description=" ".join(filter(None, [dataset.description, f"Condition names merged: {renamed}."])),
     )

@@ -379,3 +379,24 @@ def test_a_run_from_the_history_exports_after_a_restart(tmp_path, simulated_data
         compile(script, "reproduce.py", "exec")  # the odd name did not break the script
         np.testing.assert_allclose(pd.read_csv(io.BytesIO(archive.read("fold_scores.csv")))["score"],
                                    result.fold_scores, atol=1e-6)
+
+
+def test_script_reproduces_a_run_on_merged_condition_names(tmp_path, haxby_vt_dir):
+    """Spellings merged at the user's request ("Face" -> "face") are merged by the script too."""
+    from decoding_core.io.labels import merge_label_variants
+
+    table = (haxby_vt_dir / "labels.txt").read_text().splitlines()
+    face_rows = [i for i, line in enumerate(table) if line.split()[0] == "face"]
+    for i in face_rows[:20]:  # a minority spelling, so "face" stays the canonical name
+        table[i] = table[i].replace("face", "Face", 1)
+    labels = tmp_path / "labels_variants.txt"
+    labels.write_text("\n".join(table) + "\n")
+    dataset = merge_label_variants(load_files(haxby_vt_dir / "bold_vt.nii.gz", labels,
+                                              mask=haxby_vt_dir / "mask_vt.nii.gz"))
+    assert dataset.label_renames == {"Face": "face"}
+    config = DecodingConfig(conditions=("face", "cat"), mask_name=next(iter(dataset.masks)))
+    result = decoding.run_decoding(dataset, config)
+    assert result.n_samples == 216  # all 108 face volumes, whatever their spelling
+    folder = unpack(export_run_zip(result, dataset), tmp_path / "export")
+    output = run_script_subprocess(folder, "--func", haxby_vt_dir / "bold_vt.nii.gz", "--labels", labels)
+    assert output["match"] is True, output
