@@ -240,7 +240,7 @@ def draw_source_picker(dataset) -> None:
 def prepare_dataset() -> None:
     """Checkbox callback: the session's data set made again from the loaded one, as the boxes now say."""
     prepared_from = st.session_state[state.PREPARED_FROM]
-    loaded = analysis.preparation(st.session_state[state.DATASET], prepared_from)["loaded"]
+    loaded = analysis.preparation(st.session_state[state.DATASET], prepared_from).loaded
     merge = bool(st.session_state.get(state.W_MERGE_VARIANTS))
     drop = bool(st.session_state.get(state.W_DROP_NONFINITE))
     try:
@@ -250,7 +250,7 @@ def prepare_dataset() -> None:
             f"The data set could not be prepared: {type(err).__name__}: {err}")
         return
     st.session_state[state.PREPARED_FROM] = (
-        {} if prepared is loaded else {prepared.digest: {"loaded": loaded, "merge": merge, "drop": drop}})
+        {} if prepared is loaded else {prepared.digest: analysis.Preparation(loaded, merge=merge, drop=drop)})
     st.session_state[state.DATASET] = prepared
     # The chosen conditions follow the merge ('Face' becomes 'face'); unknown ones are dropped.
     values = dict(st.session_state[state.CONFIG_VALUES])
@@ -264,12 +264,12 @@ def prepare_dataset() -> None:
 def draw_data_checks(dataset) -> None:
     """Warn about condition names spelled two ways and NaN/inf voxels; offer to merge or drop them."""
     prepared = analysis.preparation(dataset, st.session_state[state.PREPARED_FROM])
-    loaded = prepared["loaded"]
+    loaded = prepared.loaded
     groups = label_variants(loaded.conditions)
     if groups:
         # Escaped: condition names are the user's text.
         st.warning(feedback.plain_markdown(summaries.label_variants_message(groups)), icon=":material/warning:")
-        st.session_state[state.W_MERGE_VARIANTS] = prepared["merge"]
+        st.session_state[state.W_MERGE_VARIANTS] = prepared.merge
         st.checkbox("Merge condition names that differ only in case or spaces", key=state.W_MERGE_VARIANTS,
                     on_change=prepare_dataset,
                     help="Each group of spellings becomes its most frequent spelling (without surrounding "
@@ -282,7 +282,7 @@ def draw_data_checks(dataset) -> None:
         return
     if scan.by_mask:
         st.warning(feedback.plain_markdown(summaries.nonfinite_message(scan)), icon=":material/warning:")
-        st.session_state[state.W_DROP_NONFINITE] = prepared["drop"]
+        st.session_state[state.W_DROP_NONFINITE] = prepared.drop
         st.checkbox("Drop the voxels with NaN or infinite values", key=state.W_DROP_NONFINITE,
                     on_change=prepare_dataset,
                     help="They are left out of every mask of this data set: the decoding uses the other "

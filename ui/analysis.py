@@ -9,6 +9,8 @@ read-only because every session shares them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from decoding_core import decoding, masking, significance
 from decoding_core.config import DecodingConfig
 from decoding_core.io.labels import merge_label_variants
@@ -83,13 +85,32 @@ def prepared_dataset(loaded, *, merge_variants: bool, drop_nonfinite: bool):
     return prepared
 
 
-def preparation(dataset, prepared_from: dict) -> dict:
-    """How the session's ``dataset`` was prepared: ``{"loaded": Dataset, "merge": bool, "drop": bool}``.
+@dataclass(frozen=True)
+class Preparation:
+    """How the session's data set was made from the one loaded.
 
-    ``prepared_from`` is the session's record (``ui.state.PREPARED_FROM``); a data set
-    it does not know was used as loaded.
+    Attributes
+    ----------
+    loaded : Dataset
+        The data set as loaded.
+    merge : bool
+        Condition names that differ only in case or spaces were merged.
+    drop : bool
+        Voxels with NaN or infinite values were dropped.
     """
-    return prepared_from.get(dataset.digest) or {"loaded": dataset, "merge": False, "drop": False}
+
+    loaded: object
+    merge: bool = False
+    drop: bool = False
+
+
+def preparation(dataset, prepared_from: dict) -> Preparation:
+    """How the session's ``dataset`` was prepared.
+
+    ``prepared_from`` is the session's record (``ui.state.PREPARED_FROM``: digest ->
+    `Preparation`); a data set it does not know was used as loaded.
+    """
+    return prepared_from.get(dataset.digest) or Preparation(loaded=dataset)
 
 
 def nonfinite_in_mask(dataset, prepared_from: dict, mask_name: str) -> masking.NonFiniteVoxels | None:
@@ -100,8 +121,8 @@ def nonfinite_in_mask(dataset, prepared_from: dict, mask_name: str) -> masking.N
     if mask_name not in dataset.masks:
         return None
     prepared = preparation(dataset, prepared_from)
-    found = nonfinite_scan(prepared["loaded"]).by_mask.get(mask_name)
-    return None if prepared["drop"] else found
+    found = nonfinite_scan(prepared.loaded).by_mask.get(mask_name)
+    return None if prepared.drop else found
 
 
 def selected_masked(dataset, config: DecodingConfig, progress: ProgressCallback | None = None):

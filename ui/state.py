@@ -46,8 +46,8 @@ HAXBY_FAILED = "haxby_failed"
 #: Mask shown over the anatomy on the Data page.
 ROI_MASK_NAME = "roi_mask_name"
 #: When the session's data set was prepared on the Data page (condition names merged, voxels
-#: with NaN/inf dropped): {its digest: {"loaded": the data set as loaded, "merge": bool,
-#: "drop": bool}}, so the choices show and can be undone; {} otherwise.
+#: with NaN/inf dropped): {its digest: `ui.analysis.Preparation`}, so the choices show and
+#: can be undone; {} otherwise.
 PREPARED_FROM = "prepared_from"
 #: The configuration as a plain dict (`DecodingConfig.to_dict` layout); it may hold
 #: a choice the user has not fixed yet (one condition), so it is not a DecodingConfig.
