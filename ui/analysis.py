@@ -15,6 +15,7 @@ from decoding_core import decoding, masking, significance
 from decoding_core.config import DecodingConfig
 from decoding_core.io.labels import merge_label_variants
 from decoding_core.plotting import plot_score_comparison
+from decoding_core.progress import share
 from ui import cache
 from ui.feedback import ProgressCallback, run_heavy
 
@@ -140,20 +141,12 @@ def run_decoding(dataset, config: DecodingConfig, progress: ProgressCallback | N
     Progress runs from 0 to 0.5 while masking and 0.5 to 1 while decoding.
     """
 
-    def masking_progress(fraction, message=""):
-        if progress is not None:
-            progress(0.5 * float(fraction), message or "Masking")
-
-    def decoding_progress(fraction, message=""):
-        if progress is not None:
-            progress(0.5 + 0.5 * float(fraction), message or "Decoding")
-
     def compute():
         masked = masked_data(
             dataset, config.mask_name, standardize=config.standardize, detrend=config.detrend,
-            smoothing_fwhm=config.smoothing_fwhm, progress=masking_progress,
+            smoothing_fwhm=config.smoothing_fwhm, progress=share(progress, 0.0, 0.5),
         )
-        return decoding.decode(masked, config, progress=decoding_progress, tr=dataset.tr)
+        return decoding.decode(masked, config, progress=share(progress, 0.5, 1.0), tr=dataset.tr)
 
     result = cache.get_or_compute("results", result_key(dataset, config), lambda: run_heavy(compute),
                                   made_from=dataset)
