@@ -16,11 +16,11 @@ from collections.abc import Callable
 import streamlit as st
 
 from decoding_core.errors import DecodingInputError
+from decoding_core.progress import ProgressCallback
 from ui.cache import job_gate
 from ui.server.memory import return_freed_memory
 
 #: ``progress(fraction, message)``, as the core's long steps call it.
-ProgressCallback = Callable[[float, str], None]
 
 
 # -- user text -----------------------------------------------------------------------------

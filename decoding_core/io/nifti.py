@@ -30,7 +30,7 @@ import io
 import math
 import os
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +40,7 @@ import numpy as np
 from decoding_core import environment
 from decoding_core.caching import BoundedCache
 from decoding_core.errors import DecodingInputError
+from decoding_core.progress import ProgressCallback
 
 try:  # ISA-L inflates about 2x faster than zlib; optional.
     from isal import igzip as _gzip_module
@@ -676,7 +677,7 @@ def _scaled_float32(raw: np.ndarray, info: NiftiInfo) -> np.ndarray:
 
 
 def iter_volume_chunks(path, *, chunk_volumes: int | None = None,
-                       progress: Callable[[float, str], None] | None = None,
+                       progress: ProgressCallback | None = None,
                        kind: str = "functional image",
                        budget_bytes: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """Stream a 4D image as chunks of volumes.
@@ -761,7 +762,7 @@ def load_image(path, *, expected_ndim: int, kind: str = "image",
         return _make_image(data, info, header, checked.name, checked.kind)
 
 
-def mean_volume(path, progress: Callable[[float, str], None] | None = None, *,
+def mean_volume(path, progress: ProgressCallback | None = None, *,
                 kind: str = "functional image", budget_bytes: int | None = None) -> nib.Nifti1Image:
     """The mean over time of a 4D image, streamed (one pass, bounded memory).
 
