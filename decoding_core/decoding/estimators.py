@@ -56,7 +56,7 @@ def _make_svc(C: float):
 def _make_svm_l2(C: float):
     # dual=True: the notes measured it 10x faster than dual="auto" on Haxby-size
     # problems; tol=1e-3 gives the fold scores of tol=1e-5 on face vs cat of the real VT data
-    # (tests/core/test_convergence.py), not yet on all 8 categories (mean 0.7581 against
+    # (tests/core/decoding/test_convergence.py), not yet on all 8 categories (mean 0.7581 against
     # 0.7535 at 1e-5, measured once). random_state: liblinear visits coordinates in a
     # random order; a fixed one makes the same configuration give the same scores and maps.
     return LinearSVC(penalty="l2", loss="squared_hinge", dual=True, C=C, tol=1e-3, max_iter=5000,
