@@ -330,7 +330,7 @@ def _command_decode(args) -> int:
           f"{result.n_samples} samples x {result.n_voxels} voxels")
     print(f"Scheme: {CV_SCHEMES[config.cv].title}; estimator: {ESTIMATORS[config.estimator].title}, C={config.C:g}")
     scores = ", ".join(f"{s:.3f}" for s in result.fold_scores)
-    print(f"Fold scores ({SCORINGS[config.scoring].title.lower()}): {scores}")
+    print(f"Fold scores ({SCORINGS[config.scoring].short}): {scores}")
     print(f"Mean {result.mean_score:.3f} (sd {result.std_score:.3f}); chance level {result.chance_level:.3f}")
     if result.meaningless:
         print("Note: this is accuracy on the training data itself; it says nothing about decoding.")

@@ -51,7 +51,7 @@ def draw_scores(result) -> None:
     # A wrapping row, not columns: in a narrow window a metric moves to the next line instead of being cut off.
     row = st.container(horizontal=True, horizontal_alignment="distribute", gap="medium")
     row.metric(
-        f"Mean {SCORINGS[config.scoring].title.lower()}", f"{result.mean_score:.3f}",
+        f"Mean {SCORINGS[config.scoring].short}", f"{result.mean_score:.3f}",
         delta=f"{result.mean_score - result.chance_level:+.3f} vs chance", delta_color="normal",
         help=f"Standard deviation across folds: {result.std_score:.3f}", width="content",
     )

@@ -17,7 +17,15 @@ from decoding_core.decoding.estimators import label_score
 
 @dataclass(frozen=True)
 class Scoring(Choice):
-    """One offered score (a `Choice`; its help says what guessing scores)."""
+    """One offered score (a `Choice`; its help says what guessing scores).
+
+    Attributes
+    ----------
+    short : str
+        The score's name inside a sentence or an axis label ("mean ROC AUC").
+    """
+
+    short: str
 
 
 #: Every offered score by name.
@@ -25,16 +33,19 @@ SCORINGS = {
     scoring.name: scoring
     for scoring in (
         Scoring("accuracy", "Accuracy",
-                "Fraction of test samples classified correctly; guessing scores the majority-class rate."),
+                "Fraction of test samples classified correctly; guessing scores the majority-class rate.",
+                "accuracy"),
         Scoring("balanced_accuracy", "Balanced accuracy",
-                "Mean recall over the conditions; guessing scores 1 / number of conditions."),
+                "Mean recall over the conditions; guessing scores 1 / number of conditions.",
+                "balanced accuracy"),
         Scoring("roc_auc", "ROC AUC (one-vs-rest when more than two classes)",
                 "Area under the ROC curve of the decision values; guessing scores 0.5. For more than "
                 "two classes, the one-vs-rest AUC of each class macro-averaged, as scikit-learn's "
                 "roc_auc_score(multi_class='ovr'), from the class probabilities when the estimator "
                 "gives them, else from its one-vs-rest decision values; linear SVC is one-vs-one, so "
                 "its scores come from a one-vs-rest linear SVC with the same C fitted on the same "
-                "training fold (its labels and accuracy stay one-vs-one)."),
+                "training fold (its labels and accuracy stay one-vs-one).",
+                "ROC AUC"),
     )
 }
 

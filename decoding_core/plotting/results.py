@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from decoding_core.decoding.scoring import SCORINGS
 from decoding_core.errors import DecodingInputError
 from decoding_core.export import fold_names, fold_table
 from decoding_core.plotting._common import (
@@ -43,9 +44,7 @@ __all__ = [
 
 def _score_name(result) -> str:
     scoring = getattr(result.config, "scoring", "accuracy")
-    return {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "roc_auc": "ROC AUC"}.get(
-        scoring, str(scoring)
-    )
+    return SCORINGS[scoring].short if scoring in SCORINGS else str(scoring)
 
 
 def plot_fold_scores(result) -> go.Figure:
@@ -95,7 +94,7 @@ def plot_fold_scores(result) -> go.Figure:
     for n, (y, text, color) in enumerate(labels):
         fig.add_annotation(x=1.0, xref="paper", xanchor="left", y=y, yref="y", yanchor=anchors[n], text=text,
                            showarrow=False, font=dict(color=color, size=12), xshift=4)
-    title = f"{score_name.capitalize()} per fold ({result.config.cv})"
+    title = f"{score_name[:1].upper()}{score_name[1:]} per fold ({result.config.cv})"
     if result.meaningless:
         fig.add_annotation(
             text="Scored on the training samples themselves: says nothing about decoding new data.",
