@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import nibabel as nib
@@ -140,3 +141,11 @@ def test_every_builder_returns_serialisable_figures():
     for fig in built:
         assert isinstance(fig, go.Figure)
         json.loads(fig.to_json())
+
+
+@pytest.mark.parametrize("scoring, name", [("accuracy", "Accuracy"), ("balanced_accuracy", "Balanced accuracy"),
+                                           ("roc_auc", "ROC AUC")])
+def test_fold_score_title_names_the_score_as_written(scoring, name):
+    result = dataclasses.replace(_result(), config=DecodingConfig(scoring=scoring))
+    title = plotting.plot_fold_scores(result).layout.title.text
+    assert title.startswith(f"{name} per fold"), title
