@@ -60,3 +60,19 @@ def run_from_configure(at: AppTest):
     # st.switch_page moved the browser to Results; tell AppTest so later runs stay there.
     at.switch_page("pages/results.py")
     return at.session_state[state.RESULT]
+
+
+def upload_files(at: AppTest, func: tuple, labels: tuple, mask: tuple | None = None) -> AppTest:
+    """Choose 'upload', put the files (name, bytes, type) in the uploaders, and press Load."""
+    at.radio(key=state.W_SOURCE).set_value("upload")
+    at.run()
+    at.file_uploader(key=state.W_UPLOAD_FUNC).set_value(func)
+    at.file_uploader(key=state.W_UPLOAD_LABELS).set_value(labels)
+    if mask is not None:
+        at.file_uploader(key=state.W_UPLOAD_MASK).set_value(mask)
+    at.run()
+    assert_no_traceback(at)
+    at.button(key=state.W_UPLOAD_LOAD).click()
+    at.run()
+    assert_no_traceback(at)
+    return at

@@ -17,21 +17,21 @@ from nilearn.maskers import NiftiMasker
 from sklearn.model_selection import LeaveOneGroupOut, cross_val_score
 from sklearn.svm import SVC
 
-from tests.app._helpers import assert_no_traceback, error_texts, go_to, run_from_configure, start_app
+from tests.app._helpers import (
+    assert_no_traceback,
+    error_texts,
+    go_to,
+    run_from_configure,
+    start_app,
+    upload_files,
+)
 from ui import state
 
 
 def upload(at, func: bytes, labels: bytes, mask: bytes):
-    """Choose 'upload', put the three files in the uploaders, and press Load."""
-    at.radio(key=state.W_SOURCE).set_value("upload")
-    at.run()
-    at.file_uploader(key=state.W_UPLOAD_FUNC).set_value(("bold.nii.gz", func, "application/gzip"))
-    at.file_uploader(key=state.W_UPLOAD_LABELS).set_value(("labels.txt", labels, "text/plain"))
-    at.file_uploader(key=state.W_UPLOAD_MASK).set_value(("mask.nii.gz", mask, "application/gzip"))
-    at.run()
-    at.button(key=state.W_UPLOAD_LOAD).click()
-    at.run()
-    assert_no_traceback(at)
+    """Upload the image, labels table and mask, and check they loaded without an error."""
+    upload_files(at, ("bold.nii.gz", func, "application/gzip"), ("labels.txt", labels, "text/plain"),
+                 ("mask.nii.gz", mask, "application/gzip"))
     assert not at.error, error_texts(at)
     return at
 

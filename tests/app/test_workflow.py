@@ -6,7 +6,15 @@ import re
 
 import pytest
 
-from tests.app._helpers import assert_no_traceback, error_texts, go_to, metric_value, run_from_configure, start_app
+from tests.app._helpers import (
+    assert_no_traceback,
+    error_texts,
+    go_to,
+    metric_value,
+    run_from_configure,
+    start_app,
+    upload_files,
+)
 from decoding_core import datasets, decoding
 from decoding_core.config import DecodingConfig
 from ui import state
@@ -98,22 +106,6 @@ def test_changing_a_setting_changes_the_results_accordingly(change, widget_value
         )
     if change == "cv":
         assert len(result.fold_scores) == 3
-
-
-def upload_files(at, func: tuple, labels: tuple, mask: tuple | None = None):
-    """Choose 'upload', put the files in the uploaders, and press Load."""
-    at.radio(key=state.W_SOURCE).set_value("upload")
-    at.run()
-    at.file_uploader(key=state.W_UPLOAD_FUNC).set_value(func)
-    at.file_uploader(key=state.W_UPLOAD_LABELS).set_value(labels)
-    if mask is not None:
-        at.file_uploader(key=state.W_UPLOAD_MASK).set_value(mask)
-    at.run()
-    assert_no_traceback(at)
-    at.button(key=state.W_UPLOAD_LOAD).click()
-    at.run()
-    assert_no_traceback(at)
-    return at
 
 
 def real_files(haxby_vt_dir):
