@@ -74,6 +74,13 @@ class Dataset:
     label_renames : dict of str to str
         Condition names of the labels table that the data set renames (spellings merged
         at the user's request, see `decoding_core.io.labels.merge_label_variants`).
+    run_files : tuple of pathlib.Path
+        The source bold file of each run, in run order, when the runs came as one file
+        each (a BIDS data set); empty otherwise. fMRIPrep confounds are read next to them.
+    events : pandas.DataFrame or None
+        The events the labels were made from (a BIDS data set): ``onset``, ``duration``,
+        ``trial_type`` (seconds from the start of each run) and ``run`` (as in the labels'
+        run column); None when the labels came as a per-volume table.
     """
 
     name: str
@@ -92,6 +99,8 @@ class Dataset:
     affine: np.ndarray
     ground_truth: SimulatedGroundTruth | None = None
     label_renames: dict = field(default_factory=dict)
+    run_files: tuple = ()
+    events: pd.DataFrame | None = None
 
     @property
     def func_img(self) -> nib.Nifti1Image:

@@ -462,20 +462,49 @@ def write_nifti_gz_atomic(data: np.ndarray, affine: np.ndarray, path: Path,
     half-written file. The data are compressed one volume at a time, so the
     only large array in memory is ``data`` itself.
     """
-    path = Path(path)
     if zooms is None:
         spatial = tuple(float(v) for v in np.sqrt((affine[:3, :3] ** 2).sum(axis=0)))
         zooms = spatial + (1.0,) * (data.ndim - 3)
-    header = nifti_header(data.shape, affine, data.dtype, zooms)
+    write_nifti_gz_stream(_fortran_chunks(data), data.shape, affine, data.dtype, path, zooms)
+
+
+def write_nifti_gz_stream(chunks, shape, affine: np.ndarray, dtype, path: Path, zooms) -> str:
+    """Write an image given as a stream of voxel bytes as a deterministic .nii.gz, atomically.
+
+    As `write_nifti_gz_atomic`, for images that are never whole in memory (runs
+    concatenated one chunk at a time).
+
+    Parameters
+    ----------
+    chunks : iterable of bytes
+        The voxel data in NIfTI order (x fastest, then y, z, time), of ``dtype``.
+    shape, affine, dtype, zooms
+        Of the image (see `nifti_header`).
+    path : pathlib.Path
+
+    Returns
+    -------
+    str
+        The sha256 (hex) of the file written.
+    """
+    path = Path(path)
+    header = nifti_header(tuple(shape), affine, dtype, zooms)
     path.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
     with atomic_path(path) as temporary, open(temporary, "wb") as stream:
         compressor = _gzip_compressor()
-        stream.write(compressor.compress(header.binaryblock + b"\x00" * 4))
-        for chunk in _fortran_chunks(data):
-            stream.write(compressor.compress(chunk))
-        stream.write(compressor.flush())
+
+        def write(data: bytes) -> None:
+            digest.update(data)
+            stream.write(data)
+
+        write(compressor.compress(header.binaryblock + b"\x00" * 4))
+        for chunk in chunks:
+            write(compressor.compress(chunk))
+        write(compressor.flush())
         stream.flush()
         os.fsync(stream.fileno())
+    return digest.hexdigest()
 
 
 def write_text_atomic(text: str, path: Path) -> None:
@@ -506,6 +535,6 @@ def sidecar_json(seed: int, func_sha256: str, shape) -> str:
 __all__ = [
     "CATEGORIES", "GENERATOR_VERSION", "N_RUNS", "TR_SECONDS", "VOLUMES_PER_RUN",
     "SimulatedAnatomy", "SimulatedSubject", "planted_patterns", "simulate_subject", "simulated_anatomy",
-    "simulated_design", "write_nifti_gz_atomic", "write_text_atomic",
+    "simulated_design", "write_nifti_gz_atomic", "write_nifti_gz_stream", "write_text_atomic",
 ]
 
