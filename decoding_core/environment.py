@@ -36,6 +36,10 @@ MAX_JOBS = "DECODING_LAB_MAX_JOBS"
 SESSIONS_MAX_BYTES = "DECODING_LAB_SESSIONS_MAX_BYTES"
 SESSION_GRACE_SECONDS = "DECODING_LAB_SESSION_GRACE_SECONDS"
 SESSION_SWEEP_SECONDS = "DECODING_LAB_SESSION_SWEEP_SECONDS"
+SERVER_FOLDERS = "DECODING_LAB_SERVER_FOLDERS"
+MAX_ZIP_BYTES = "DECODING_LAB_MAX_ZIP_BYTES"
+MAX_ZIP_FILES = "DECODING_LAB_MAX_ZIP_FILES"
+MAX_ZIP_RATIO = "DECODING_LAB_MAX_ZIP_RATIO"
 
 def parse_path(raw: str, name: str) -> Path:
     """A path, with ``~`` expanded."""
@@ -117,6 +121,15 @@ VARIABLES: dict[str, Variable] = {variable.name: variable for variable in (
              "how long a closed session's data are kept", "ui.server.sessions"),
     Variable(SESSION_SWEEP_SECONDS, 10.0, "10", parse_seconds,
              "how often closed sessions are looked for", "ui.server.sessions"),
+    # None: allowed unless DECODING_LAB_SHARED is on (a folder of the server is the host's, not a visitor's).
+    Variable(SERVER_FOLDERS, None, "on unless shared", parse_flag,
+             "the Data page may open a BIDS folder on the server", "ui.bids"),
+    Variable(MAX_ZIP_BYTES, 1024**3, "1GiB", parse_byte_size,
+             "files extracted from one uploaded .zip, in all", "decoding_core.io.archive"),
+    Variable(MAX_ZIP_FILES, 1000, "1000", parse_positive_int,
+             "files in one uploaded .zip", "decoding_core.io.archive"),
+    Variable(MAX_ZIP_RATIO, 100, "100", parse_positive_int,
+             "how many times one file of a .zip may expand (zip bomb)", "decoding_core.io.archive"),
 )}
 
 
