@@ -14,7 +14,8 @@ What is where
     to RAS+, cut coordinates and background anatomy behind them.
 `decoding_core.plotting.data`
     The data before decoding: `plot_condition_timeline`, `plot_condition_counts`,
-    `plot_class_balance`, `plot_mean_timecourse`, and `condition_colors`, the
+    `plot_class_balance`, `plot_mean_timecourse`, `plot_events_timeline`
+    (a BIDS data set's events and the volume labels made from them), and `condition_colors`, the
     colour each condition has in every figure (``REST_COLOR`` for ``"rest"``).
 `decoding_core.plotting.results`
     Results: `plot_fold_scores`, `plot_predictions`, `plot_confusion_matrix`
@@ -33,6 +34,7 @@ from decoding_core.plotting.data import (
     plot_class_balance,
     plot_condition_counts,
     plot_condition_timeline,
+    plot_events_timeline,
     plot_mean_timecourse,
 )
 from decoding_core.plotting.results import (
@@ -60,6 +62,7 @@ __all__ = [
     "plot_condition_counts",
     "plot_condition_timeline",
     "plot_confusion_matrix",
+    "plot_events_timeline",
     "plot_fold_scores",
     "plot_mean_timecourse",
     "plot_null_distribution",

@@ -7,6 +7,8 @@ condition the colour it has in every figure (Haxby's categories keep theirs).
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -33,6 +35,7 @@ __all__ = [
     "plot_class_balance",
     "plot_condition_counts",
     "plot_condition_timeline",
+    "plot_events_timeline",
     "plot_mean_timecourse",
 ]
 
@@ -373,3 +376,136 @@ def _add_run_boundaries(fig: go.Figure, position: np.ndarray, runs: np.ndarray, 
     starts = np.flatnonzero(np.r_[True, runs[1:] != runs[:-1]])
     for start in starts[1:]:
         fig.add_vline(x=float(position[start]) - 0.5 * (tr or 1.0), line=dict(color="#999999", width=1, dash="dot"))
+
+
+# -- events of a BIDS data set -----------------------------------------------------------------
+
+#: Colour of the volumes dropped at the edges of a block.
+EDGE_COLOR = "#444444"
+
+
+def plot_events_timeline(events: pd.DataFrame, volume_labels, tr: float, *, hrf_lag: float = 0.0,
+                         run_column: str = "run", rest_label: str = REST_LABEL,
+                         edge_label: str = "edge") -> go.Figure:
+    """The events of each run and the label each volume gets from them, one row per run.
+
+    Each run's row shows its events as bars (from onset to onset + duration, coloured by
+    ``trial_type``) and, just under them, one square per volume at its acquisition time,
+    coloured by the label it received after the haemodynamic lag: the shift between a
+    bar and its squares is the lag. Volumes dropped at block edges are drawn as grey
+    crosses, ``rest`` volumes as light grey squares. Every text the user wrote (condition
+    and run names) is HTML-escaped: Plotly draws hover labels, legends and ticks as HTML.
+
+    Parameters
+    ----------
+    events : pandas.DataFrame
+        ``onset``, ``duration`` (seconds from the run's first volume), ``trial_type`` and
+        ``run_column``.
+    volume_labels : mapping
+        Run -> the label of each of its volumes (as
+        `decoding_core.events.events_to_volume_labels` returns them), in the order the
+        rows are drawn; its keys are the values of ``events[run_column]``.
+    tr : float
+        Repetition time in seconds: volume ``i`` is acquired at ``i * tr``.
+    hrf_lag : float, default=0.0
+        The lag the labels were made with (said in the title).
+    run_column : str, default="run"
+    rest_label, edge_label : str
+        The labels of volumes in no event and of volumes dropped at block edges.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+    """
+    tr = check_positive(tr, "tr", allow_none=False)
+    hrf_lag = check_positive(hrf_lag, "hrf_lag", allow_none=False, allow_zero=True)
+    runs = list(volume_labels)
+    if not runs:
+        raise DecodingInputError("'volume_labels' must hold at least one run.")
+    missing = [c for c in ("onset", "duration", "trial_type", run_column) if c not in events.columns]
+    if missing:
+        raise DecodingInputError(f"'events' has no {', '.join(map(repr, missing))} column.")
+    labels = {run: as_labels(volume_labels[run]) for run in runs}
+    trial_types = events["trial_type"].to_numpy(dtype=str)
+    # The edge label is not a condition: left out, Haxby's categories keep their usual colours.
+    shown = np.concatenate([trial_types, *labels.values()])
+    colors = condition_colors(shown[shown != edge_label])
+    fig = go.Figure()
+    _add_event_bars(fig, events, runs, run_column, colors)
+    _add_volume_marks(fig, labels, tr, colors, rest_label, edge_label)
+    n_edges = sum(int((values == edge_label).sum()) for values in labels.values())
+    title = f"Events and volume labels (lag {hrf_lag:g} s"
+    title += f", {n_edges} edge volumes dropped)" if n_edges else ")"
+    longest = max(values.size for values in labels.values()) * tr
+    fig.update_yaxes(tickmode="array", tickvals=list(range(len(runs))),
+                     ticktext=[html.escape(str(run)) for run in runs], autorange="reversed",
+                     showgrid=False, zeroline=False, title=None)
+    fig.update_xaxes(title="time within run (s)", range=[-0.5 * tr, longest + 0.5 * tr], showgrid=True,
+                     gridcolor="#eeeeee", zeroline=False)
+    fig.update_layout(
+        title=dict(text=title, x=0.01, xanchor="left"),
+        barmode="overlay",
+        height=int(170 + 40 * len(runs)),
+        margin=dict(l=110, r=20, t=100, b=50),
+        legend=dict(orientation="h", yanchor="bottom", y=1.01, x=0, title=None),
+        plot_bgcolor="white",
+        hovermode="closest",
+        font=FONT,
+    )
+    return fig
+
+
+def _add_event_bars(fig: go.Figure, events: pd.DataFrame, runs: list, run_column: str, colors: dict) -> None:
+    """One horizontal bar per event (a trace per trial_type, for the legend), in the upper half of its row."""
+    row_of = {run: row for row, run in enumerate(runs)}
+    rows = events[events[run_column].isin(row_of)]
+    for condition, color in colors.items():
+        chosen = rows[rows["trial_type"].astype(str) == condition]
+        if chosen.empty:
+            continue
+        onsets = chosen["onset"].to_numpy(dtype=float)
+        durations = chosen["duration"].to_numpy(dtype=float)
+        run_text = [html.escape(str(run)) for run in chosen[run_column]]
+        fig.add_trace(go.Bar(
+            x=durations, base=onsets, y=[row_of[run] - 0.17 for run in chosen[run_column]], orientation="h",
+            width=0.32, marker=dict(color=color, line=dict(width=0)), name=html.escape(condition),
+            legendgroup=html.escape(condition),
+            customdata=np.column_stack([run_text, onsets, onsets + durations]),
+            hovertemplate=f"%{{customdata[0]}}<br>event {html.escape(condition)}: "
+                          "%{customdata[1]:.1f} to %{customdata[2]:.1f} s<extra></extra>",
+        ))
+
+
+def _add_volume_marks(fig: go.Figure, labels: dict, tr: float, colors: dict, rest_label: str,
+                      edge_label: str) -> None:
+    """A square per volume at its acquisition time, coloured by its label, in the lower half of its row."""
+    rows, times, values, volumes, run_text = [], [], [], [], []
+    for row, (run, run_labels) in enumerate(labels.items()):
+        rows.append(np.full(run_labels.size, row + 0.2))
+        times.append(np.arange(run_labels.size) * tr)
+        values.append(run_labels)
+        volumes.append(np.arange(run_labels.size))
+        run_text.extend([html.escape(str(run))] * run_labels.size)
+    rows, times, values, volumes = map(np.concatenate, (rows, times, values, volumes))
+    run_text = np.asarray(run_text, dtype=object)
+    kinds = [c for c in colors if c != rest_label] + [rest_label, edge_label]
+    for condition in dict.fromkeys(kinds):
+        chosen = values == condition
+        if not chosen.any():
+            continue
+        edge = condition == edge_label
+        name = "dropped (block edge)" if edge else html.escape(condition)
+        fig.add_trace(go.Scatter(
+            x=times[chosen], y=rows[chosen], mode="markers", name=name, legendgroup=name,
+            showlegend=edge or condition == rest_label or condition not in _bar_names(fig),
+            marker=dict(symbol="x-thin-open" if edge else "square", size=7 if edge else 6,
+                        color=EDGE_COLOR if edge else colors.get(condition, REST_COLOR),
+                        line=dict(width=1.5, color=EDGE_COLOR) if edge else dict(width=0)),
+            customdata=np.column_stack([run_text[chosen], volumes[chosen]]),
+            hovertemplate=(f"%{{customdata[0]}}, volume %{{customdata[1]}} (t = %{{x:.1f}} s)"
+                           f"<br>label: {name}<extra></extra>"),
+        ))
+
+
+def _bar_names(fig: go.Figure) -> set:
+    return {trace.name for trace in fig.data if isinstance(trace, go.Bar)}
