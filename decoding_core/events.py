@@ -299,7 +299,8 @@ def trial_betas(run_imgs, events_per_run, tr: float, *, method: str = "lsa", mas
 
     Each run is modelled on its own (its events, its drift terms): the GLM is
     ``FirstLevelModel(t_r=tr, hrf_model="glover", drift_model="cosine",
-    high_pass=0.01, noise_model="ar1", signal_scaling=0)`` (change any of them
+    high_pass=0.01, noise_model="ar1", signal_scaling=0)``, nilearn's defaults
+    (``signal_scaling=0``: each voxel in percent of its mean; change any of them
     with ``model_options``), and a trial's beta is its regressor's effect size.
 
     Parameters

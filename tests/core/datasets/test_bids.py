@@ -178,3 +178,26 @@ def test_fmriprep_derivatives_with_raw_events(bids_copy):
     # The derivatives folder given as the root finds the raw events above it.
     runs = find_runs(bids_copy / "derivatives" / "fmriprep", subject="1", task=TASK, space="MNI152NLin2009cAsym")
     assert runs.events_files[0] == _events(bids_copy, 1)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore")
+def test_event_related_bids_gives_one_sample_per_trial(tmp_path):
+    from decoding_core.datasets.simulation import simulate_event_related, write_event_related_bids
+    from decoding_core.events import trial_betas
+
+    sim = simulate_event_related(seed=1, n_runs=3, trials_per_class=5)
+    root = write_event_related_bids(sim, tmp_path / "bids", subject="01", task="sim")
+    nib.save(sim.mask_img, tmp_path / "mask.nii.gz")
+    dataset = load_bids(root, subject="01", task="sim", design="lsa", mask=tmp_path / "mask.nii.gz",
+                        cache_dir=tmp_path / "cache")
+    assert dataset.shape[3] == 30 and dataset.tr is None and "design=lsa" in dataset.name
+    np.testing.assert_array_equal(dataset.conditions,
+                                  np.concatenate([e["trial_type"].to_numpy(dtype=str) for e in sim.events]))
+    np.testing.assert_array_equal(dataset.runs, np.repeat([0, 1, 2], 10))
+    # The samples are trial_betas' own (read back from the cache file).
+    betas, _ = trial_betas(sim.run_imgs, sim.events, sim.tr, method="lsa", mask_img=sim.mask_img)
+    np.testing.assert_allclose(np.asarray(nib.load(dataset.func_path).dataobj), np.asarray(betas.dataobj),
+                               rtol=1e-6, atol=1e-6)
+    config = DecodingConfig(conditions=("face", "house"), mask_name="uploaded", cv="leave-one-run-out")
+    assert decoding.run_decoding(dataset, config).mean_score >= 0.9
