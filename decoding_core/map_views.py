@@ -9,6 +9,9 @@ functions; the slices themselves are drawn by `decoding_core.plotting`.
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+
 import nibabel as nib
 import numpy as np
 
@@ -100,3 +103,133 @@ def cut_from_selection(selection) -> tuple[int, int, int] | None:
     if voxel is None:
         return None
     return tuple(int(v) for v in voxel)
+
+
+def sign_sentence(result, kind: str = "weights", index: int = 0) -> str:
+    """What a positive and a negative value of the drawn map mean, in words.
+
+    For two classes scikit-learn's decision function is positive toward the second
+    class in sorted order (``classes[1]``: "face" for face vs cat); with more
+    classes each map is one class against the others (one-vs-rest).
+
+    Parameters
+    ----------
+    result : DecodingResult
+    kind : {"weights", "pattern", "stability"}
+    index : int
+        Which class's map, with more than two classes.
+
+    Returns
+    -------
+    str
+        E.g. ``"Positive weights: face; negative weights: cat."`` (plain text).
+    """
+    noun = {"pattern": "pattern values", "stability": "stability values"}.get(kind, "weights")
+    classes = [str(c) for c in result.classes]
+    names = map_names(result)
+    if len(names) == 1 and len(classes) == 2:
+        return f"Positive {noun}: {classes[1]}; negative {noun}: {classes[0]}."
+    if len(names) == 1:
+        return f"Positive {noun} point to the decision's positive class."
+    index = min(max(int(index), 0), len(names) - 1)
+    return (f"One map per class (one vs rest): positive {noun}: {classes[index]}; "
+            f"negative {noun}: the other {len(classes) - 1} classes.")
+
+
+@dataclass(frozen=True)
+class ViewerBackground:
+    """What the weight map is drawn over.
+
+    Attributes
+    ----------
+    img : nibabel.Nifti1Image or None
+        The background image (None: black).
+    source : str
+        Where it comes from, in words, for a caption.
+    outline_img : nibabel.Nifti1Image or None
+        A region to outline (the mask, when the background is empty outside it).
+    """
+
+    img: nib.Nifti1Image | None
+    source: str
+    outline_img: nib.Nifti1Image | None = None
+
+
+#: ``sform_code`` / ``qform_code`` of an image aligned to the MNI152 template (NIfTI-1 standard).
+_NIFTI_XFORM_MNI_152 = 4
+
+
+def in_mni_space(img) -> bool:
+    """True when the image's header says its coordinates are MNI152 (sform or qform code 4)."""
+    header = getattr(img, "header", None)
+    if header is None or "sform_code" not in header:
+        return False
+    return _NIFTI_XFORM_MNI_152 in (int(header["sform_code"]), int(header["qform_code"]))
+
+
+def _mean_image_background(dataset) -> bool:
+    """True when an uploaded data set's background is its mean functional image (no anatomy uploaded).
+
+    The data set says so in its description (`decoding_core.datasets.files`); built-in
+    sets always carry an anatomy (the subject's, or the MNI152 template for the simulated one).
+    """
+    return dataset.name == "upload" and "background: the mean functional image" in dataset.description
+
+
+def _empty_outside(img, mask_img) -> bool:
+    """True when ``img`` is zero everywhere outside ``mask_img`` (a masked file's mean image)."""
+    data = np.asanyarray(img.dataobj)
+    mask = np.asanyarray(mask_img.dataobj) != 0
+    return data.shape == mask.shape and not np.any(data[~mask])
+
+
+@functools.lru_cache(maxsize=1)
+def _mni152_template() -> nib.Nifti1Image:
+    """nilearn's MNI152 template (shipped with nilearn: no download)."""
+    from nilearn.datasets import load_mni152_template
+
+    return load_mni152_template(resolution=2)
+
+
+def viewer_background(dataset, mask_img=None) -> ViewerBackground:
+    """The background of the weight map: the anatomy, else MNI152 in MNI space, else the mean image.
+
+    Parameters
+    ----------
+    dataset : Dataset or None
+        The data set the result comes from (None: no background).
+    mask_img : nibabel image, optional
+        The mask the result used: outlined when the mean image is empty outside it.
+
+    Returns
+    -------
+    ViewerBackground
+    """
+    if dataset is None or dataset.anat_img is None:
+        return ViewerBackground(None, "none (the data set is not loaded)", mask_img)
+    if not _mean_image_background(dataset):
+        source = "the uploaded anatomy" if dataset.name == "upload" else "the data set's anatomy"
+        return ViewerBackground(dataset.anat_img, source)
+    if in_mni_space(dataset.anat_img):
+        return ViewerBackground(_mni152_template(), "the MNI152 template (the image is in MNI space)")
+    mean_img = dataset.read_background()
+    if mask_img is not None and _empty_outside(mean_img, mask_img):
+        return ViewerBackground(mean_img, "the mean functional image, empty outside the mask "
+                                          "(its outline is drawn)", mask_img)
+    return ViewerBackground(mean_img, "the mean functional image (no anatomy was uploaded)")
+
+
+def zoom_region(result, dataset=None):
+    """The image whose non-zero voxels the zoomed view shows: the result's mask, else its map.
+
+    Parameters
+    ----------
+    result : DecodingResult
+    dataset : Dataset, optional
+        The data set the result comes from; its mask of ``result.config.mask_name``.
+    """
+    masks = getattr(dataset, "masks", None) or {}
+    mask = masks.get(getattr(result.config, "mask_name", None))
+    if mask is not None and tuple(mask.shape[:3]) == tuple(result.weight_img.shape[:3]):
+        return mask
+    return map_image(result, "weights", 0)

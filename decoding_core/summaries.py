@@ -248,6 +248,26 @@ def check_design(dataset, config: DecodingConfig) -> list[str]:
 
 
 # -- results ----------------------------------------------------------------------------
+#: How the design check's warning about scoring the training data begins
+#: (`decoding_core.decoding.design`); the Results page explains it at length itself.
+_TRAINING_WARNING_START = "Training accuracy is meaningless"
+
+
+def warnings_to_show(result) -> list[str]:
+    """The result's warnings, each once, without the training-accuracy one when the page explains it.
+
+    A result scored on its training data (``result.meaningless``) carries the design
+    check's warning, which the Results page replaces with its own longer explanation.
+    """
+    shown = []
+    for warning in result.warnings:
+        if result.meaningless and str(warning).startswith(_TRAINING_WARNING_START):
+            continue
+        if warning not in shown:
+            shown.append(warning)
+    return shown
+
+
 def fold_scores_table(result) -> pd.DataFrame:
     """One row per fold: fold, test run (leave-one-run-out), test samples, score, chance level.
 
@@ -266,8 +286,9 @@ def _true_and_predicted(result) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _class_order(result, true: np.ndarray, predicted: np.ndarray) -> list[str]:
+    """The classes in the data set's category order (Haxby's categories first, as the Data page lists them)."""
     classes = [str(c) for c in result.classes]
-    return classes or _haxby_order(list(dict.fromkeys(np.r_[true, predicted].tolist())))
+    return _haxby_order(classes or list(dict.fromkeys(np.r_[true, predicted].tolist())))
 
 
 def class_metrics(result) -> pd.DataFrame:
@@ -278,7 +299,8 @@ def class_metrics(result) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        One row per class of ``result.classes``: ``class``, ``precision`` and ``recall``
+        One row per class of ``result.classes`` (in the data set's category order):
+        ``class``, ``precision`` and ``recall``
         (rounded to 3 decimals; NaN when nothing was predicted as, or truly is, that
         class) and ``support`` (samples truly of that class).
     """
@@ -304,7 +326,8 @@ def confusion_table(result) -> pd.DataFrame:
     -------
     pandas.DataFrame
         Indexed by true condition (index name ``true``), one column per predicted
-        condition (columns name ``predicted``), both in the order of ``result.classes``.
+        condition (columns name ``predicted``), both in the data set's category order
+        (Haxby's categories in their usual order, then the others sorted), as `condition_names`.
     """
     true, predicted = _true_and_predicted(result)
     classes = _class_order(result, true, predicted)

@@ -9,6 +9,9 @@ from ui import analysis, feedback, history, links, runs, state
 
 app.ensure_app()  # Streamlit may start this page without app.py: see app.ensure_app
 
+#: The viewer's zoom switch: a widget of this page only (on by default, so no session-state key).
+W_ZOOM_TO_MASK = "results_zoom_to_mask"
+
 TRAINING_ACCURACY_EXPLANATION = (
     "This score is the accuracy on the **same samples the classifier was trained on**. "
     "With hundreds of voxels and a few hundred samples, a linear classifier can separate "
@@ -63,7 +66,7 @@ def draw_scores(result) -> None:
                f"computed in {result.elapsed_seconds:.2f} s.")
     if result.meaningless:
         st.warning(TRAINING_ACCURACY_EXPLANATION, icon=":material/warning:")
-    for warning in result.warnings:
+    for warning in summaries.warnings_to_show(result):  # without a second training-accuracy warning
         st.warning(warning, icon=":material/warning:")
     for note in getattr(result, "notes", []):  # how a number was computed (nested tuning, SVC's ROC AUC)
         st.info(note, icon=":material/info:")
@@ -102,7 +105,7 @@ def draw_predictions(result) -> None:
         st.dataframe(wrong, hide_index=True, height=250)
 
 
-def draw_weight_map(result, background) -> None:
+def draw_weight_map(result, dataset) -> None:
     st.subheader("Where the information is: the weight map")
     kinds = map_views.available_map_kinds(result)
     names = map_views.map_names(result)
@@ -152,15 +155,24 @@ def draw_weight_map(result, background) -> None:
         )
     )
     st.session_state[state.CUT_COORDS] = cut
-    st.caption("Click a voxel on a slice to move the cut there.")
+    zoom_region = map_views.zoom_region(result, dataset)
+    zoomed = st.toggle("Zoom to the mask", value=True, key=W_ZOOM_TO_MASK,
+                       help="Show the mask's bounding box; off: the whole field of view.")
     try:
+        background = map_views.viewer_background(dataset, zoom_region if dataset is not None else None)
+        # The sign in words: which class a positive value points to.
+        st.markdown(f"**{feedback.plain_markdown(map_views.sign_sentence(result, kind, index))}**")
+        st.caption(f"Background: {feedback.plain_markdown(background.source)}. "
+                   "Click a voxel on a slice to move the cut there.")
         figure = plotting.plot_stat_slices(
-            img, background, cut_coords=cut, display_mode=display_mode, threshold=threshold,
+            img, background.img, cut_coords=cut, display_mode=display_mode, threshold=threshold,
             title=f"{state.MAP_KINDS[kind]}: {names[index] if index < len(names) else ''}",
             colorbar_title={"pattern": "pattern", "stability": "stability"}.get(kind, "weight"),
+            zoom_img=zoom_region if zoomed else None, outline_img=background.outline_img,
         )
+        # At its own size: equal millimetres in every view, the colour bar beside the image.
         st.plotly_chart(
-            figure, key=state.W_WEIGHT_CHART, on_select=move_cut_to_click, selection_mode="points", width="stretch",
+            figure, key=state.W_WEIGHT_CHART, on_select=move_cut_to_click, selection_mode="points", width="content",
         )
         if figure.layout.meta["display_mode"] != display_mode.replace("ortho", "xyz"):
             st.caption("The image is one voxel thick along an axis: views across it would be a line, "
@@ -277,7 +289,7 @@ if not same_dataset:
     st.info("These results come from a data set other than the one loaded now.")
 draw_scores(result)
 draw_predictions(result)
-draw_weight_map(result, dataset.anat_img if same_dataset else None)
+draw_weight_map(result, dataset if same_dataset else None)
 draw_downloads(result, dataset if same_dataset else None)
 links.share_configuration(config, links.result_dataset_spec())
 draw_significance(result, dataset)

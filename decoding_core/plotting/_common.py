@@ -6,6 +6,7 @@ live here once, so that a condition or a score keeps its colour in every figure.
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Sequence
 from numbers import Real
@@ -74,3 +75,13 @@ def ordered_conditions(conditions) -> list:
     known = [c for c in KNOWN_CONDITIONS if c in unique]
     others = sorted(c for c in unique if c not in KNOWN_CONDITIONS and c != REST_LABEL)
     return known + others + ([REST_LABEL] if REST_LABEL in unique else [])
+
+
+def plain_label(text) -> str:
+    """User text (a condition, run or file name) made safe for any Plotly text: shown as written.
+
+    Plotly draws titles, ticks, legends and hover labels as a subset of HTML and fills
+    ``%{...}`` in hover templates: ``<b>x</b>`` would be bold and ``%{x}`` replaced.
+    Escaped (``&lt;``, ``&amp;``, and ``{`` as ``&#123;``), the text is displayed literally.
+    """
+    return html.escape(str(text), quote=False).replace("{", "&#123;").replace("}", "&#125;")

@@ -25,7 +25,9 @@ from decoding_core.plotting._common import (
     FONT,
     PALETTE,
     SCORE_COLOR,
+    discrete_colorscale,
     ordered_conditions,
+    plain_label,
     run_name,
     sorted_unique,
 )
@@ -61,7 +63,7 @@ def plot_fold_scores(result) -> go.Figure:
         when the scheme scores the training data (meaningless).
     """
     table = fold_table(result)
-    names = fold_names(result, table)
+    names = [plain_label(name) for name in fold_names(result, table)]  # run names come from the user's table
     score_name = _score_name(result)
     scores = table["score"].to_numpy(dtype=float)
     fig = go.Figure(
@@ -124,15 +126,25 @@ def _add_run_bands(fig: go.Figure, x: np.ndarray, runs: np.ndarray) -> None:
         if len(run_values) <= 24:
             fig.add_annotation(
                 x=(low + high) / 2, y=1.0, xref="x", yref="paper", yanchor="bottom",
-                text=run_name(run).replace("run ", "r"), showarrow=False, font=dict(size=10),
+                text=plain_label(run_name(run).replace("run ", "r")), showarrow=False, font=dict(size=10),
             )
 
 
-def plot_predictions(result) -> go.Figure:
-    """True and predicted condition of every tested sample, grouped by run.
+#: Cell codes of the predictions grid, and their colours and legend names.
+_PREDICTION_CELLS = (
+    (CORRECT_COLOR, "correct: predicted the true condition"),
+    ("#bdbdbd", "missed: the true condition"),
+    (ERROR_COLOR, "wrong: the condition predicted"),
+)
 
-    A ring marks the true condition; a dot the prediction: a dot inside its
-    ring is correct, a red cross is a mistake.
+
+def plot_predictions(result) -> go.Figure:
+    """True and predicted condition of every tested sample, grouped by run, as a grid of cells.
+
+    One column per tested sample (in volume order), one row per condition: a correct
+    sample is one green cell in its condition's row; a mistake is a grey cell in the
+    true condition's row and a red one in the predicted condition's row. Cells never
+    overlap, however many samples there are.
 
     Parameters
     ----------
@@ -141,6 +153,8 @@ def plot_predictions(result) -> go.Figure:
     Returns
     -------
     plotly.graph_objects.Figure
+        A heatmap whose ``z[row, column]`` is 0 (correct), 1 (missed) or 2 (wrong), NaN elsewhere;
+        rows in the data set's category order; condition names escaped.
     """
     predictions = result.predictions
     needed = {"true", "predicted"}
@@ -150,43 +164,52 @@ def plot_predictions(result) -> go.Figure:
     if predictions.empty:
         fig.add_annotation(text="No predictions", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
         return fig
-    true = predictions["true"].to_numpy(dtype=str)
-    predicted = predictions["predicted"].to_numpy(dtype=str)
-    correct = true == predicted
     x_column = "volume" if "volume" in predictions else ("sample" if "sample" in predictions else None)
-    x = predictions[x_column].to_numpy() if x_column else np.arange(len(predictions))
-    runs = predictions["run"].to_numpy() if "run" in predictions else None
-    folds = predictions["fold"].to_numpy() if "fold" in predictions else np.zeros(len(predictions), int)
-    run_text = np.array([run_name(r) for r in runs]) if runs is not None else np.full(len(x), "")
-    customdata = np.stack([run_text, folds.astype(str), true, predicted], axis=1)
-    hover = ("%{customdata[0]}, fold %{customdata[1]}<br>" + (x_column or "sample") + " %{x}"
-             "<br>true %{customdata[2]}, predicted %{customdata[3]}<extra></extra>")
-    classes = [str(c) for c in result.classes] or ordered_conditions(np.r_[true, predicted])
-    fig.add_trace(go.Scatter(
-        x=x, y=true, mode="markers", name="true condition",
-        marker=dict(symbol="circle-open", size=11, color="#444444", line=dict(width=1.5)),
-        hoverinfo="skip",
+    order = np.argsort(predictions[x_column].to_numpy(), kind="stable") if x_column else np.arange(len(predictions))
+    table = predictions.iloc[order]
+    true = table["true"].to_numpy(dtype=str)
+    predicted = table["predicted"].to_numpy(dtype=str)
+    correct = true == predicted
+    x = table[x_column].to_numpy() if x_column else np.arange(len(table))
+    classes = ordered_conditions([str(c) for c in result.classes] or np.r_[true, predicted])
+    classes += [c for c in ordered_conditions(np.r_[true, predicted]) if c not in classes]
+    row_of = {name: n for n, name in enumerate(classes)}
+    columns = np.arange(len(table))
+    z = np.full((len(classes), len(table)), np.nan)
+    true_rows = np.array([row_of[c] for c in true])
+    predicted_rows = np.array([row_of[c] for c in predicted])
+    z[true_rows, columns] = np.where(correct, 0.0, 1.0)
+    z[predicted_rows[~correct], columns[~correct]] = 2.0
+    runs = table["run"].to_numpy() if "run" in table else None
+    folds = table["fold"].to_numpy() if "fold" in table else np.zeros(len(table), int)
+    run_text = [run_name(r) + ", " for r in runs] if runs is not None else [""] * len(table)
+    sample_text = [
+        f"{plain_label(rt)}fold {f}, {x_column or 'sample'} {xv}<br>true {plain_label(t)}, predicted {plain_label(p)}"
+        for rt, f, xv, t, p in zip(run_text, folds, x, true, predicted)
+    ]
+    fig.add_trace(go.Heatmap(
+        z=z, x=columns, y=[plain_label(c) for c in classes],
+        colorscale=discrete_colorscale([color for color, _ in _PREDICTION_CELLS]), zmin=-0.5, zmax=2.5,
+        showscale=False, hoverongaps=False, xgap=0, ygap=2,
+        customdata=np.tile(np.array(sample_text, dtype=object), (len(classes), 1)),
+        hovertemplate="%{customdata}<extra></extra>", name="predictions",
     ))
-    fig.add_trace(go.Scatter(
-        x=x[correct], y=predicted[correct], mode="markers", name="correct prediction",
-        marker=dict(size=6, color=CORRECT_COLOR), customdata=customdata[correct], hovertemplate=hover,
-    ))
-    fig.add_trace(go.Scatter(
-        x=x[~correct], y=predicted[~correct], mode="markers", name="wrong prediction",
-        marker=dict(symbol="x", size=9, color=ERROR_COLOR), customdata=customdata[~correct],
-        hovertemplate=hover,
-    ))
+    for color, name in _PREDICTION_CELLS:  # the legend: one swatch per kind of cell
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=name,
+                                 marker=dict(symbol="square", size=12, color=color), hoverinfo="skip"))
     if runs is not None:
-        _add_run_bands(fig, x, runs)
+        _add_run_bands(fig, columns, runs)
     accuracy = correct.mean()
     title = f"Predictions: {int(correct.sum())} of {correct.size} correct ({accuracy:.0%})"
     if result.meaningless:
         title += " on the training data (meaningless)"
     fig.update_layout(
         title=dict(text=title, x=0.01, xanchor="left"),
-        xaxis=dict(title="volume" if x_column == "volume" else "sample", showgrid=False, zeroline=False),
-        yaxis=dict(title=None, type="category", categoryorder="array", categoryarray=classes),
-        height=int(230 + 45 * len(classes)),
+        xaxis=dict(title=f"tested samples, in {x_column or 'sample'} order", showgrid=False, zeroline=False,
+                   range=[-0.5, len(table) - 0.5]),
+        yaxis=dict(title=None, type="category", categoryorder="array",
+                   categoryarray=[plain_label(c) for c in classes], autorange="reversed", showgrid=False),
+        height=int(230 + 36 * len(classes)),
         margin=dict(l=90, r=20, t=80, b=90),
         legend=dict(orientation="h", yanchor="top", y=-0.3, x=0),
         plot_bgcolor="white",
@@ -195,8 +218,8 @@ def plot_predictions(result) -> go.Figure:
     return fig
 
 
-def plot_confusion_matrix(confusion_df, normalize: bool = False) -> go.Figure:
-    """An annotated confusion matrix (rows: true condition, columns: predicted).
+def plot_confusion_matrix(confusion_df, normalize: bool = True) -> go.Figure:
+    """An annotated confusion matrix (rows: true condition, columns: predicted), with counts on hover.
 
     Parameters
     ----------
@@ -204,8 +227,10 @@ def plot_confusion_matrix(confusion_df, normalize: bool = False) -> go.Figure:
         Counts, indexed by true condition, columns by predicted condition; or
         a result, whose predictions are counted by
         `decoding_core.summaries.confusion_table`.
-    normalize : bool, default=False
-        Show each row as fractions of its true condition's samples.
+    normalize : bool, default=True
+        Show each row as fractions of its true condition's samples (the recall of each
+        class on the diagonal, readable when classes differ in size); False shows counts.
+        The hover gives both.
 
     Returns
     -------
@@ -223,8 +248,8 @@ def plot_confusion_matrix(confusion_df, normalize: bool = False) -> go.Figure:
     values = fractions if normalize else counts
     text = [[f"{f:.0%}" if normalize else f"{int(c)}" for c, f in zip(crow, frow)]
             for crow, frow in zip(counts, fractions)]
-    rows = [str(v) for v in confusion_df.index]
-    cols = [str(v) for v in confusion_df.columns]
+    rows = [plain_label(v) for v in confusion_df.index]
+    cols = [plain_label(v) for v in confusion_df.columns]
     custom = np.stack([counts, fractions * 100], axis=-1)
     fig = go.Figure(
         go.Heatmap(
@@ -238,7 +263,8 @@ def plot_confusion_matrix(confusion_df, normalize: bool = False) -> go.Figure:
     )
     size = max(260, min(700, 80 + 55 * len(rows)))
     fig.update_layout(
-        title=dict(text="Confusion matrix" + (" (row fractions)" if normalize else ""), x=0.01, xanchor="left"),
+        title=dict(text="Confusion matrix" + (" (fraction of each true condition)" if normalize else ""),
+                   x=0.01, xanchor="left"),
         # Square cells shrink the plot area (constrain="domain") rather than pad it with
         # empty categories, so the row labels stay next to the matrix; no grid over the cells.
         xaxis=dict(title="predicted", type="category", side="bottom", constrain="domain", showgrid=False),
@@ -331,8 +357,9 @@ def plot_score_comparison(scores: Mapping, chance: float | None = None) -> go.Fi
     for n, (name, values) in enumerate(scores.items()):
         array = _as_scores(values, f"scores[{name!r}]")
         color = PALETTE[n % len(PALETTE)]
+        name = plain_label(name)
         fig.add_trace(go.Box(
-            y=array, name=str(name), boxpoints="all", jitter=0.35, pointpos=0, marker_color=color,
+            y=array, name=name, boxpoints="all", jitter=0.35, pointpos=0, marker_color=color,
             boxmean=True, hovertemplate=f"{name}<br>fold score %{{y:.3f}}<extra></extra>",
         ))
     if chance is not None:
@@ -376,7 +403,8 @@ def plot_score_vs_setting(values, fold_scores_list, setting_name: str, log_x: bo
     if log_x and not (numeric and all(v > 0 for v in values)):
         raise DecodingInputError("'log_x' needs positive numeric setting values.")
     arrays = [_as_scores(s, "fold_scores_list") for s in fold_scores_list]
-    x = [float(v) for v in values] if numeric else [str(v) for v in values]
+    x = [float(v) for v in values] if numeric else [plain_label(v) for v in values]
+    setting_name = plain_label(setting_name)
     means = np.array([np.nanmean(a) for a in arrays])
     stds = np.array([np.nanstd(a) for a in arrays])
     fig = go.Figure()
@@ -396,12 +424,31 @@ def plot_score_vs_setting(values, fold_scores_list, setting_name: str, log_x: bo
                       annotation_text=f"chance {chance:.2f}", annotation_position="bottom right")
     fig.update_layout(
         title=dict(text=f"Score vs {setting_name}", x=0.01, xanchor="left"),
-        xaxis=dict(title=setting_name, type="log" if log_x else ("linear" if numeric else "category")),
+        xaxis=dict(title=setting_name, type="log" if log_x else ("linear" if numeric else "category"),
+                   **(_decade_ticks(x) if log_x else {})),
         yaxis=dict(title="score", range=[0, 1.02]),
         height=380, margin=dict(l=60, r=20, t=60, b=60),
         legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1, xanchor="right"), font=FONT,
     )
     return fig
+
+
+def _decade_ticks(values) -> dict:
+    """Ticks of a log axis at the powers of ten only (1e-3, 1e-2, 0.1, 1, 10, ...), none at 2 and 5."""
+    low = math.floor(math.log10(min(values)) + 1e-9)
+    high = math.ceil(math.log10(max(values)) - 1e-9)
+    exponents = range(low, max(high, low) + 1)
+    return dict(
+        tickmode="array",
+        tickvals=[10.0 ** k for k in exponents],
+        ticktext=[_power_of_ten(k) for k in exponents],
+        minor=dict(showgrid=False, ticks=""),
+    )
+
+
+def _power_of_ten(exponent: int) -> str:
+    """``10 ** exponent`` as written on an axis: 0.1, 1, 10 and 100 plainly, others as 1e-3, 1e3."""
+    return f"{10.0 ** exponent:g}" if -1 <= exponent <= 2 else f"1e{exponent}"
 
 
 def plot_paired_folds(run_a_scores, run_b_scores, names, fold_labels=None) -> go.Figure:
@@ -431,8 +478,9 @@ def plot_paired_folds(run_a_scores, run_b_scores, names, fold_labels=None) -> go
     if isinstance(names, str) or len(names) != 2:
         raise DecodingInputError(f"'names' must hold the two settings' names. Got {names!r}.")
     # "A: ..." and "B: ..." so the title's "B − A" reads against the axis.
-    names = [f"A: {names[0]}", f"B: {names[1]}"]
-    fold_labels = [f"fold {n + 1}" for n in range(a.size)] if fold_labels is None else [str(f) for f in fold_labels]
+    names = [f"A: {plain_label(names[0])}", f"B: {plain_label(names[1])}"]
+    fold_labels = ([f"fold {n + 1}" for n in range(a.size)] if fold_labels is None
+                   else [plain_label(f) for f in fold_labels])
     if len(fold_labels) != a.size:
         raise DecodingInputError(f"'fold_labels' must name each of the {a.size} folds.")
     fig = go.Figure()

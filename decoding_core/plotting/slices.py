@@ -25,6 +25,7 @@
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from numbers import Integral, Real
 
 import nibabel as nib
 import numpy as np
+import plotly.colors
 import plotly.graph_objects as go
 from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation
 from plotly.subplots import make_subplots
@@ -70,9 +72,23 @@ _VIEWS = {
 _AXIS_LETTERS = "xyz"
 #: Beyond this many voxels a panel's click grid takes every n-th voxel (JSON size).
 _MAX_CLICK_POINTS_PER_PANEL = 12_000
-#: Width in pixels the default height is computed for (Streamlit's main column).
-_REFERENCE_WIDTH = 900
+#: The default size: panels at most this tall and, with the gaps between them, this wide (pixels),
+#: at one scale in pixels per millimetre for every panel, so a view is never stretched to a column.
+_TARGET_PANEL_HEIGHT = 360
+_MAX_PANELS_WIDTH = 780
+_PANEL_GAP = 60
 _SLICE_MARGIN = dict(l=55, r=20, t=60, b=50)
+#: Millimetres shown around the zoom region's bounding box.
+_ZOOM_MARGIN_MM = 8.0
+#: nilearn's ``cold_hot`` colour map (``nilearn.plotting.cm.cold_hot`` sampled at 17 points):
+#: dark near zero, so weak weights do not look like signal; cyan-blue negative, red-yellow positive.
+COLD_HOT = (
+    "#ffffff", "#81ffff", "#03ffff", "#00adff", "#0059ff", "#0005ff", "#0000b0", "#00005c", "#0d0000",
+    "#610000", "#b50000", "#ff0a00", "#ff5e00", "#ffb200", "#ffff0b", "#ffff89", "#ffffff",
+)
+#: The colour bar's band of hidden values (|value| < threshold): a neutral grey.
+_HIDDEN_BAND_COLOR = "#bdbdbd"
+_OUTLINE_COLOR = "rgba(120,220,255,0.9)"
 
 
 @dataclass(frozen=True)
@@ -344,15 +360,15 @@ class _Panel:
     col: int
     x_mm: np.ndarray  # millimetres of each voxel along the screen's x
     y_mm: np.ndarray
-    x_range: list  # the voxel centres and half a voxel beyond each end
+    x_range: list  # the voxel centres shown and half a voxel beyond each end
     y_range: list
 
     @classmethod
-    def of(cls, view: _View, col: int, coords: list, zooms: np.ndarray) -> "_Panel":
+    def of(cls, view: _View, col: int, coords: list, zooms: np.ndarray, box=None) -> "_Panel":
+        """A panel of the whole field, or of ``box`` (canonical ``(low, high)`` indices per axis)."""
         x_mm, y_mm = coords[view.horizontal], coords[view.vertical]
-        half_h, half_v = zooms[view.horizontal] / 2, zooms[view.vertical] / 2
-        x_range = [float(x_mm[0] - half_h), float(x_mm[-1] + half_h)]
-        y_range = [float(y_mm[0] - half_v), float(y_mm[-1] + half_v)]
+        x_range = _axis_range(x_mm, zooms[view.horizontal], None if box is None else box[view.horizontal])
+        y_range = _axis_range(y_mm, zooms[view.vertical], None if box is None else box[view.vertical])
         return cls(view, col, x_mm, y_mm, x_range, y_range)
 
     @property
@@ -363,36 +379,70 @@ class _Panel:
     def y_ref(self) -> str:
         return _axis_ref(self.col, "y")
 
+    @property
+    def width_mm(self) -> float:
+        return self.x_range[1] - self.x_range[0]
+
+    @property
+    def height_mm(self) -> float:
+        return self.y_range[1] - self.y_range[0]
+
+
+def _axis_range(mm: np.ndarray, zoom: float, bounds) -> list:
+    """The millimetres an axis shows: every voxel, or ``bounds`` plus `_ZOOM_MARGIN_MM`, within the field."""
+    field = [float(mm[0] - zoom / 2), float(mm[-1] + zoom / 2)]
+    if bounds is None:
+        return field
+    low, high = float(mm[bounds[0]] - zoom / 2), float(mm[bounds[1]] + zoom / 2)
+    return [max(field[0], low - _ZOOM_MARGIN_MM), min(field[1], high + _ZOOM_MARGIN_MM)]
+
+
+def _zoom_box(zoom_img, reorientation: "_Reorientation"):
+    """Canonical ``(low, high)`` voxel indices per axis of ``zoom_img``'s non-zero voxels, or None."""
+    if zoom_img is None:
+        return None
+    data = _finite(_volume(zoom_img, "zoom_img"))
+    if data.shape != reorientation.shape or not np.allclose(zoom_img.affine, reorientation.affine, atol=1e-3):
+        raise DecodingInputError(
+            f"'zoom_img' must be on the map's grid (shape {reorientation.shape}). Got shape {data.shape}."
+        )
+    inside = np.argwhere(reorientation.data(data) != 0)
+    if inside.size == 0:
+        return None  # nothing to zoom to: the whole field
+    return tuple((int(low), int(high)) for low, high in zip(inside.min(axis=0), inside.max(axis=0)))
+
 
 @dataclass(frozen=True)
-class _PanelSizes:
-    """The panels' sizes in millimetres and the gap between them (a fraction of the width)."""
+class _Layout:
+    """The figure's size in pixels, at one scale (pixels per millimetre) for every panel."""
 
-    widths: list
-    heights: list
-    spacing: float
+    width: int
+    height: int
+    spacing: float  # the gap between panels, as a fraction of the plotting area's width
+    column_widths: list
 
     @classmethod
-    def of(cls, panel_views: list, reorientation: _Reorientation) -> "_PanelSizes":
-        shape, zooms = reorientation.canonical_shape, reorientation.zooms
-        widths = [shape[v.horizontal] * zooms[v.horizontal] for v in panel_views]
-        heights = [shape[v.vertical] * zooms[v.vertical] for v in panel_views]
-        # Room for the next panel's tick labels and axis title at ~700 px.
-        spacing = 0.1 if len(panel_views) > 1 else 0.0
-        return cls(widths, heights, spacing)
+    def of(cls, panels: list, *, height, right_margin: int, top_margin: int) -> "_Layout":
+        widths = [p.width_mm for p in panels]
+        tallest = max(p.height_mm for p in panels)
+        gaps = _PANEL_GAP * (len(panels) - 1)
+        vertical_margin = top_margin + _SLICE_MARGIN["b"]
+        if height is None:
+            px_per_mm = min(_TARGET_PANEL_HEIGHT / tallest, (_MAX_PANELS_WIDTH - gaps) / sum(widths))
+        else:
+            px_per_mm = max(height - vertical_margin, 20) / tallest
+        plot_width = sum(widths) * px_per_mm + gaps
+        return cls(
+            width=int(round(_SLICE_MARGIN["l"] + plot_width + right_margin)),
+            height=int(round(tallest * px_per_mm + vertical_margin)) if height is None else int(height),
+            spacing=gaps / plot_width / max(len(panels) - 1, 1),
+            column_widths=[w / sum(widths) for w in widths],
+        )
 
-    def fitted_height(self, right_margin: int) -> int:
-        """The height in pixels at which the panels fill a column `_REFERENCE_WIDTH` wide."""
-        margin = _SLICE_MARGIN
-        gaps = self.spacing * _REFERENCE_WIDTH * (len(self.widths) - 1)
-        usable = _REFERENCE_WIDTH - margin["l"] - right_margin - gaps
-        px_per_mm = usable / sum(self.widths)
-        return int(min(700, max(260, max(self.heights) * px_per_mm + margin["t"] + margin["b"])))
 
-
-def _checked_height(height, sizes: _PanelSizes, right_margin: int) -> int:
+def _checked_height(height):
     if height is None:
-        return sizes.fitted_height(right_margin)
+        return None
     if isinstance(height, bool) or not isinstance(height, Integral) or not 100 <= height <= 4000:
         raise DecodingInputError(f"'height' must be an integer in the range [100, 4000]. Got {height!r}.")
     return int(height)
@@ -510,17 +560,21 @@ def _add_crosshair_and_edges(fig: go.Figure, panel: _Panel, canonical_cut) -> No
         )
 
 
-def _finish_slice_layout(fig: go.Figure, *, panel_titles: list, title: str | None, height: int,
-                         right_margin: int, cut_coords: tuple, views: str) -> None:
+def _finish_slice_layout(fig: go.Figure, *, panel_titles: list, title: str | None, layout: _Layout,
+                         top_margin: int, right_margin: int, cut_coords: tuple, views: str,
+                         zoomed: bool) -> None:
     for annotation in fig.layout.annotations:
         if annotation.text in panel_titles:
             annotation.font.size = 13
             # Lift the panel titles off the image (their descenders touched its top edge).
             annotation.yshift = 6
     fig.update_layout(
-        title=dict(text=title, x=0.01, xanchor="left", font=dict(size=15)) if title else None,
-        height=height,
-        margin=dict(_SLICE_MARGIN, r=right_margin, t=_SLICE_MARGIN["t"] + (25 if title else 0)),
+        title=dict(text=html.escape(title), x=0.01, xanchor="left", font=dict(size=15)) if title else None,
+        # A fixed size at one scale: drawn at its own width, the colour bar stays beside the image.
+        width=layout.width,
+        height=layout.height,
+        autosize=False,
+        margin=dict(_SLICE_MARGIN, r=right_margin, t=top_margin),
         plot_bgcolor="black",
         # The default template adds ~6 KB and nothing these panels use.
         template="none",
@@ -530,6 +584,7 @@ def _finish_slice_layout(fig: go.Figure, *, panel_titles: list, title: str | Non
         meta=dict(
             cut_coords=[int(c) for c in cut_coords],
             display_mode=views,
+            zoomed=zoomed,
             convention="neurological (left on the left)",
         ),
     )
@@ -549,6 +604,8 @@ def _slice_figure(
     title: str | None,
     height: int | None,
     right_margin: int,
+    box=None,
+    outline: np.ndarray | None = None,
 ) -> go.Figure:
     """The geometry shared by `plot_stat_slices` and `plot_roi`.
 
@@ -556,28 +613,33 @@ def _slice_figure(
     traces of one panel; ``hover_values`` is the canonical volume whose value the
     hover text shows; ``pointable`` (canonical, bool) marks the voxels the
     click grid covers (inside the head or the map: the black surround needs
-    no points, which keeps the JSON small).
+    no points, which keeps the JSON small). ``box`` (canonical index bounds) is
+    the region the panels show; ``outline`` (canonical, bool) a region drawn as a line.
     """
     canonical_cut = reorientation.to_canonical(cut_coords)
     coords = reorientation.axis_mm(canonical_cut)
     world_cut = reorientation.world(cut_coords)
     views = _views_with_area(views, reorientation.canonical_shape)
-    panel_views = [_VIEWS[letter] for letter in views]
-    sizes = _PanelSizes.of(panel_views, reorientation)
-    panel_titles = [f"{v.name} {v.letter}={world_cut[v.axis]:.1f} mm" for v in panel_views]
+    panels = [_Panel.of(_VIEWS[letter], col, coords, reorientation.zooms, box)
+              for col, letter in enumerate(views, start=1)]
+    top_margin = _SLICE_MARGIN["t"] + (25 if title else 0)
+    layout = _Layout.of(panels, height=_checked_height(height), right_margin=right_margin, top_margin=top_margin)
+    panel_titles = [f"{p.view.name} {p.view.letter}={world_cut[p.view.axis]:.1f} mm" for p in panels]
     fig = make_subplots(
         rows=1,
-        cols=len(panel_views),
-        column_widths=[w / sum(sizes.widths) for w in sizes.widths],
-        horizontal_spacing=sizes.spacing,
+        cols=len(panels),
+        column_widths=layout.column_widths,
+        horizontal_spacing=layout.spacing if len(panels) > 1 else 0.0,
         subplot_titles=panel_titles,
     )
-    for col, view in enumerate(panel_views, start=1):
-        panel = _Panel.of(view, col, coords, reorientation.zooms)
+    for panel in panels:
+        view, col = panel.view, panel.col
         if background is not None:
             fig.add_trace(_background_heatmap(background, panel, canonical_cut), row=1, col=col)
         for trace in make_overlay(view, canonical_cut, panel.x_mm, panel.y_mm, col == 1):
             fig.add_trace(trace, row=1, col=col)
+        if outline is not None:
+            fig.add_trace(_outline_contour(outline, panel, canonical_cut), row=1, col=col)
         # Added last, so that it takes the hover.
         grid = _click_grid(panel, canonical_cut, reorientation, hover_values=hover_values,
                            pointable=pointable, hover_label=hover_label, hover_format=hover_format)
@@ -585,10 +647,24 @@ def _slice_figure(
         _style_panel_axes(fig, panel)
         _add_crosshair_and_edges(fig, panel, canonical_cut)
     _finish_slice_layout(
-        fig, panel_titles=panel_titles, title=title, height=_checked_height(height, sizes, right_margin),
-        right_margin=right_margin, cut_coords=cut_coords, views=views,
+        fig, panel_titles=panel_titles, title=title, layout=layout, top_margin=top_margin,
+        right_margin=right_margin, cut_coords=cut_coords, views=views, zoomed=box is not None,
     )
     return fig
+
+
+def _outline_contour(outline: np.ndarray, panel: _Panel, canonical_cut) -> go.Contour:
+    """The edge of a region on one panel: a single contour line at 0.5 of its 0/1 slice."""
+    return go.Contour(
+        z=_take_slice(outline, panel.view, canonical_cut).astype(np.uint8),
+        x=panel.x_mm,
+        y=panel.y_mm,
+        contours=dict(start=0.5, end=0.5, size=1, coloring="none"),
+        line=dict(color=_OUTLINE_COLOR, width=1.5),
+        showscale=False,
+        hoverinfo="skip",
+        name="mask outline",
+    )
 
 
 # -- the two slice figures -----------------------------------------------------------
@@ -601,12 +677,54 @@ def _cut_or_default(cut_coords, data: np.ndarray, affine, method: str) -> tuple:
     return _check_cut_coords(cut_coords, data.shape)
 
 
-def _stat_overlay(overlay: np.ndarray, vmax: float, colorbar_title: str):
-    """``make_overlay`` of a statistical map: a symmetric red-blue heatmap, one colour bar."""
-    colorbar = dict(
-        title=dict(text=colorbar_title, side="right"), thickness=14, len=0.85, x=1.0, xpad=8,
-        y=0.5, yanchor="middle",
+def cold_hot_colorscale(vmax: float, threshold: float = 0.0) -> list:
+    """`COLD_HOT` as a Plotly colour scale from ``-vmax`` to ``vmax``, the hidden band in grey.
+
+    Values with ``|value| < threshold`` are never drawn (they are transparent on the
+    slices); on the colour bar their band is `_HIDDEN_BAND_COLOR`, so the bar shows
+    where the threshold cuts.
+    """
+    stops = [[n / (len(COLD_HOT) - 1), color] for n, color in enumerate(COLD_HOT)]
+    band = min(threshold / vmax, 1.0) / 2 if vmax > 0 else 0.0
+    if band <= 0:
+        return stops
+    low, high = 0.5 - band, 0.5 + band
+    below = [stop for stop in stops if stop[0] < low]
+    above = [stop for stop in stops if stop[0] > high]
+    return (below + [[low, _interpolated(low)], [low, _HIDDEN_BAND_COLOR], [high, _HIDDEN_BAND_COLOR],
+                     [high, _interpolated(high)]] + above)
+
+
+def _interpolated(position: float) -> str:
+    """The `COLD_HOT` colour at ``position`` (0 to 1), linearly between its stops."""
+    scaled = position * (len(COLD_HOT) - 1)
+    low = min(int(math.floor(scaled)), len(COLD_HOT) - 2)
+    red, green, blue = plotly.colors.find_intermediate_color(
+        plotly.colors.hex_to_rgb(COLD_HOT[low]), plotly.colors.hex_to_rgb(COLD_HOT[low + 1]),
+        scaled - low, colortype="tuple",
     )
+    return f"rgb({red:.0f},{green:.0f},{blue:.0f})"
+
+
+def _colorbar_ticks(vmax: float, threshold: float) -> tuple:
+    """Tick values and texts of the colour bar: the ends, zero, and the threshold on each side."""
+    values = [-vmax, 0.0, vmax]
+    if 0 < threshold < vmax:
+        values = [-vmax, -threshold, 0.0, threshold, vmax]
+    texts = [f"{v:.3g}" for v in values]
+    if 0 < threshold < vmax:
+        texts[1], texts[3] = f"-{threshold:.3g} (threshold)", f"{threshold:.3g} (threshold)"
+    return values, texts
+
+
+def _stat_overlay(overlay: np.ndarray, vmax: float, threshold: float, colorbar_title: str):
+    """``make_overlay`` of a statistical map: a symmetric cold-hot heatmap, one colour bar."""
+    tick_values, tick_texts = _colorbar_ticks(vmax, threshold)
+    colorbar = dict(
+        title=dict(text=html.escape(colorbar_title), side="right"), thickness=14, len=0.9, x=1.0, xpad=6,
+        y=0.5, yanchor="middle", tickvals=tick_values, ticktext=tick_texts, tickfont=dict(size=11),
+    )
+    colorscale = cold_hot_colorscale(vmax, threshold)
 
     def make_overlay(view, canonical_cut, x_mm, y_mm, first):
         return [
@@ -614,14 +732,14 @@ def _stat_overlay(overlay: np.ndarray, vmax: float, colorbar_title: str):
                 z=_take_slice(overlay, view, canonical_cut),
                 x=x_mm,
                 y=y_mm,
-                colorscale="RdBu_r",
+                colorscale=colorscale,
                 zmin=-vmax,
                 zmax=vmax,
                 showscale=first,
                 colorbar=colorbar if first else None,
                 hoverongaps=False,
                 hoverinfo="skip",
-                name=colorbar_title,
+                name=html.escape(colorbar_title),
             )
         ]
 
@@ -640,6 +758,8 @@ def plot_stat_slices(
     colorbar_title: str = "weight",
     height: int | None = None,
     map_index: int | None = None,
+    zoom_img=None,
+    outline_img=None,
 ) -> go.Figure:
     """Orthogonal slices of a statistical map over an anatomy, like nilearn's ``plot_stat_map``.
 
@@ -661,16 +781,25 @@ def plot_stat_slices(
     threshold : float, default=0.0
         Voxels with ``|value| < threshold`` are transparent. Voxels exactly 0
         (outside the mask) are always transparent, as with nilearn's default.
+        The colour bar marks ``-threshold`` and ``threshold`` and greys the band between.
     vmax : float, optional
         The colour scale runs symmetrically from ``-vmax`` to ``vmax``
-        (``RdBu_r``); default: the largest absolute value of the map.
+        (nilearn's ``cold_hot``: dark near zero); default: the largest absolute value of the map.
     title : str, optional
+        Plain text (escaped: user text never becomes markup).
     colorbar_title : str, default="weight"
-        Also the name of the value in the hover text.
+        Also the name of the value in the hover text (plain text, escaped).
     height : int, optional
-        Figure height in pixels; default: fitted to a ~900 px wide column.
+        Figure height in pixels; default: panels at most 360 px tall and 780 px wide
+        together. The width follows, at the same pixels per millimetre in every panel.
     map_index : int, optional
         The volume of a 4D ``stat_img``.
+    zoom_img : nibabel image, optional
+        3D image on the map's grid (e.g. the mask): the panels show the bounding box
+        of its non-zero voxels plus 8 mm, instead of the whole field.
+    outline_img : nibabel image, optional
+        3D image on the map's grid whose non-zero region is outlined (e.g. the mask,
+        when the background is empty outside it).
 
     Returns
     -------
@@ -700,19 +829,25 @@ def plot_stat_slices(
     background, pointable = _background_and_pointable(
         bg_img, canonical, data.shape, stat_img.affine, reorientation
     )
+    outline = None
+    if outline_img is not None:
+        _zoom_box(outline_img, reorientation)  # the same grid check as the zoom's
+        outline = reorientation.data(_finite(_volume(outline_img, "outline_img")) != 0)
     return _slice_figure(
         reorientation=reorientation,
         cut_coords=cut_coords,
         views=views,
         background=background,
-        make_overlay=_stat_overlay(overlay, vmax, colorbar_title),
+        make_overlay=_stat_overlay(overlay, vmax, threshold, colorbar_title),
         hover_values=canonical,
         pointable=pointable,
-        hover_label=colorbar_title,
+        hover_label=html.escape(colorbar_title),
         hover_format=".4g",
         title=title,
         height=height,
-        right_margin=95,
+        right_margin=130 if 0 < threshold < vmax else 100,
+        box=_zoom_box(zoom_img, reorientation),
+        outline=outline,
     )
 
 

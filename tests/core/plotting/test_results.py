@@ -65,29 +65,80 @@ def test_fold_scores_of_the_training_data_carry_a_warning():
     assert any("training samples themselves" in (a.text or "") for a in fig.layout.annotations)
 
 
-def test_predictions_figure_marks_every_mistake():
+def test_predictions_grid_marks_every_mistake_without_overlap():
     result = _result()
     fig = plotting.plot_predictions(result)
-    traces = {t.name: t for t in fig.data}
-    wrong = ~result.predictions["correct"].to_numpy()
-    assert len(traces["wrong prediction"].x) == wrong.sum()
-    assert len(traces["correct prediction"].x) == (~wrong).sum()
-    np.testing.assert_array_equal(np.asarray(traces["true condition"].x), result.predictions["volume"])
-    assert list(traces["wrong prediction"].y) == list(result.predictions["predicted"][wrong])
+    grid = next(t for t in fig.data if t.type == "heatmap")
+    z = np.asarray(grid.z, dtype=float)
+    predictions = result.predictions.sort_values("volume")
+    wrong = ~predictions["correct"].to_numpy()
+    # One column per sample: a correct sample has one green cell (0); a mistake one grey (1) and one red (2).
+    assert z.shape == (2, 18)
+    assert list(grid.y) == ["face", "cat"]  # Haxby's category order, as the Data page lists them
+    assert np.array_equal(np.sum(~np.isnan(z), axis=0), np.where(wrong, 2, 1))
+    rows = {name: n for n, name in enumerate(grid.y)}
+    for column, (true, predicted) in enumerate(zip(predictions["true"], predictions["predicted"])):
+        if true == predicted:
+            assert z[rows[true], column] == 0
+        else:
+            assert z[rows[true], column] == 1 and z[rows[predicted], column] == 2
     assert f"{(~wrong).sum()} of 18 correct" in fig.layout.title.text
 
 
-def test_confusion_matrix_from_a_result_and_normalised():
+def test_confusion_matrix_is_normalised_by_true_class_with_counts_on_hover():
     result = _result()
     fig = plotting.plot_confusion_matrix(result)
-    expected = pd.crosstab(result.predictions["true"], result.predictions["predicted"])
-    z = np.asarray(fig.data[0].z)
-    assert list(fig.data[0].y) == ["cat", "face"] and list(fig.data[0].x) == ["cat", "face"]
-    np.testing.assert_array_equal(z, expected.loc[["cat", "face"], ["cat", "face"]].to_numpy())
-    normalised = plotting.plot_confusion_matrix(summaries.confusion_table(result), normalize=True)
-    np.testing.assert_allclose(np.asarray(normalised.data[0].z).sum(axis=1), 1.0)
+    expected = pd.crosstab(result.predictions["true"], result.predictions["predicted"]).loc[
+        ["face", "cat"], ["face", "cat"]].to_numpy()
+    heatmap = fig.data[0]
+    assert list(heatmap.y) == ["face", "cat"] and list(heatmap.x) == ["face", "cat"]
+    np.testing.assert_allclose(np.asarray(heatmap.z), expected / expected.sum(axis=1, keepdims=True))
+    np.testing.assert_array_equal(np.asarray(heatmap.customdata)[..., 0], expected)  # the counts, on hover
+    assert "samples" in heatmap.hovertemplate
+    counts = plotting.plot_confusion_matrix(summaries.confusion_table(result), normalize=False)
+    np.testing.assert_array_equal(np.asarray(counts.data[0].z), expected)
     with pytest.raises(DecodingInputError, match="non-negative counts"):
         plotting.plot_confusion_matrix(pd.DataFrame([[1, -1], [0, 2]]))
+
+
+HOSTILE_NAMES = ("<b>x</b>", "=cmd|' /C calc'!A0")
+
+
+def _figure_texts(fig) -> str:
+    """Every text of a figure (names, ticks, hovers, titles, annotations), as Plotly receives it."""
+    return json.dumps(json.loads(fig.to_json()), ensure_ascii=False)
+
+
+def test_user_text_is_escaped_in_every_results_figure():
+    result = _result()
+    renamed = {"face": HOSTILE_NAMES[0], "cat": HOSTILE_NAMES[1]}
+    predictions = result.predictions.assign(
+        true=result.predictions["true"].map(renamed), predicted=result.predictions["predicted"].map(renamed),
+        run=result.predictions["run"].map({0: "<i>r0</i>", 1: "%{meta}", 2: "r2"}))
+    result = dataclasses.replace(result, predictions=predictions, classes=tuple(sorted(renamed.values())))
+    figures = [
+        plotting.plot_fold_scores(result),
+        plotting.plot_predictions(result),
+        plotting.plot_confusion_matrix(result),
+        plotting.plot_score_comparison({HOSTILE_NAMES[0]: [0.5, 0.6]}),
+        plotting.plot_paired_folds([0.5, 0.6], [0.6, 0.7], HOSTILE_NAMES, fold_labels=["<i>r0</i>", "%{meta}"]),
+        plotting.plot_score_vs_setting(list(HOSTILE_NAMES), [[0.5], [0.6]], "conditions"),
+    ]
+    for fig in figures:
+        text = _figure_texts(fig)
+        # Raw tags would be drawn as markup, a raw %{...} filled in by the hover template.
+        assert "<b>x" not in text and "<i>r0" not in text and "%{meta}" not in text
+        assert "&lt;b&gt;x&lt;/b&gt;" in text or "&lt;i&gt;r0" in text
+    assert "&lt;b&gt;x&lt;/b&gt;" in plotting.plot_confusion_matrix(result).data[0].y
+
+
+def test_log_axis_of_a_sweep_has_one_tick_per_decade():
+    values = [0.001, 0.01, 0.1, 1.0, 10.0, 100.0]
+    fig = plotting.plot_score_vs_setting(values, [[0.5, 0.6]] * 6, "C", log_x=True)
+    axis = fig.layout.xaxis
+    assert axis.type == "log"
+    assert list(axis.tickvals) == pytest.approx(values)
+    assert list(axis.ticktext) == ["1e-3", "1e-2", "0.1", "1", "10", "100"]
 
 
 def test_null_distribution_marks_the_observed_score():

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import nibabel as nib
 import numpy as np
+import plotly.colors
 import plotly.graph_objects as go
 import pytest
 
 from decoding_core import plotting
+from decoding_core.plotting import slices
 from decoding_core.errors import DecodingInputError
 
 HAXBY_LIKE_AFFINE = np.array([
@@ -97,7 +99,10 @@ def test_colour_scale_is_symmetric():
     overlays = [p["overlay"] for p in _panels(fig)]
     for overlay in overlays:
         assert overlay.zmin == -overlay.zmax == -9.0
-        assert overlay.colorscale == go.Heatmap(colorscale="RdBu_r").colorscale
+        # nilearn's cold_hot: dark at zero (weak weights do not look like signal), not RdBu's white.
+        assert [color for _, color in overlay.colorscale] == list(slices.COLD_HOT)
+        middle = dict(overlay.colorscale)[0.5]
+        assert sum(plotly.colors.hex_to_rgb(middle)) < 60
     assert sum(bool(o.showscale) for o in overlays) == 1  # a single colour bar
     fixed = plotting.plot_stat_slices(nib.Nifti1Image(data, HAXBY_LIKE_AFFINE), vmax=2.5)
     assert [(p["overlay"].zmin, p["overlay"].zmax) for p in _panels(fixed)] == [(-2.5, 2.5)] * 3
