@@ -17,7 +17,11 @@ haxby
     `load_haxby`: a subject of Haxby et al. (2001) through nilearn, offline
     when its files are on disk.
 files
-    `load_files`: the user's own image, labels table, mask and anatomy.
+    `load_files`: the user's own image, labels table, mask and anatomy;
+    `load_run_files`: several images, one per run.
+bids
+    `load_bids`: the runs of one subject and task of a BIDS folder, labelled from
+    their events (or one beta per trial); `bids_choices`, `find_runs`.
 
 The labels table and NIfTI readers they share are in `decoding_core.io`.
 """
@@ -25,7 +29,8 @@ The labels table and NIfTI readers they share are in `decoding_core.io`.
 from __future__ import annotations
 
 from decoding_core.datasets._base import HAXBY_CATEGORIES, MASK_TITLES, Dataset
-from decoding_core.datasets.files import load_files
+from decoding_core.datasets.bids import BidsSelection, bids_choices, find_runs, load_bids
+from decoding_core.datasets.files import load_files, load_run_files
 from decoding_core.datasets.haxby import haxby_missing_files, load_haxby
 from decoding_core.datasets.simulated import SimulatedGroundTruth, load_simulated
 from decoding_core.datasets.spec import DATASET_CHOICES, HAXBY, SIMULATED, DatasetSpec
@@ -61,6 +66,7 @@ def load_dataset(spec: str | DatasetSpec, **kwargs) -> Dataset:
 
 __all__ = [
     "DATASET_CHOICES", "HAXBY", "HAXBY_CATEGORIES", "MASK_TITLES", "MAX_LABELS_BYTES", "SIMULATED",
-    "Dataset", "DatasetSpec", "SimulatedGroundTruth",
-    "haxby_missing_files", "load_dataset", "load_files", "load_haxby", "load_simulated", "read_labels_table",
+    "BidsSelection", "Dataset", "DatasetSpec", "SimulatedGroundTruth",
+    "bids_choices", "find_runs", "haxby_missing_files", "load_bids", "load_dataset", "load_files", "load_haxby",
+    "load_run_files", "load_simulated", "read_labels_table",
 ]

@@ -39,7 +39,7 @@ import pandas as pd
 from decoding_core import events as events_module
 from decoding_core.datasets._base import Dataset
 from decoding_core.datasets._images import dataset_digest
-from decoding_core.datasets.files import load_files
+from decoding_core.datasets.files import concatenate_runs, load_files
 from decoding_core.errors import DecodingInputError
 from decoding_core.io import nifti
 
@@ -55,8 +55,6 @@ BIDS_PREFIX = "bids:"
 _CACHE_VERSION = 1
 #: Entities of a derivative's name that say how it was processed, not which acquisition it is.
 _PROCESSING_ENTITIES = ("space", "res", "den", "desc", "hemi", "label")
-#: Stored voxel types kept as they are when runs are concatenated (float32 holds them exactly).
-_KEPT_DTYPES = ("uint8", "int8", "uint16", "int16", "float32")
 
 
 @dataclass(frozen=True)
@@ -484,70 +482,9 @@ def _events_of_runs(runs: BidsRuns) -> list[pd.DataFrame]:
     return tables
 
 
-def _concatenation_name(run_files) -> str:
-    """The joined file's name: a digest of the run files' contents, in order."""
-    digest = hashlib.sha256(f"decoding-lab-bids-concat-v{_CACHE_VERSION}\0".encode())
-    for path in run_files:
-        digest.update(nifti.file_digest(path).encode() + b"\0")
-    return f"bids-runs-{digest.hexdigest()[:32]}.nii.gz"
-
-
-def _concatenated_dtype(infos) -> np.dtype:
-    """The runs' own voxel type when they share one that float32 holds exactly, else float32."""
-    dtypes = {info.dtype.newbyteorder("=") for info in infos}
-    if len(dtypes) == 1 and not any(info.scaled for info in infos):
-        dtype = dtypes.pop()
-        if dtype.name in _KEPT_DTYPES:
-            return dtype
-    return np.dtype(np.float32)
-
-
-def concatenate_runs(run_files, out_dir, progress=None) -> Path:
-    """The runs streamed, one chunk of volumes at a time, into one 4D .nii.gz in ``out_dir``.
-
-    The file is named by a digest of the run files' contents: the same runs give the
-    same file, made once. Voxel values are unchanged (kept in the runs' own type when
-    it is one float32 holds exactly, else float32 as the app reads them).
-
-    Parameters
-    ----------
-    run_files : sequence of pathlib.Path
-        4D images on one grid.
-    out_dir : pathlib.Path
-    progress : callable, optional
-
-    Returns
-    -------
-    pathlib.Path
-    """
-    from decoding_core.datasets.simulation import write_nifti_gz_stream
-
-    run_files = [Path(path) for path in run_files]
-    infos = [nifti.inspect_nifti(path, expected_ndim=4, kind="functional image") for path in run_files]
-    target = Path(out_dir) / _concatenation_name(run_files)
-    if target.is_file():
-        return target
-    dtype = _concatenated_dtype(infos)
-    first = infos[0]
-    shape = (*first.shape[:3], sum(info.n_volumes for info in infos))
-    zooms = (*(float(v) for v in first.zooms[:3]), float(first.zooms[3]) if len(first.zooms) > 3 else 1.0)
-
-    def chunks():
-        for index, path in enumerate(run_files):
-            for _, volumes in nifti.iter_volume_chunks(path):
-                yield np.asfortranarray(volumes.astype(dtype)).tobytes(order="F")
-            if progress is not None:
-                progress((index + 1) / len(run_files), f"Joined run {index + 1} of {len(run_files)}")
-
-    try:
-        sha256 = write_nifti_gz_stream(chunks(), shape, first.affine, dtype, target, zooms)
-    except OSError as error:
-        raise DecodingInputError(
-            f"Cannot write the joined runs to {target.parent}: {error.strerror}. Set DECODING_LAB_DATA_DIR "
-            "to a writable folder."
-        ) from None
-    nifti.remember_file_digest(target, sha256)
-    return target
+def runs_sha256(paths) -> str:
+    """sha256 of the run files' sha256s, one a line, in run order: what an exported script checks it read."""
+    return hashlib.sha256("\n".join(nifti.file_digest(path) for path in paths).encode()).hexdigest()
 
 
 def _cache_folder(cache_dir) -> Path:
@@ -711,4 +648,4 @@ def _description(runs: BidsRuns, design, hrf_lag, drop_edge_volumes, tr, has_mas
 
 
 __all__ = ["BIDS_PREFIX", "DESIGNS", "BidsChoices", "BidsRuns", "BidsSelection", "bids_choices",
-           "concatenate_runs", "find_runs", "load_bids"]
+           "find_runs", "load_bids", "runs_sha256"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
 import math
 import os
 import threading
@@ -186,15 +188,22 @@ def _uploaded_mask(mask, shape, affine) -> nib.Nifti1Image:
     # Check the grid from the header first: a mask on another grid is refused before
     # any voxel is read (a 512 MB mask would otherwise be inflated, then refused).
     mask_info = nifti.inspect_nifti(mask, expected_ndim=3, kind="mask")
+    # Messages name the mask's file (the app says the user's own name for its stored copy).
+    file_name = _file_name(mask)
     if tuple(mask_info.shape) != tuple(shape[:3]):
         raise DecodingInputError(
-            f"The mask 'uploaded' has shape {tuple(mask_info.shape)} but the functional image's volumes "
+            f"The mask '{file_name}' has shape {tuple(mask_info.shape)} but the functional image's volumes "
             f"have shape {tuple(shape[:3])}. Use the mask made for this image, or resample the mask onto "
             "the image (e.g. nilearn.image.resample_to_img(mask, func, interpolation='nearest'))."
         )
     mask_img = nifti.load_image(mask, expected_ndim=3, kind="mask", budget_bytes=mask_info.data_nbytes)
-    check_mask_matches(mask_img, shape, affine, "uploaded")
-    return mask_image(mask_bool(mask_img, "uploaded"), affine)
+    check_mask_matches(mask_img, shape, affine, file_name)
+    return mask_image(mask_bool(mask_img, file_name), affine)
+
+
+def _file_name(source) -> str:
+    """A file's name for messages (``"uploaded"`` for bytes, which have none)."""
+    return "uploaded" if isinstance(source, (bytes, bytearray, memoryview)) else Path(source).name
 
 
 def _epi_mask(mean_img: nib.Nifti1Image, affine) -> nib.Nifti1Image:
@@ -369,3 +378,193 @@ def _check_tr(tr) -> float | None:
             "Leave it empty to read it from the image header."
         )
     return tr
+
+
+# -- several runs, one file each -------------------------------------------------------------
+
+#: Bumped when the joined files written to the cache change.
+_JOINED_VERSION = 1
+#: Stored voxel types kept as they are when runs are joined (float32, how the app reads them, holds them exactly).
+_KEPT_DTYPES = ("uint8", "int8", "uint16", "int16", "float32")
+
+
+def _joined_name(run_files) -> str:
+    """The joined file's name: a digest of the run files' contents, in order."""
+    digest = hashlib.sha256(f"decoding-lab-joined-runs-v{_JOINED_VERSION}\0".encode())
+    for path in run_files:
+        digest.update(nifti.file_digest(path).encode() + b"\0")
+    return f"runs-{digest.hexdigest()[:32]}.nii.gz"
+
+
+def _joined_dtype(infos) -> np.dtype:
+    """The runs' own voxel type when they share one that float32 holds exactly, else float32."""
+    dtypes = {info.dtype.newbyteorder("=") for info in infos}
+    if len(dtypes) == 1 and not any(info.scaled for info in infos):
+        dtype = dtypes.pop()
+        if dtype.name in _KEPT_DTYPES:
+            return dtype
+    return np.dtype(np.float32)
+
+
+def check_same_grid(run_files, infos) -> None:
+    """Raise unless every run has the first run's volume shape and affine.
+
+    Raises
+    ------
+    DecodingInputError
+        Naming the first run on another grid and the first run.
+    """
+    first, first_info = Path(run_files[0]).name, infos[0]
+    for path, info in zip(run_files, infos):
+        if tuple(info.shape[:3]) != tuple(first_info.shape[:3]) or not np.allclose(
+                info.affine, first_info.affine, atol=1e-3):
+            raise DecodingInputError(
+                f"The run {Path(path).name} is on another grid than {first}: volumes {tuple(info.shape[:3])} vs "
+                f"{tuple(first_info.shape[:3])}, or a different affine. Every run must be on one grid: use "
+                "runs preprocessed into one space."
+            )
+
+
+def concatenate_runs(run_files, out_dir, progress=None) -> Path:
+    """The runs streamed, one chunk of volumes at a time, into one 4D .nii.gz in ``out_dir``.
+
+    Masking and decoding read one 4D file; joining the runs there keeps them
+    unchanged. The file is named by a digest of the run files' contents, so the
+    same runs give the same file, written once (atomically). Voxel values are
+    unchanged: kept in the runs' own type when float32 holds it exactly, else
+    float32, which is how the app reads them anyway.
+
+    Parameters
+    ----------
+    run_files : sequence of str or pathlib.Path
+        4D images on one grid, in run order.
+    out_dir : str or pathlib.Path
+    progress : callable, optional
+        ``progress(fraction, message)`` after each run.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    DecodingInputError
+        A file that is not a 4D NIfTI image, runs on different grids, a folder
+        that cannot be written.
+    """
+    from decoding_core.datasets.simulation import write_nifti_gz_stream
+
+    run_files = [Path(path) for path in run_files]
+    infos = [nifti.inspect_nifti(path, expected_ndim=4, kind="functional image") for path in run_files]
+    check_same_grid(run_files, infos)
+    target = Path(out_dir) / _joined_name(run_files)
+    if target.is_file():
+        return target
+    dtype, first = _joined_dtype(infos), infos[0]
+    shape = (*first.shape[:3], sum(info.n_volumes for info in infos))
+    zooms = (*(float(v) for v in first.zooms[:3]), float(first.zooms[3]) if len(first.zooms) > 3 else 1.0)
+
+    def chunks():
+        for index, path in enumerate(run_files):
+            for _, volumes in nifti.iter_volume_chunks(path):
+                yield np.asfortranarray(volumes.astype(dtype)).tobytes(order="F")
+            if progress is not None:
+                progress((index + 1) / len(run_files), f"Joined run {index + 1} of {len(run_files)}")
+
+    try:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        sha256 = write_nifti_gz_stream(chunks(), shape, first.affine, dtype, target, zooms)
+    except OSError as error:
+        raise DecodingInputError(
+            f"Cannot write the joined runs to {target.parent}: {error.strerror}. Set DECODING_LAB_DATA_DIR "
+            "to a writable folder."
+        ) from None
+    nifti.remember_file_digest(target, sha256)
+    return target
+
+
+def _labels_per_run(labels, run_files, infos, label_column: str) -> pd.DataFrame:
+    """One table for all runs: each run's own table (one per file) or one table for every volume."""
+    counts = [info.n_volumes for info in infos]
+    if isinstance(labels, (list, tuple)):
+        if len(labels) != len(run_files):
+            raise DecodingInputError(
+                f"Give one labels table per run: {len(run_files)} run files and {len(labels)} labels tables."
+            )
+        tables = []
+        for source, path, count in zip(labels, run_files, counts):
+            try:
+                tables.append(read_labels_table(source, n_volumes=count))
+            except DecodingInputError as error:
+                raise DecodingInputError(f"The labels of the run {Path(path).name}: {error}") from None
+        table = pd.concat(tables, ignore_index=True)
+    else:
+        table = read_labels_table(labels, n_volumes=sum(counts))
+    if label_column not in table.columns:
+        raise _missing_column_error("label", label_column, table)
+    # Runs come from the files, whatever run column a table holds.
+    return pd.DataFrame({label_column: table[label_column].to_numpy(),
+                         "run": np.repeat(np.arange(len(run_files)), counts)})
+
+
+def load_run_files(func_files, labels, *, label_column: str = "labels", mask=None, anat=None, tr=None,
+                   title: str | None = None, cache_dir=None, progress=None) -> Dataset:
+    """A data set from several 4D files, one per run (runs come from the files, not from a column).
+
+    Parameters
+    ----------
+    func_files : sequence of str or pathlib.Path
+        One 4D image per run, in run order, all on one grid.
+    labels : sequence of (str, pathlib.Path or bytes), or str, pathlib.Path or bytes
+        One labels table per run (each with one row per volume of its run), or
+        one table for all volumes (rows in run order).
+    label_column : str, default="labels"
+    mask, anat, tr, title
+        As in `load_files`.
+    cache_dir : str or pathlib.Path, optional
+        Where the runs are joined into one file (`concatenate_runs`); default
+        ``<data directory>/runs``. The app passes the session's own folder.
+    progress : callable, optional
+
+    Returns
+    -------
+    Dataset
+        Runs 0, 1, ... (in the order of ``func_files``) in column ``run``;
+        ``run_files`` the files given.
+
+    Raises
+    ------
+    DecodingInputError
+        As `load_files`; runs on different grids or with different TRs (from their
+        headers), a labels table whose rows differ from its run's volumes.
+    """
+    if isinstance(func_files, (str, os.PathLike)) or not func_files:
+        raise DecodingInputTypeError("'func_files' must be a list of 4D images, one per run.")
+    run_files = [_existing_func_path(path) for path in func_files]
+    infos = [nifti.inspect_nifti(path, expected_ndim=4, kind="functional image") for path in run_files]
+    check_same_grid(run_files, infos)
+    header_trs = [_tr_from_header(info) for info in infos]
+    if tr is None and len({round(value, 6) for value in header_trs if value is not None}) > 1:
+        different = next(i for i, value in enumerate(header_trs) if value != header_trs[0])
+        raise DecodingInputError(
+            f"The run {run_files[different].name} has a repetition time of {header_trs[different]:g} s in its "
+            f"header but {run_files[0].name} has {header_trs[0]:g} s. Every run must share one TR."
+        )
+    table = _labels_per_run(labels, run_files, infos, label_column)
+    if cache_dir is None:
+        from decoding_core.paths import data_dir
+
+        cache_dir = data_dir() / "runs"
+    func_path = run_files[0] if len(run_files) == 1 else concatenate_runs(run_files, cache_dir, progress)
+    dataset = load_files(func_path, table.to_csv(index=False).encode(), label_column=label_column,
+                         run_column="run", mask=mask, anat=anat, tr=tr, title=title)
+    names = ", ".join(path.name for path in run_files)
+    return dataclasses.replace(
+        dataset,
+        title=title or f"Uploaded: {len(run_files)} runs ({run_files[0].name}, ...)",
+        description=dataset.description.replace(f"Your data: {func_path.name}", f"Your data: {len(run_files)} run files"),
+        source=f"Uploaded files: {names}",
+        digest=dataset_digest(nifti.file_digest(func_path), dataset.labels, dataset.masks, "upload-runs",
+                              label_column),
+        run_files=tuple(run_files),
+    )
