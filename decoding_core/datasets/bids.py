@@ -438,8 +438,9 @@ def find_runs(root, *, subject, task, session=None, space=None) -> BidsRuns:
         bold, entities = Path(ref["file_path"]), ref["entities"]
         info = nifti.inspect_nifti(bold, expected_ndim=4, kind="functional image")
         columns["bold"].append(bold)
-        columns["events"].append(_one_file(bold, tops, "events", "tsv", _acquisition(entities))
-                                 or _raw_events(root, bold, _acquisition(entities)))
+        # The run's own folder in the raw data set first (fMRIPrep copies no events), then inherited ones.
+        columns["events"].append(_raw_events(root, bold, _acquisition(entities))
+                                 or _one_file(bold, tops, "events", "tsv", _acquisition(entities)))
         columns["confounds"].append(_confounds_file(bold, entities))
         columns["tr"].append(_repetition_time(bold, tops, entities, info))
         columns["n"].append(int(info.n_volumes))

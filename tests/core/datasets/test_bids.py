@@ -169,6 +169,8 @@ def test_fmriprep_derivatives_with_raw_events(bids_copy):
         stem = f"sub-1_task-{TASK}_run-{run:02d}"
         shutil.copy(func / f"{stem}_bold.nii.gz", derived / f"{stem}_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz")
         (derived / f"{stem}_desc-confounds_timeseries.tsv").write_text("trans_x\n" + "0\n" * 121)
+    # A task-level events file at the top applies only where a run has none of its own.
+    (bids_copy / f"task-{TASK}_events.tsv").write_text("onset\tduration\ttrial_type\n0\t1\tface\n")
     choices = bids_choices(bids_copy)
     assert choices.spaces == ("MNI152NLin2009cAsym",) and choices.has_raw
     runs = find_runs(bids_copy, subject="1", task=TASK, space="MNI152NLin2009cAsym")
@@ -178,6 +180,8 @@ def test_fmriprep_derivatives_with_raw_events(bids_copy):
     # The derivatives folder given as the root finds the raw events above it.
     runs = find_runs(bids_copy / "derivatives" / "fmriprep", subject="1", task=TASK, space="MNI152NLin2009cAsym")
     assert runs.events_files[0] == _events(bids_copy, 1)
+    _events(bids_copy, 2).unlink()
+    assert find_runs(bids_copy, subject="1", task=TASK).events_files[1] == bids_copy / f"task-{TASK}_events.tsv"
 
 
 @pytest.mark.slow
