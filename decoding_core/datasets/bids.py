@@ -533,7 +533,7 @@ def _beta_samples(runs: BidsRuns, tables, tr, method, mask, folder, progress):
                 run_labels=list(range(runs.n_runs)), progress=progress)
         write_nifti_gz_atomic(np.asarray(betas.dataobj, dtype=np.float32), betas.affine, func_path)
         labels.to_csv(labels_path, sep="\t", index=False)
-    labels = pd.read_csv(labels_path, sep="\t")
+    labels = pd.read_csv(labels_path, sep="\t", keep_default_na=False, dtype={"trial_type": str})
     table = pd.DataFrame({"labels": labels["trial_type"].astype(str).to_numpy(), "run": labels["run"].to_numpy()})
     return func_path, table
 
