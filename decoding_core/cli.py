@@ -10,9 +10,13 @@ Examples
         --mask mask_vt.nii.gz --conditions face cat --weights-out weights.nii.gz
     python -m decoding_core decode --dataset simulated --permutations 1000 --seed 0 --json
     python -m decoding_core info --dataset simulated
+    python -m decoding_core decode --bids ds/ --task objectviewing --subject 1 --hrf-lag 5 \\
+        --mask mask.nii.gz --conditions face cat --cv leave-one-run-out
+    python -m decoding_core info --bids ds/
     python -m decoding_core run config.json --dataset haxby:2 --out results/run1
     python -m decoding_core sweep --dataset simulated --setting C --values 0.001..100 --out results/sweep-C
     python -m decoding_core export-data --dataset simulated --out data/simulated
+    python -m decoding_core searchlight --dataset simulated --radius 5.6 --out map.nii.gz --json
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from decoding_core.errors import DecodingInputError
 from decoding_core.export import read_config_json
 from decoding_core.history import RunRecord
 from decoding_core.reproduce import export_data, export_file_name, export_run_zip
+from decoding_core.searchlight import run_searchlight
 from decoding_core.sweeps import SWEEPABLE, default_sweep_values, parse_sweep_values, run_sweep, sweep_table
 from decoding_core.urlstate import shareable_dataset_spec
 
@@ -42,7 +47,7 @@ EXIT_INTERNAL_ERROR = 1
 
 
 def _add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("data set (one of --dataset or --func/--labels)")
+    group = parser.add_argument_group("data set (one of --dataset, --func/--labels or --bids)")
     group.add_argument("--dataset", help="'simulated' (built-in, offline; 'simulated:SEED' for another seed) "
                                           "or 'haxby:N' with N in 1..6")
     group.add_argument("--data-dir", type=Path, help="directory for the Haxby download (nilearn's data_dir)")
@@ -54,6 +59,31 @@ def _add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--mask", type=Path, help="your 3D mask on the image's grid (default: computed EPI mask)")
     group.add_argument("--anat", type=Path, help="your anatomical image (default: the mean functional image)")
     group.add_argument("--tr", type=float, help="repetition time in seconds (default: from the image header)")
+    _add_bids_arguments(parser)
+
+
+def _add_bids_arguments(parser: argparse.ArgumentParser) -> None:
+    from decoding_core.datasets.bids import DESIGNS
+
+    group = parser.add_argument_group(
+        "BIDS data set",
+        "A raw BIDS folder (fMRIPrep derivatives under derivatives/ are found too) or an fMRIPrep "
+        "derivatives folder: one bold file per run, its events.tsv, RepetitionTime from the sidecars. "
+        "--mask and --anat apply as for your own files.")
+    group.add_argument("--bids", type=Path, metavar="DIR", help="the BIDS folder ('info --bids DIR' lists what it holds)")
+    group.add_argument("--subject", metavar="LABEL", help="subject label (with or without 'sub-')")
+    group.add_argument("--task", help="task label (with or without 'task-')")
+    group.add_argument("--session", metavar="S", help="session label (default: every session's runs)")
+    group.add_argument("--space", help="fMRIPrep space of *_desc-preproc_bold files (default: the raw bold files)")
+    group.add_argument("--hrf-lag", type=float, metavar="SECONDS",
+                       help="block design: seconds added to each event's onset before labelling the volumes, "
+                            "for the haemodynamic delay (default: 0, the volume acquired during the stimulus)")
+    group.add_argument("--drop-edge-volumes", type=int, metavar="N",
+                       help="block design: label the first and last N volumes of each block 'edge', "
+                            "left out of decoding (default: 0)")
+    group.add_argument("--design", choices=list(DESIGNS),
+                       help="how events become samples: " + "; ".join(f"{k}: {v}" for k, v in DESIGNS.items())
+                            + " (default: block)")
 
 
 #: argparse ``type`` of each kind of setting (choices are given by their table).
@@ -70,12 +100,17 @@ def _add_setting_argument(group, setting, default) -> None:
     if setting.kind == "bool":
         group.add_argument(setting.cli_flag, dest=dest, action="store_true", default=None, help=setting.help)
         return
-    options = {"nargs": "+"} if setting.kind == "conditions" else {}
-    if setting.kind == "choice":
+    if setting.cli_off_flag:  # an older flag kept working: it chooses "none"
+        group.add_argument(setting.cli_off_flag, dest=dest, action="store_const", const="none",
+                           help=f"the same as {setting.cli_flag} none")
+    options = {"nargs": "+"} if setting.kind in ("conditions", "choices") else {}
+    if setting.kind in ("choice", "choices"):
         options["choices"] = list(setting.choices)
+    if setting.cli_bare_value is not None:  # the flag alone still means what it meant as a yes/no flag
+        options.update(nargs="?", const=setting.cli_bare_value)
     if setting.kind in _ARGUMENT_TYPES:
         options["type"] = _ARGUMENT_TYPES[setting.kind]
-    shown = " ".join(default) if setting.kind == "conditions" else default
+    shown = (" ".join(default) or "none") if setting.kind in ("conditions", "choices") else default
     group.add_argument(setting.cli_flag, dest=dest, help=f"{setting.help} (default: {shown})", **options)
 
 
@@ -131,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
                                               "(default: the setting's usual values)")
     _add_export_arguments(sweep_parser)
 
+    _add_searchlight_parser(commands)
+
     data_parser = commands.add_parser(
         "export-data", help="write a data set's files (image, labels, masks) to a folder, e.g. for reproduce.py",
     )
@@ -138,6 +175,20 @@ def build_parser() -> argparse.ArgumentParser:
     data_parser.add_argument("--out", type=Path, required=True, help="output folder")
     data_parser.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
     return parser
+
+
+def _add_searchlight_parser(commands) -> None:
+    parser = commands.add_parser(
+        "searchlight", help="score every voxel of the mask by decoding the sphere around it; write the map",
+        description="A searchlight map (nilearn's spheres: the mask's voxels within --radius mm of each "
+                    "voxel): each voxel's score is the configuration's cross-validated score on its sphere.")
+    _add_dataset_arguments(parser)
+    _add_config_arguments(parser)
+    group = parser.add_argument_group("searchlight")
+    group.add_argument("--radius", type=float, default=5.6, help="sphere radius in millimetres (default: 5.6)")
+    group.add_argument("--out", type=Path, required=True, help="write the map to this .nii.gz file")
+    group.add_argument("--json", action="store_true", help="print one JSON object instead of a text summary")
+    group.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
 
 
 def _add_permutation_arguments(parser: argparse.ArgumentParser) -> None:
@@ -193,8 +244,35 @@ def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
 
 
+def _bids_only_options(args) -> list[str]:
+    names = {"subject": "--subject", "task": "--task", "session": "--session", "space": "--space",
+             "hrf_lag": "--hrf-lag", "drop_edge_volumes": "--drop-edge-volumes", "design": "--design"}
+    return [flag for name, flag in names.items() if getattr(args, name, None) is not None]
+
+
+def load_bids_from_args(args, progress=None):
+    """Load the BIDS selection ``--bids``, ``--subject``, ``--task`` (and the other BIDS options) name."""
+    from decoding_core.datasets.bids import load_bids
+
+    if args.dataset or args.func or args.labels:
+        raise DecodingInputError("Give either --bids or --dataset or --func/--labels, not two of them.")
+    if args.subject is None or args.task is None:
+        raise DecodingInputError(
+            "A BIDS data set needs --subject and --task: see what it holds with  python -m decoding_core info "
+            f"--bids {args.bids}"
+        )
+    return load_bids(args.bids, subject=args.subject, task=args.task, session=args.session, space=args.space,
+                     hrf_lag=0.0 if args.hrf_lag is None else args.hrf_lag,
+                     drop_edge_volumes=args.drop_edge_volumes or 0, design=args.design or "block",
+                     mask=args.mask, anat=args.anat, progress=progress)
+
+
 def load_dataset_from_args(args, progress=None):
-    """Load the data set that ``--dataset`` or ``--func``/``--labels`` names."""
+    """Load the data set that ``--dataset``, ``--func``/``--labels`` or ``--bids`` names."""
+    if getattr(args, "bids", None) is not None:
+        return load_bids_from_args(args, progress=progress)
+    if _bids_only_options(args):
+        raise DecodingInputError(f"{', '.join(_bids_only_options(args))}: options of a BIDS data set; give --bids DIR too.")
     if args.dataset and args.func:
         raise DecodingInputError("Give either --dataset or --func/--labels, not both.")
     if args.dataset:
@@ -243,7 +321,7 @@ def config_from_args(args, dataset, base: DecodingConfig | None = None) -> Decod
     for name, setting in SETTINGS.items():
         value = getattr(args, name)
         if value is not None:
-            changes[name] = tuple(value) if setting.kind == "conditions" else value
+            changes[name] = tuple(value) if setting.kind in ("conditions", "choices") else value
     config = config.replace(**changes) if changes else config
     if config.mask_name not in dataset.masks:
         raise DecodingInputError(
@@ -290,7 +368,7 @@ def _permutation_test(dataset, config: DecodingConfig, raw_voxels: masking.RawVo
     the cleaning (deterministic, so the matrix is the decode's), not the file pass.
     """
     masked = masking.mask_dataset(
-        dataset, config.mask_name, standardize=config.standardize, detrend=config.detrend,
+        dataset, config.mask_name, **config.cleaning_options(),
         smoothing_fwhm=config.smoothing_fwhm, cache=raw_voxels,
     )
     return significance.permutation_test(masked, config, n_permutations=n_permutations, seed=seed,
@@ -348,9 +426,63 @@ def _command_decode(args) -> int:
     return 0
 
 
+def _command_searchlight(args) -> int:
+    progress = _progress_printer(args.quiet or args.json)
+    dataset = load_dataset_from_args(args, progress=progress)
+    config = config_from_args(args, dataset)
+    result = run_searchlight(dataset, config, args.radius, progress=progress)
+    args.out.write_bytes(export.image_to_nifti_bytes(result.score_img))
+    scores = result.scores[np.isfinite(result.scores)]
+    summary = {
+        "dataset": dataset.name, "config": config.to_dict(), "radius_mm": result.radius,
+        "n_spheres": result.n_spheres, "sphere_size_min": int(result.sphere_sizes.min()),
+        "sphere_size_mean": float(result.sphere_sizes.mean()), "sphere_size_max": int(result.sphere_sizes.max()),
+        "mean_score": float(scores.mean()) if scores.size else None,
+        "max_score": float(scores.max()) if scores.size else None,
+        "chance_level": result.chance_level, "n_samples": result.n_samples, "partial": result.partial,
+        "best_voxels": result.best_voxels(5), "elapsed_seconds": result.elapsed_seconds, "out": str(args.out),
+    }
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(f"Searchlight of {' vs '.join(config.conditions)} in mask {config.mask_name!r}: {result.n_spheres} "
+          f"spheres of radius {result.radius:g} mm ({summary['sphere_size_min']}-{summary['sphere_size_max']} "
+          f"voxels), {ESTIMATORS[config.estimator].title}, {CV_SCHEMES[config.cv].title}")
+    print(f"Mean {SCORINGS[config.scoring].short} {summary['mean_score']:.3f}, best {summary['max_score']:.3f}; "
+          f"chance level {result.chance_level:.3f}; {result.elapsed_seconds:.1f} s")
+    for best in summary["best_voxels"]:
+        print(f"  voxel {tuple(best['voxel'])} ({', '.join(f'{c:g}' for c in best['mm'])} mm): {best['score']:.3f}")
+    print(f"Map written to {args.out}")
+    return 0
+
+
+def _bids_contents(args) -> dict:
+    """What a BIDS folder holds; with --subject and --task, the runs of that selection too."""
+    from decoding_core.datasets.bids import bids_choices, find_runs
+
+    choices = bids_choices(args.bids)
+    contents = {"bids": str(choices.root), "subjects": list(choices.subjects), "tasks": list(choices.tasks),
+                "sessions": list(choices.sessions), "spaces": list(choices.spaces), "raw": choices.has_raw}
+    if args.subject is not None and args.task is not None:
+        runs = find_runs(args.bids, subject=args.subject, task=args.task, session=args.session, space=args.space)
+        contents["runs"] = [
+            {"run": label, "bold": bold.name, "n_volumes": n, "tr": tr,
+             "events": None if events is None else events.name,
+             "confounds": None if confounds is None else confounds.name}
+            for label, bold, n, tr, events, confounds in zip(runs.run_labels, runs.bold_files, runs.n_volumes,
+                                                             runs.tr, runs.events_files, runs.confounds_files)
+        ]
+    return contents
+
+
 def _command_info(args) -> int:
-    dataset = load_dataset_from_args(args)
-    description = _describe(dataset)
+    if args.bids is not None and (args.subject is None or args.task is None):
+        description = _bids_contents(args)  # what there is to choose from
+    else:
+        dataset = load_dataset_from_args(args)
+        description = _describe(dataset)
+        if args.bids is not None:
+            description.update({key: value for key, value in _bids_contents(args).items() if key == "runs"})
     if args.json:
         print(json.dumps(description))
         return 0
@@ -378,6 +510,20 @@ def _write_export(record, zip_bytes: bytes, out_dir: Path, unpack: bool) -> dict
     return written
 
 
+def _use_recorded_bids_selection(args, name) -> bool:
+    """For a configuration run on a BIDS data set, its folder and selection (options given win); False if not one."""
+    from decoding_core.datasets.bids import BidsSelection
+
+    selection = BidsSelection.from_name(name)
+    if selection is None:
+        return False
+    args.bids = Path(selection.root)
+    for key, value in selection.load_arguments().items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+    return True
+
+
 def _base_config_and_dataset(args, progress):
     """The configuration file's settings and the data set: the one named, else the file's own."""
     base, recorded = None, None
@@ -387,9 +533,9 @@ def _base_config_and_dataset(args, progress):
     config_path = config_path or args.config
     if config_path is not None:
         base, recorded = read_config_file(config_path)
-    if not args.dataset and not args.func and not args.labels and recorded:
+    if not args.dataset and not args.func and not args.labels and args.bids is None and recorded:
         spec = shareable_dataset_spec(recorded.get("name"))
-        if spec is None:
+        if spec is None and not _use_recorded_bids_selection(args, recorded.get("name")):
             raise DecodingInputError(
                 f"This configuration was run on your own files ({recorded.get('title') or recorded.get('name')}); "
                 "give them with --func and --labels (and --mask)."
@@ -458,7 +604,7 @@ def _command_export_data(args) -> int:
 
 
 COMMANDS = {"decode": _command_decode, "info": _command_info, "run": _command_run, "sweep": _command_sweep,
-            "export-data": _command_export_data}
+            "export-data": _command_export_data, "searchlight": _command_searchlight}
 
 
 def main(argv=None) -> int:

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from decoding_core._validation import check_in, check_range
+from decoding_core.cleaning import CONFOUND_STRATEGIES, SCOPES, confound_strategies, scope_of
 from decoding_core.decoding.estimators import ESTIMATORS
 from decoding_core.decoding.scoring import SCORINGS
 from decoding_core.decoding.splits import CV_SCHEMES
@@ -42,14 +43,18 @@ class Setting:
         The Configure page's widget label.
     help : str
         One sentence for the widget's help and the command line's ``--help``.
-    kind : {"conditions", "text", "choice", "bool", "int", "float", "optional_float"}
-        How values are typed, parsed and shown.
+    kind : {"conditions", "text", "choice", "choices", "bool", "int", "float", "optional_float"}
+        How values are typed, parsed and shown (``"choices"``: a tuple of keys of ``choices``, maybe empty).
     url_key : str
         Query parameter of a shared link.
     cli_flag : str
         Command-line option (for a boolean that defaults to True, the flag that turns it off).
     choices : mapping or None
-        For ``kind="choice"``: the table of allowed values (name -> object with ``title``).
+        For ``kind="choice"`` and ``"choices"``: the table of allowed values (name -> object with ``title``).
+    cli_off_flag : str or None
+        An older command-line flag kept working, that sets the choice ``"none"`` (``--no-standardize``).
+    cli_bare_value : str or None
+        The value of ``cli_flag`` given without one (``--detrend`` alone, as when it was a yes/no flag).
     low, high : float or None
         Allowed range of a number; ``low_inclusive`` says whether ``low`` itself is allowed.
     sweep_values : tuple or None
@@ -66,6 +71,8 @@ class Setting:
     url_key: str
     cli_flag: str
     choices: Mapping | None = None
+    cli_off_flag: str | None = None
+    cli_bare_value: str | None = None
     low: float | None = None
     high: float | None = None
     low_inclusive: bool = True
@@ -76,6 +83,9 @@ class Setting:
         """Raise `DecodingInputError` unless ``value`` is allowed (numbers: in range; choices: known)."""
         if self.kind == "choice":
             check_in(value, self.choices, self.name)
+        elif self.kind == "choices":
+            for item in value:
+                check_in(item, self.choices, self.name)
         elif self.kind in ("int", "float") or (self.kind == "optional_float" and value is not None):
             check_range(value, self.name, low=self.low, high=self.high, low_inclusive=self.low_inclusive,
                         integer=self.kind == "int")
@@ -90,12 +100,26 @@ SETTINGS = {
                 "conditions", "cond", "--conditions"),
         Setting("mask_name", "Mask", "Mask (which voxels)", "Which of the data set's masks selects the voxels.",
                 "text", "mask", "--mask-name", sweep_values=("vt", "face", "house")),
-        Setting("standardize", "Standardize", "Standardize each voxel's time series (z-score)",
-                "Z-score each voxel's time series, as NiftiMasker(standardize='zscore_sample') in the tutorial.",
-                "bool", "std", "--no-standardize", sweep_values=(True, False)),
+        Setting("standardize", "Standardize", "Z-score each voxel's time series",
+                "Z-score each voxel (ddof=1) over the whole series (the tutorial's NiftiMasker("
+                "standardize='zscore_sample')), within each run over all of its volumes, or not; "
+                "fitted before conditions are chosen, without labels.",
+                "choice", "std", "--standardize", choices=SCOPES, cli_off_flag="--no-standardize",
+                sweep_values=tuple(SCOPES)),
         Setting("detrend", "Detrend", "Remove a linear trend per voxel",
-                "Remove a linear trend from each voxel's time series before standardizing.",
-                "bool", "detrend", "--detrend", sweep_values=(False, True)),
+                "Remove a linear trend from each voxel's time series, over the whole series or within "
+                "each run, before standardizing.",
+                "choice", "detrend", "--detrend", choices=SCOPES, cli_bare_value="series",
+                sweep_values=tuple(SCOPES)),
+        Setting("high_pass", "High-pass (Hz)", "High-pass filter cutoff (Hz)",
+                "Remove slow drifts below this frequency in Hz within each run (nilearn's Butterworth "
+                "filter, with the data set's TR); none for none.",
+                "optional_float", "hp", "--high-pass", low=0, high=10, low_inclusive=False,
+                sweep_values=(None, 0.008, 0.01, 0.02)),
+        Setting("confounds", "Confounds", "fMRIPrep confounds to regress out",
+                "fMRIPrep confounds regressed out of each run (nilearn's load_confounds strategies); "
+                "needs an fMRIPrep data set. Scrubbing drops high-motion volumes.",
+                "choices", "conf", "--confounds", choices=CONFOUND_STRATEGIES),
         Setting("smoothing_fwhm", "Smoothing FWHM (mm)", "Smoothing FWHM (mm)",
                 "FWHM in mm of a Gaussian spatial smoothing of each volume before masking; none for none.",
                 "optional_float", "fwhm", "--smoothing", low=0, high=50, sweep_values=(None, 4.0, 6.0, 8.0)),
@@ -135,7 +159,7 @@ def format_value(value) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, (tuple, list)):
-        return ", ".join(str(v) for v in value)
+        return ", ".join(str(v) for v in value) if value else "none"
     return str(value)
 
 
@@ -149,11 +173,20 @@ class DecodingConfig:
         Labels of the volumes to keep and decode; at least two.
     mask_name : str, default="vt"
         Name of one of the data set's masks.
-    standardize : bool, default=True
-        Z-score each voxel's time series (``standardize="zscore_sample"``
-        in nilearn's ``NiftiMasker``).
-    detrend : bool, default=False
-        Remove a linear trend from each voxel's time series before standardizing.
+    standardize : {"series", "run", "none"}, default="series"
+        Z-score each voxel's time series (ddof=1) over the whole series
+        (``NiftiMasker(standardize="zscore_sample")``), within each run, or not
+        (`decoding_core.cleaning.SCOPES`). True and False, as older
+        configurations say, mean "series" and "none".
+    detrend : {"series", "run", "none"}, default="none"
+        Remove a linear trend from each voxel's time series before
+        standardizing, over the series or within each run (True: "series").
+    high_pass : float or None, default=None
+        High-pass cutoff in Hz (nilearn's Butterworth filter within each run);
+        needs the data set's TR.
+    confounds : tuple of str, default=()
+        fMRIPrep confound strategies regressed out of each run
+        (`decoding_core.cleaning.CONFOUND_STRATEGIES`).
     smoothing_fwhm : float or None, default=None
         Full width at half maximum, in millimetres, of a Gaussian spatial
         smoothing applied to each volume before masking; None for none.
@@ -179,8 +212,10 @@ class DecodingConfig:
 
     conditions: tuple[str, ...] = DEFAULT_CONDITIONS
     mask_name: str = "vt"
-    standardize: bool = True
-    detrend: bool = False
+    standardize: str = "series"
+    detrend: str = "none"
+    high_pass: float | None = None
+    confounds: tuple[str, ...] = ()
     smoothing_fwhm: float | None = None
     estimator: str = "svc"
     C: float = 1.0
@@ -208,14 +243,19 @@ class DecodingConfig:
             )
         if not isinstance(self.mask_name, str) or not self.mask_name:
             raise DecodingInputError(f"'mask_name' must be a non-empty string. Got {self.mask_name!r}.")
-        for flag in ("standardize", "detrend", "tune_C"):
-            if not isinstance(getattr(self, flag), bool):
-                raise DecodingInputError(f"'{flag}' must be True or False. Got {getattr(self, flag)!r}.")
+        if not isinstance(self.tune_C, bool):
+            raise DecodingInputError(f"'tune_C' must be True or False. Got {self.tune_C!r}.")
+        # Older configurations, links and history records say True/False.
+        object.__setattr__(self, "standardize", scope_of(self.standardize, "standardize"))
+        object.__setattr__(self, "detrend", scope_of(self.detrend, "detrend"))
+        object.__setattr__(self, "confounds", confound_strategies(self.confounds))
         for setting in SETTINGS.values():
             setting.check(getattr(self, setting.name))
         if self.smoothing_fwhm is not None:
             object.__setattr__(self, "smoothing_fwhm", float(self.smoothing_fwhm) or None)
         object.__setattr__(self, "C", float(self.C))
+        if self.high_pass is not None:
+            object.__setattr__(self, "high_pass", float(self.high_pass))
         if self.screening_percentile is not None:
             value = float(self.screening_percentile)
             object.__setattr__(self, "screening_percentile", None if value >= 100 else value)
@@ -225,6 +265,7 @@ class DecodingConfig:
         """Plain JSON-compatible dict of every setting."""
         data = dataclasses.asdict(self)
         data["conditions"] = list(self.conditions)
+        data["confounds"] = list(self.confounds)
         return data
 
     @classmethod
@@ -264,3 +305,8 @@ class DecodingConfig:
     def replace(self, **changes) -> "DecodingConfig":
         """A copy with some settings changed (validated again)."""
         return dataclasses.replace(self, **changes)
+
+    def cleaning_options(self) -> dict:
+        """The cleaning settings as `decoding_core.masking.mask_dataset` takes them."""
+        return {"standardize": self.standardize, "detrend": self.detrend, "high_pass": self.high_pass,
+                "confounds": self.confounds}

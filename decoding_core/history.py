@@ -113,6 +113,21 @@ def _new_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
+def unique_run_name(name: str, taken) -> str:
+    """``name``, or ``name #2``, ``name #3``... the first one not in ``taken`` (the history's names).
+
+    Two automatic names can still meet (the same settings run twice, or two sets of
+    eight conditions): the history never shows two runs under one name.
+    """
+    taken = {str(t) for t in taken}
+    if name not in taken:
+        return name
+    number = 2
+    while f"{name} #{number}" in taken:
+        number += 1
+    return f"{name} #{number}"
+
+
 def _clean_name(name) -> str:
     if not isinstance(name, str):
         raise DecodingInputError(f"A run name must be text. Got {type(name).__name__}.")
@@ -124,18 +139,32 @@ def _clean_name(name) -> str:
     return cleaned
 
 
+def _conditions_part(conditions) -> str:
+    """The conditions in a run's name: ``face/cat`` for up to three, else ``8 conditions``."""
+    conditions = [str(c) for c in conditions]
+    return "/".join(conditions) if len(conditions) <= 3 else f"{len(conditions)} conditions"
+
+
 def default_run_name(config: DecodingConfig, dataset_name: str = "") -> str:
-    """A short name that tells runs apart: data set, mask, estimator, C, scheme."""
+    """A short name that tells runs apart: data set, conditions, mask, estimator, C, scheme."""
     parts = [dataset_name] if dataset_name else []
-    parts += [config.mask_name, config.estimator, f"C={config.C:g}", config.cv]
+    parts += [_conditions_part(config.conditions), config.mask_name, config.estimator, f"C={config.C:g}", config.cv]
     if config.cv == "kfold":
         parts[-1] = f"kfold{config.n_folds}"
     if config.screening_percentile is not None:
         parts.append(f"top{config.screening_percentile:g}%")
     if config.tune_C:
         parts.append("tuned C")
-    if not config.standardize:
+    if config.standardize == "none":
         parts.append("raw")
+    elif config.standardize == "run":
+        parts.append("z per run")
+    if config.detrend != "none":
+        parts.append(f"detrend per {config.detrend}")
+    if config.high_pass is not None:
+        parts.append(f"hp{config.high_pass:g}Hz")
+    if config.confounds:
+        parts.append("+".join(config.confounds))
     if config.smoothing_fwhm:
         parts.append(f"fwhm{config.smoothing_fwhm:g}")
     return ", ".join(parts)

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 import nibabel as nib
 import numpy as np
 
+from decoding_core import cleaning
 from decoding_core._validation import check_in
 from decoding_core.caching import BoundedCache
+from decoding_core.cleaning import clean_signals  # noqa: F401  (its home was here; callers import it from masking)
 from decoding_core.errors import DecodingInputError
 from decoding_core.io import nifti
 from decoding_core.progress import ProgressCallback
@@ -94,6 +96,9 @@ class MaskedData:
     dropped : NonFiniteVoxels or None
         The voxels of the data set's mask left out because they hold NaN or
         infinite values (``mask_dataset(..., nonfinite="drop")``); None when none were.
+    notes : tuple of str
+        What the cleaning did that the run's notes should say (e.g. volumes left
+        out by scrubbing; `decoding_core.cleaning.Cleaned.notes`).
     """
 
     X: np.ndarray
@@ -103,6 +108,7 @@ class MaskedData:
     mask_img: nib.Nifti1Image
     mask_name: str
     dropped: NonFiniteVoxels | None = None
+    notes: tuple = ()
 
     @property
     def shape(self) -> tuple:
@@ -112,7 +118,7 @@ class MaskedData:
 #: Default capacity of a `RawVoxelCache`.
 DEFAULT_CACHE_BYTES = 256 * 1024**2
 #: Columns processed at once by `clean_signals` (float64 work block).
-_CLEAN_BLOCK_COLUMNS = 2048
+_CLEAN_BLOCK_COLUMNS = cleaning.CLEAN_BLOCK_COLUMNS
 
 
 # --------------------------------------------------------------------------------------
@@ -304,66 +310,6 @@ def _smoothing_function(smoothing_fwhm, affine):
 
 
 # --------------------------------------------------------------------------------------
-# Cleaning (nilearn signal.clean with detrend / standardize="zscore_sample")
-# --------------------------------------------------------------------------------------
-
-
-def clean_signals(X, *, standardize=True, detrend=False, copy=True) -> np.ndarray:
-    """Detrend and z-score each column, as ``nilearn.signal.clean`` does.
-
-    Parameters
-    ----------
-    X : ndarray of shape (n_samples, n_voxels)
-        Not modified.
-    standardize : bool or {"zscore_sample"} or None
-        True or "zscore_sample": subtract the mean and divide by the standard
-        deviation with ddof=1; columns whose deviation is below float64 eps
-        are only centred (they become 0), as nilearn does.
-    detrend : bool
-        Remove the mean and a linear trend first.
-    copy : bool
-        False cleans a writeable float32 ``X`` in place (no second matrix in
-        memory: useful for whole-brain masks).
-
-    Returns
-    -------
-    ndarray of shape (n_samples, n_voxels), float32
-        Computed in float64 blocks of columns, so memory stays close to that
-        of the output.
-    """
-    if standardize not in (True, False, None, "zscore_sample"):
-        raise DecodingInputError(
-            f"'standardize' must be True, False, None or 'zscore_sample'. Got {standardize!r}."
-        )
-    standardize = standardize in (True, "zscore_sample")
-    in_place = (not copy and isinstance(X, np.ndarray) and X.dtype == np.float32 and X.flags.writeable)
-    out = X if in_place else np.array(X, dtype=np.float32, copy=True)
-    if out.ndim != 2:
-        raise DecodingInputError(f"'X' must be a 2D matrix (samples x voxels). Got shape {out.shape}.")
-    n_samples = out.shape[0]
-    if n_samples < 2 or not (standardize or detrend):
-        return out  # nilearn skips both steps for a single sample
-    regressor = None
-    if detrend:
-        regressor = np.arange(n_samples, dtype=np.float64)
-        regressor -= regressor.mean()
-        regressor /= np.sqrt((regressor**2).sum())
-    eps = np.finfo(np.float64).eps
-    for start in range(0, out.shape[1], _CLEAN_BLOCK_COLUMNS):
-        block = out[:, start : start + _CLEAN_BLOCK_COLUMNS].astype(np.float64)
-        block -= block.mean(axis=0)
-        if regressor is not None:
-            block -= np.outer(regressor, regressor @ block)
-        if standardize:
-            block -= block.mean(axis=0)
-            std = block.std(axis=0, ddof=1)
-            std[std < eps] = 1.0
-            block /= std
-        out[:, start : start + _CLEAN_BLOCK_COLUMNS] = block
-    return out
-
-
-# --------------------------------------------------------------------------------------
 # Cache of raw masked matrices
 # --------------------------------------------------------------------------------------
 
@@ -407,17 +353,19 @@ def _mask_digest(mask_img) -> str:
 # --------------------------------------------------------------------------------------
 
 
-def mask_dataset(dataset, mask_name, *, standardize=True, detrend=False,
+def mask_dataset(dataset, mask_name, *, standardize="series", detrend="none", high_pass=None, confounds=(),
                  smoothing_fwhm=None, progress: ProgressCallback | None = None,
                  cache: RawVoxelCache | None = None, nonfinite: str = "error") -> MaskedData:
-    """Mask a `Dataset` with one of its masks, keeping all volumes.
+    """Mask a `Dataset` with one of its masks, keeping all volumes (less those scrubbing drops).
 
-    Equals ``NiftiMasker(mask_img=dataset.masks[mask_name],
+    Over the series, equals ``NiftiMasker(mask_img=dataset.masks[mask_name],
     standardize="zscore_sample" or None, detrend=detrend,
     smoothing_fwhm=smoothing_fwhm).fit_transform(dataset.func_path)`` to float32
-    precision, for an image without NaN or infinite values in the mask.
-    Detrending and standardization use the whole time series, before any
-    condition is selected (`select_conditions`).
+    precision, for an image without NaN or infinite values in the mask; per run,
+    that masker without cleaning, then ``nilearn.signal.clean(..., runs=runs)``
+    (`decoding_core.cleaning.clean_runs`). Cleaning uses the whole time series of
+    each run (or of the data set), before any condition is selected
+    (`select_conditions`), and never the labels.
 
     The image is streamed once for the requested mask and, at no extra cost,
     for the data set's other small masks; the raw matrices are cached by content
@@ -428,10 +376,16 @@ def mask_dataset(dataset, mask_name, *, standardize=True, detrend=False,
     dataset : decoding_core.datasets.Dataset
     mask_name : str
         A key of ``dataset.masks``.
-    standardize : bool
-        z-score each voxel (ddof=1).
-    detrend : bool
-        Remove a linear trend from each voxel.
+    standardize : {"series", "run", "none"} or bool
+        z-score each voxel (ddof=1) over the series, within each run, or not
+        (True means "series", False "none"; `decoding_core.cleaning.SCOPES`).
+    detrend : {"series", "run", "none"} or bool
+        Remove a linear trend from each voxel, over the series or within each run.
+    high_pass : float, optional
+        High-pass cutoff in Hz (nilearn's Butterworth filter within each run, the data set's TR).
+    confounds : sequence of str
+        fMRIPrep confound strategies (`decoding_core.cleaning.CONFOUND_STRATEGIES`) read
+        from ``dataset.run_files``; scrubbing drops volumes, with their labels and runs.
     smoothing_fwhm : float, optional
         Gaussian smoothing in mm before masking.
     progress : callable, optional
@@ -474,12 +428,29 @@ def mask_dataset(dataset, mask_name, *, standardize=True, detrend=False,
             )
         raw, cached = raw[:, ~dropped.columns], False  # a new matrix: it may be cleaned in place
         mask_img = mask_without(mask_img, dropped.columns)
+    runs = None if dataset.runs is None else np.asarray(dataset.runs)
     # A matrix the cache does not hold (e.g. a whole-brain mask) is cleaned in place: one copy in memory.
-    X = clean_signals(raw, standardize=standardize, detrend=detrend, copy=cached)
+    cleaned = clean_dataset_matrix(raw, dataset, standardize=standardize, detrend=detrend, high_pass=high_pass,
+                                   confounds=confounds, copy=cached)
+    kept = cleaned.kept
     return MaskedData(
-        X=X, labels=labels, runs=None if dataset.runs is None else np.asarray(dataset.runs),
-        volume_index=np.arange(len(labels)), mask_img=mask_img, mask_name=mask_name, dropped=dropped,
+        X=cleaned.X, labels=labels[kept], runs=None if runs is None else runs[kept],
+        volume_index=kept, mask_img=mask_img, mask_name=mask_name, dropped=dropped, notes=cleaned.notes,
     )
+
+
+def clean_dataset_matrix(raw, dataset, *, standardize="series", detrend="none", high_pass=None, confounds=(),
+                         copy=True) -> cleaning.Cleaned:
+    """Clean a raw masked matrix of ``dataset`` with its runs, TR and run files (`cleaning.clean_runs`)."""
+    runs = None if dataset.runs is None else np.asarray(dataset.runs)
+    strategies = cleaning.confound_strategies(confounds)
+    confound_matrices = sample_masks = None
+    if strategies:
+        lengths = [len(rows) for rows in cleaning.run_rows(runs, raw.shape[0])]
+        confound_matrices, sample_masks = cleaning.load_run_confounds(
+            tuple(dataset.run_files), strategies, lengths)
+    return cleaning.clean_runs(raw, runs, standardize=standardize, detrend=detrend, high_pass=high_pass,
+                               t_r=dataset.tr, confounds=confound_matrices, sample_masks=sample_masks, copy=copy)
 
 
 def _raw_matrix(dataset, mask_name, smoothing_fwhm, progress, cache: RawVoxelCache) -> tuple[np.ndarray, bool]:
@@ -691,6 +662,7 @@ def select_conditions(masked: MaskedData, conditions) -> MaskedData:
         mask_img=masked.mask_img,
         mask_name=masked.mask_name,
         dropped=masked.dropped,
+        notes=masked.notes,
     )
 
 

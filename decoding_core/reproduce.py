@@ -34,7 +34,9 @@ import nibabel as nib
 import numpy as np
 
 from decoding_core import export
+from decoding_core.cleaning import CONFOUND_STRATEGIES, describe
 from decoding_core.datasets import HAXBY, SIMULATED, DatasetSpec
+from decoding_core.datasets.bids import BidsSelection, runs_sha256
 from decoding_core.decoding import CV_SCHEMES, DEFAULT_C_GRID, ESTIMATORS
 from decoding_core.errors import DecodingInputError
 from decoding_core.history import RunRecord
@@ -71,7 +73,9 @@ iteration cap, different package versions.
 
 It depends on numpy, pandas, nilearn and scikit-learn only; it does not import
 the app. Every step mirrors the app: NiftiMasker on all volumes (z-score with
-ddof=1, optional linear detrend and smoothing), keep the chosen conditions,
+ddof=1, optional linear detrend and smoothing; when something is fitted per run,
+nilearn.signal.clean on each run: detrend, high-pass filter, fMRIPrep confounds
+through load_confounds, z-score), keep the chosen conditions,
 split, fit (optional ANOVA screening and inner choice of C inside each training
 fold), score.
 """
@@ -107,6 +111,8 @@ C_GRID = @@c_grid@@
 RECORDED_DATA = @@recorded_data@@
 #: Versions of the packages that exported the run (also in versions.json).
 RECORDED_VERSIONS = @@recorded_versions@@
+#: The run's confound strategies -> their names in nilearn.interfaces.fmriprep.load_confounds.
+CONFOUND_NAMES = @@confound_names@@
 #: Fits that stopped at their iteration cap in this process (the app counts them the same way).
 CONVERGENCE = {"not_converged": 0}
 
@@ -244,6 +250,61 @@ def score_fold(scoring, classifier, X_test, y_test, y_pred, classes):
     return float(np.mean(aucs)) if aucs else float("nan")
 
 
+def scope(value):
+    """Where a z-score or detrend is fitted: "series", "run" or "none" (True/False as older runs wrote)."""
+    if value is True:
+        return "series"
+    if value is False or value is None:
+        return "none"
+    return value
+
+
+def run_groups(runs, n_volumes):
+    """Row indices of each run, runs in the order they first appear (one run when there are none)."""
+    if runs is None:
+        return [np.arange(n_volumes)]
+    _, first, inverse = np.unique(runs, return_index=True, return_inverse=True)
+    return [np.flatnonzero(inverse == k) for k in np.argsort(first)]
+
+
+def clean_by_run(X, runs, config, t_r, run_files):
+    """The app's cleaning when a step is fitted per run (nilearn.signal.clean on each run).
+
+    Returns the cleaned matrix and the rows kept (scrubbing drops some).
+    """
+    from nilearn import signal
+    from nilearn.interfaces.fmriprep import load_confounds
+
+    standardize, detrend = scope(config["standardize"]), scope(config["detrend"])
+    high_pass = config.get("high_pass")
+    X = X.astype(np.float64)
+    if detrend == "series":
+        X = signal.clean(X, detrend=True, standardize=None, filter=False)
+    groups = run_groups(runs, len(X))
+    confounds = [None] * len(groups)
+    masks = [None] * len(groups)
+    if config.get("confounds"):
+        if not run_files or len(run_files) != len(groups):
+            raise SystemExit(f"This run regressed fMRIPrep confounds: give the {len(groups)} preprocessed bold "
+                             "files of its runs with --run-files, in run order.")
+        strategy = tuple(CONFOUND_NAMES[name] for name in config["confounds"])
+        for k, bold in enumerate(run_files):
+            table, masks[k] = load_confounds(str(bold), strategy=strategy)
+            confounds[k] = table.to_numpy(dtype=np.float64) if table is not None and table.shape[1] else None
+    pieces, kept = [], []
+    for k, rows in enumerate(groups):
+        cleaned = signal.clean(
+            X[rows], detrend=detrend == "run", standardize="zscore_sample" if standardize == "run" else None,
+            confounds=confounds[k], sample_mask=masks[k], filter="butterworth" if high_pass is not None else False,
+            high_pass=high_pass, t_r=t_r)
+        pieces.append(cleaned.astype(np.float32))
+        kept.append(rows if masks[k] is None else rows[np.asarray(masks[k], dtype=int)])
+    X = np.concatenate(pieces).astype(np.float64)
+    if standardize == "series":
+        X = signal.clean(X, detrend=False, standardize="zscore_sample", filter=False)
+    return X.astype(np.float32).astype(np.float64), np.concatenate(kept)
+
+
 def read_labels(path, label_column, run_column):
     """The labels table: CSV, TSV or whitespace separated (sniffed from the first line)."""
     first_line = Path(path).read_text(errors="replace").splitlines()[0]
@@ -276,7 +337,8 @@ def file_sha256(path):
 def data_read(func, y, n_voxels):
     """What this script read, in the terms of RECORDED_DATA."""
     classes, counts = np.unique(y, return_counts=True)
-    return {"func_sha256": file_sha256(func), "n_samples": int(len(y)), "n_voxels": int(n_voxels),
+    sha256 = runs_sha256(BIDS_READ["run_files"]) if BIDS_READ["run_files"] else file_sha256(func)
+    return {"func_sha256": sha256, "n_samples": int(len(y)), "n_voxels": int(n_voxels),
             "class_counts": {str(c): int(n) for c, n in zip(classes, counts)}}
 
 
@@ -326,6 +388,145 @@ def mismatch_message(obtained, expected, read):
     return "\n".join(lines)
 
 
+def bids_entities(path):
+    from nilearn.interfaces.bids import parse_bids_filename
+
+    return parse_bids_filename(str(path))["entities"]
+
+
+def bids_bold_files(root, selection):
+    """The recorded selection's bold files, in run order, found as the app finds them (nilearn's BIDS helpers)."""
+    from nilearn.interfaces.bids import get_bids_files
+
+    root = Path(root)
+    derivatives = sorted(p for p in (root / "derivatives").glob("*") if p.is_dir())
+    found = []
+    for top in [root, *derivatives]:
+        for path in get_bids_files(top, file_tag="bold", file_type="nii*", sub_label=selection["subject"],
+                                   modality_folder="func"):
+            e = bids_entities(path)
+            if (e.get("sub") == selection["subject"] and e.get("task") == selection["task"]
+                    and e.get("space") == selection["space"] and e.get("desc", "preproc") == "preproc"
+                    and selection["session"] in (None, e.get("ses")) and path.endswith((".nii", ".nii.gz"))):
+                run = e.get("run", "")
+                key = (e.get("ses", ""), int(run) if run.isdigit() else float("inf"), run, Path(path).name)
+                found.append((key, Path(path)))
+    if not found:
+        raise SystemExit(f"No bold files for the recorded selection {selection} under {root}: give --bids DIR.")
+    return [path for _, path in sorted(found)]
+
+
+def bids_run_folder_files(root, bold, suffix):
+    """Files *_<suffix> that apply to a bold file: beside it, in the raw data set's run folder, at the top."""
+    e = bids_entities(bold)
+    acquisition = {k: v for k, v in e.items() if k not in ("space", "res", "den", "desc", "hemi", "label")}
+    folder = Path(*bold.parts[max(i for i, part in enumerate(bold.parts[:-1]) if part == f"sub-{e['sub']}"):-1])
+    for place in (bold.parent, Path(root) / folder, Path(root)):
+        # The most specific file of the nearest folder: its entities all in the bold file's name.
+        matches = [(len(bids_entities(path)), path) for path in sorted(place.glob(f"*_{suffix}"))
+                   if all(acquisition.get(k, e.get(k)) == v for k, v in bids_entities(path).items())]
+        if matches:
+            return max(matches, key=lambda match: match[0])[1]
+    return None
+
+
+def bids_tr(root, bold):
+    """RepetitionTime of the run: its sidecar JSON (nearest first), else the image header."""
+    from nilearn.image import load_img
+
+    sidecar = bids_run_folder_files(root, bold, "bold.json")
+    if sidecar is not None and json.loads(sidecar.read_text()).get("RepetitionTime") is not None:
+        return float(json.loads(sidecar.read_text())["RepetitionTime"])
+    return float(load_img(str(bold)).header.get_zooms()[3])
+
+
+def volume_labels(events, n_volumes, tr, lag, edge):
+    """Each volume's trial_type: the event with onset + lag <= i * TR < onset + lag + duration (else rest)."""
+    times = np.arange(n_volumes) * tr
+    labels = np.full(n_volumes, "rest", dtype=object)
+    for onset, duration, trial_type in zip(events["onset"], events["duration"], events["trial_type"].astype(str)):
+        start = float(onset) + lag
+        inside = np.flatnonzero((times >= start - 1e-6) & (times < start + float(duration) - 1e-6))
+        labels[inside] = trial_type.strip()
+        if edge and inside.size:
+            labels[np.r_[inside[:edge], inside[-edge:]]] = "edge"
+    return labels.astype(str)
+
+
+def trial_beta_images(bold, events, tr, method, mask):
+    """One beta per trial with nilearn's FirstLevelModel: LSA (one model) or LSS (a model per trial)."""
+    from nilearn.glm.first_level import FirstLevelModel
+
+    events = events[["onset", "duration", "trial_type"]].reset_index(drop=True)
+    events["trial_type"] = events["trial_type"].astype(str).str.strip()
+    names = [f"{t}__{int(k):03d}" for t, k in zip(events["trial_type"], events.groupby("trial_type", sort=False).cumcount())]
+
+    def model(design_events):
+        return FirstLevelModel(t_r=tr, mask_img=mask, hrf_model="glover", drift_model="cosine", high_pass=0.01,
+                               noise_model="ar1", minimize_memory=True, standardize=False,
+                               signal_scaling=0).fit(str(bold), events=design_events)
+
+    if method == "lsa":
+        fitted = model(events.assign(trial_type=names))
+        return [fitted.compute_contrast(name, output_type="effect_size") for name in names]
+    betas = []
+    for row, name in enumerate(names):
+        lss_events = events.copy()
+        lss_events.loc[row, "trial_type"] = name
+        betas.append(model(lss_events).compute_contrast(name, output_type="effect_size"))
+    return betas
+
+
+def runs_sha256(paths):
+    """sha256 of the run files' sha256s, one a line, in run order (as the app records it)."""
+    return hashlib.sha256("\n".join(file_sha256(path) for path in paths).encode()).hexdigest()
+
+
+#: The run files read from a BIDS folder (the data check digests them, not the joined file), and the
+#: temporary folder of the joined runs (removed when the script ends).
+BIDS_READ = {"run_files": None, "folder": None}
+
+
+def load_bids_samples(root, selection, mask):
+    """The BIDS runs as the app made its samples, written to a temporary folder: (image, labels table, TR, runs)."""
+    import tempfile
+
+    from nilearn.image import concat_imgs, load_img, new_img_like
+
+    bold_files = bids_bold_files(root, selection)
+    trs = {bids_tr(root, bold) for bold in bold_files}
+    if len(trs) != 1:
+        raise SystemExit(f"The runs have different TRs: {sorted(trs)}.")
+    tr = trs.pop()
+    tables, images = [], []
+    for position, bold in enumerate(bold_files):
+        events_file = bids_run_folder_files(root, bold, "events.tsv")
+        if events_file is None:
+            raise SystemExit(f"No events file for {bold.name}.")
+        events = pd.read_csv(events_file, sep="\t", keep_default_na=False, dtype={"trial_type": str})
+        if selection["design"] == "block":
+            n_volumes = load_img(str(bold)).shape[3]
+            labels = volume_labels(events, n_volumes, tr, selection["hrf_lag"], selection["drop_edge_volumes"])
+            images.append(str(bold))
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                betas = trial_beta_images(bold, events, tr, selection["design"],
+                                          str(mask) if selection["glm_mask"] else None)
+            labels = events["trial_type"].astype(str).str.strip().to_numpy()
+            images += betas
+        tables.append(pd.DataFrame({"labels": labels, "run": position}))
+    BIDS_READ["folder"] = tempfile.TemporaryDirectory(prefix="reproduce-bids-")  # removed at exit
+    folder = Path(BIDS_READ["folder"].name)
+    joined = concat_imgs(images)
+    if selection["design"] != "block":  # the app stores the betas as float32
+        joined = new_img_like(joined, np.asarray(joined.dataobj, dtype=np.float32), joined.affine)
+    joined.to_filename(folder / "bold.nii")
+    pd.concat(tables).to_csv(folder / "labels.tsv", sep="\t", index=False)
+    BIDS_READ["run_files"] = bold_files
+    return folder / "bold.nii", folder / "labels.tsv", tr, bold_files
+
+
 def main(argv=None):
     here = Path(__file__).resolve().parent
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -333,8 +534,20 @@ def main(argv=None):
     parser.add_argument("--labels", type=Path, default=@@default_labels@@, help="the labels table (one row per volume)")
     parser.add_argument("--mask", type=Path, default=here / "mask.nii.gz", help="the 3D decoding mask")
     parser.add_argument("--haxby-dir", type=Path, help="nilearn data directory holding haxby2001/subjN/ (Haxby runs)")
+    parser.add_argument("--bids", type=Path, default=None if DATASET.get("bids") is None else Path(DATASET["bids"]["root"]),
+                        help="the BIDS folder the run read (default: where it was); its runs are selected, "
+                             "labelled or modelled as the app did")
+    parser.add_argument("--tr", type=float, help="repetition time in seconds, for the high-pass filter "
+                                                 "(default: from the image header)")
+    parser.add_argument("--run-files", type=Path, nargs="+",
+                        help="the fMRIPrep *_desc-preproc_bold.nii.gz file of each run, in run order "
+                             "(when the run regressed confounds)")
     args = parser.parse_args(argv)
     func, labels_path = args.func, args.labels
+    if DATASET.get("bids") is not None and func is None:
+        func, labels_path, t_r, run_files = load_bids_samples(args.bids, DATASET["bids"], args.mask)
+        args.tr = t_r if args.tr is None else args.tr
+        args.run_files = args.run_files or run_files
     if args.haxby_dir is not None:
         if DATASET["haxby_subject"] is None:
             raise SystemExit("--haxby-dir works only for runs on a Haxby subject; give --func and --labels.")
@@ -346,11 +559,14 @@ def main(argv=None):
             raise SystemExit(f"The {what} {path} does not exist.")
 
     config = CONFIG
-    # 1. Mask every volume, as the app does (cleaning uses the whole time series).
+    standardize, detrend = scope(config["standardize"]), scope(config["detrend"])
+    by_run = ("run" in (standardize, detrend) or config.get("high_pass") is not None
+              or bool(config.get("confounds")))
+    # 1. Mask every volume, as the app does (cleaning uses the whole time series of each run, or of the data).
     masker = NiftiMasker(
         mask_img=str(args.mask),
-        standardize="zscore_sample" if config["standardize"] else None,
-        detrend=config["detrend"],
+        standardize="zscore_sample" if standardize == "series" and not by_run else None,
+        detrend=detrend == "series" and not by_run,
         smoothing_fwhm=config["smoothing_fwhm"],
         reports=False,
     )
@@ -365,6 +581,15 @@ def main(argv=None):
     labels_all = np.array([renames.get(label, label) for label in labels_all])
     if len(labels_all) != X_all.shape[0]:
         raise SystemExit(f"The labels table has {len(labels_all)} rows but the image {X_all.shape[0]} volumes.")
+    if by_run:
+        t_r = args.tr
+        if t_r is None and config.get("high_pass") is not None:
+            from nilearn.image import load_img
+
+            t_r = float(load_img(str(func)).header.get_zooms()[3])
+        X_all, kept = clean_by_run(X_all, runs_all, config, t_r, args.run_files)
+        labels_all = labels_all[kept]
+        runs_all = None if runs_all is None else runs_all[kept]
 
     # 2. Keep the conditions of the run, in the data's order.
     keep = np.isin(labels_all, config["conditions"])
@@ -449,8 +674,22 @@ def _haxby_subject(dataset_name: str) -> int | None:
     return spec.subject if spec is not None and spec.kind == HAXBY else None
 
 
+def _bids_selection(record: RunRecord) -> dict | None:
+    """The BIDS folder and selection a run read (`BidsSelection`), for the script; None when not from BIDS."""
+    selection = BidsSelection.from_name(record.dataset_name)
+    if selection is None:
+        return None
+    # The app modelled the trials within the mask given (the data set's "uploaded" mask), else nilearn's own.
+    return {"root": selection.root, **selection.load_arguments(), "glm_mask": record.config.mask_name == "uploaded"}
+
+
 def _data_hint(record: RunRecord) -> str:
     subject = _haxby_subject(record.dataset_name)
+    selection = BidsSelection.from_name(record.dataset_name)
+    if selection is not None:
+        return (f"The BIDS data set at {_plain_text(selection.root)} (subject {_plain_text(selection.subject)}, "
+                f"task {_plain_text(selection.task)}): the script finds its runs again\n"
+                "    python reproduce.py                 # or  --bids DIR  if the folder moved")
     if DatasetSpec.from_name(record.dataset_name) == DatasetSpec(SIMULATED):
         return ("Write the built-in simulated data set's files with\n"
                 "    python -m decoding_core export-data --dataset simulated --out DATA\n"
@@ -498,7 +737,7 @@ def build_script(record: RunRecord, func_sha256: str | None = None) -> str:
     dataset = {
         "name": record.dataset_name, "title": record.dataset_title, "digest": record.dataset_digest,
         "label_column": record.label_column, "run_column": record.run_column, "haxby_subject": subject,
-        "label_renames": dict(record.label_renames),
+        "label_renames": dict(record.label_renames), "bids": _bids_selection(record),
     }
     fills = {
         "run_name": repr(_plain_text(record.name)),
@@ -515,6 +754,7 @@ def build_script(record: RunRecord, func_sha256: str | None = None) -> str:
         "recorded_versions": repr({p: v for p, v in package_versions().items() if p in COMPARED_PACKAGES}),
         "estimator_source": ESTIMATORS[record.config.estimator].source.format(C="C"),
         "scheme_source": CV_SCHEMES[record.config.cv].source,
+        "confound_names": repr({name: CONFOUND_STRATEGIES[name].nilearn_name for name in record.config.confounds}),
         "default_func": None,
         "default_labels": None,
     }
@@ -536,6 +776,7 @@ def _readme(record: RunRecord) -> str:
         f"{record.n_samples} samples",
         f"Estimator {config.estimator}, C={config.C:g}{' (tuned)' if config.tune_C else ''}; "
         f"scheme {config.cv}; scoring {config.scoring}",
+        describe(**config.cleaning_options()),
         f"Fold scores: {scores}",
         f"Mean {record.mean_score:.6f} (sd {record.std_score:.6f}); chance level {record.chance_level:.4f}",
         "",
@@ -615,6 +856,9 @@ def export_run_zip(result, dataset, record: RunRecord | None = None) -> bytes:
         record = RunRecord.from_result(result, dataset)
     try:  # remembered since the data set was loaded: no second pass over the file
         func_sha256 = nifti.file_digest(dataset.func_path)
+        if BidsSelection.from_name(dataset.name) is not None and dataset.run_files:
+            # The script reads the run files, not the app's joined copy: their digest is the one it checks.
+            func_sha256 = runs_sha256(dataset.run_files)
     except OSError:
         func_sha256 = None
     return export_record_zip(record, result=result, func_sha256=func_sha256)

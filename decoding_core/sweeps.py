@@ -20,6 +20,7 @@ import pandas as pd
 
 from decoding_core import decoding
 from decoding_core._validation import FALSE_WORDS, NONE_WORDS, TRUE_WORDS
+from decoding_core.cleaning import SCOPES, scope_of
 from decoding_core.config import SETTINGS, DecodingConfig, Setting, format_value
 from decoding_core.errors import DecodingInputError
 from decoding_core.progress import share
@@ -131,7 +132,10 @@ def parse_sweep_values(setting: str, text: str) -> list:
             expanded = _range_values(setting, low, high, count, spec.log_scale)
             values.extend(int(v) if spec.kind == "int" else v for v in expanded)
             continue
-        if spec.kind in ("choice", "text"):
+        if spec.choices is SCOPES and lowered in TRUE_WORDS | FALSE_WORDS:
+            # yes/no for standardize and detrend, as when they were yes/no settings: "series"/"none".
+            values.append(scope_of(lowered in TRUE_WORDS, setting))
+        elif spec.kind in ("choice", "text"):
             # Masks are checked against the data set by run_sweep.
             if spec.choices is not None and token not in spec.choices:
                 raise DecodingInputError(f"{spec.title}: {_shown(token)} is not one of {list(spec.choices)}.")
@@ -189,7 +193,7 @@ def sweep_configs(base_config: DecodingConfig, setting: str, values, dataset=Non
 
 
 def run_sweep(dataset, base_config: DecodingConfig, setting: str, values, progress=None,
-              should_stop: Callable[[], bool] | None = None, cache=None) -> list:
+              should_stop: Callable[[], bool] | None = None, cache=None, scheduler: str | None = None) -> list:
     """Run ``base_config`` once per value of ``setting``.
 
     Parameters
@@ -208,6 +212,9 @@ def run_sweep(dataset, base_config: DecodingConfig, setting: str, values, progre
     cache : RawVoxelCache, optional
         Passed to the masking step; by default a new one for this sweep, so the
         image is read once and every run reuses the masked voxels.
+    scheduler : str, optional
+        ``tcp://HOST:PORT`` of a Dask scheduler: each run is masked here and decoded
+        on the cluster (`decoding_core.cluster`), with the same results in the same order.
 
     Returns
     -------
@@ -216,6 +223,8 @@ def run_sweep(dataset, base_config: DecodingConfig, setting: str, values, progre
     """
     configs = sweep_configs(base_config, setting, values, dataset)
     cache = RawVoxelCache() if cache is None else cache
+    if scheduler is not None:
+        return _run_sweep_on_cluster(dataset, configs, setting, scheduler, progress, should_stop, cache)
     results = []
     total = len(configs)
     for index, config in enumerate(configs):
@@ -229,6 +238,23 @@ def run_sweep(dataset, base_config: DecodingConfig, setting: str, values, progre
     if progress is not None and len(results) == total:
         progress(1.0, f"Sweep of {setting} done: {total} runs")
     return results
+
+
+def _run_sweep_on_cluster(dataset, configs, setting, scheduler, progress, should_stop, cache) -> list:
+    """Mask every run here (the user's files stay here), decode them on the Dask cluster."""
+    from decoding_core import cluster
+
+    tasks, masked_by_options = [], {}
+    for index, config in enumerate(configs):
+        # Runs that differ in a decoding setting only (C, the estimator) share one masked matrix.
+        options = (config.mask_name, config.smoothing_fwhm, repr(cluster.mask_options(config)))
+        if options not in masked_by_options:
+            step = share(progress, 0.5 * index / len(configs), 0.5 * (index + 1) / len(configs), prefix="Masking: ")
+            masked_by_options[options] = cluster.mask_for(dataset, config, step, cache)
+        tasks.append((masked_by_options[options], config, dataset.tr))
+    run = cluster.run_tasks(cluster.decode_masked, tasks, scheduler=scheduler, progress=share(progress, 0.5, 1.0),
+                            should_stop=should_stop, what=f"runs of the sweep of {setting}")
+    return list(run.results)
 
 
 def sweep_table(results, setting: str) -> pd.DataFrame:

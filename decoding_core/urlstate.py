@@ -76,7 +76,7 @@ def config_to_query_params(config: DecodingConfig, dataset_spec: str | None = No
         params[DATASET_KEY] = spec
     for setting, key in QUERY_KEYS.items():
         value = getattr(config, setting)
-        if SETTINGS[setting].kind == "conditions":
+        if SETTINGS[setting].kind in ("conditions", "choices"):
             text = ",".join(quote(c, safe="") for c in value)
         elif value is None:
             text = ""
@@ -148,8 +148,13 @@ def _parse_setting(setting, text: str, key: str):
     """One setting's value from its query parameter, by the setting's kind."""
     if setting.kind == "conditions":
         return _parse_conditions(text)
+    if setting.kind == "choices":
+        return tuple(item.strip() for item in text.split(",")[:_MAX_CONDITIONS] if item.strip())
     if setting.kind == "bool":
         return _parse_bool(text, key)
+    if setting.kind == "choice" and text not in setting.choices and parse_bool(text) is not None:
+        # Links made when standardize and detrend were yes/no (std=1, detrend=0): DecodingConfig reads them.
+        return parse_bool(text)
     if setting.kind == "optional_float":
         return None if text.strip().lower() in NONE_WORDS else _parse_number(text, key, integer=False)
     if setting.kind in ("float", "int"):

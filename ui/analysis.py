@@ -25,19 +25,23 @@ def result_key(dataset, config: DecodingConfig) -> tuple:
     return (dataset.digest, config.digest())
 
 
-def masked_data(dataset, mask_name: str, *, standardize: bool = True, detrend: bool = False,
-                smoothing_fwhm=None, progress: ProgressCallback | None = None, nonfinite: str = "error"):
+def masked_data(dataset, mask_name: str, *, standardize="series", detrend="none", high_pass=None,
+                confounds=(), smoothing_fwhm=None, progress: ProgressCallback | None = None,
+                nonfinite: str = "error"):
     """The data set masked with one mask (all volumes), kept by content digest.
 
-    ``nonfinite`` is `decoding_core.masking.mask_dataset`'s: the decoding keeps the
+    The cleaning arguments are `decoding_core.masking.mask_dataset`'s; the raw voxels
+    are shared across cleaning choices (`ui.cache.raw_voxel_cache_for`). ``nonfinite`` is `decoding_core.masking.mask_dataset`'s: the decoding keeps the
     default (stop on NaN or infinite values, unless the user dropped those voxels from
     the data set: `prepared_dataset`); views of the data may leave them out.
     """
-    key = (dataset.digest, mask_name, bool(standardize), bool(detrend), smoothing_fwhm, nonfinite)
+    cleaning = DecodingConfig(standardize=standardize, detrend=detrend, high_pass=high_pass,
+                              confounds=confounds).cleaning_options()  # checked, and True/False read as before
+    key = (dataset.digest, mask_name, tuple(cleaning.values()), smoothing_fwhm, nonfinite)
 
     def compute():
         masked = masking.mask_dataset(
-            dataset, mask_name, standardize=standardize, detrend=detrend, smoothing_fwhm=smoothing_fwhm,
+            dataset, mask_name, **cleaning, smoothing_fwhm=smoothing_fwhm,
             progress=progress, cache=cache.raw_voxel_cache_for(dataset), nonfinite=nonfinite,
         )
         # Shared by every session: make sure nobody can modify it in place.
@@ -129,7 +133,7 @@ def nonfinite_in_mask(dataset, prepared_from: dict, mask_name: str) -> masking.N
 def selected_masked(dataset, config: DecodingConfig, progress: ProgressCallback | None = None):
     """The masked data reduced to the configuration's conditions (input of significance tests)."""
     masked = masked_data(
-        dataset, config.mask_name, standardize=config.standardize, detrend=config.detrend,
+        dataset, config.mask_name, **config.cleaning_options(),
         smoothing_fwhm=config.smoothing_fwhm, progress=progress,
     )
     return masking.select_conditions(masked, config.conditions)
@@ -143,7 +147,7 @@ def run_decoding(dataset, config: DecodingConfig, progress: ProgressCallback | N
 
     def compute():
         masked = masked_data(
-            dataset, config.mask_name, standardize=config.standardize, detrend=config.detrend,
+            dataset, config.mask_name, **config.cleaning_options(),
             smoothing_fwhm=config.smoothing_fwhm, progress=share(progress, 0.0, 0.5),
         )
         return decoding.decode(masked, config, progress=share(progress, 0.5, 1.0), tr=dataset.tr)

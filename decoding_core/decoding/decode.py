@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
-from decoding_core import masking
+from decoding_core import cleaning, masking
 from decoding_core._validation import as_labels, as_runs
 from decoding_core.decoding.design import design_warnings, fold_list
 from decoding_core.decoding.estimators import (
@@ -215,12 +215,17 @@ def _cross_validate(X, labels, runs, volumes, classes, splits, config, progress,
     n_folds, n_maps = len(splits), (1 if len(classes) == 2 else len(classes))
     folds = _Folds(scores=np.zeros(n_folds), weights=np.zeros((n_folds, n_maps, X.shape[1]), dtype=np.float32),
                    chosen_C=np.zeros(n_folds))
+    # A multi-class SVC's decision values are one-vs-one votes: its one-vs-rest counterpart is
+    # fitted too (about as long as the SVC itself), for the scores and the maps.
+    fit_share = 0.5 if config.estimator == "svc" and len(classes) > 2 else 1.0
     for fold, (train, test) in enumerate(splits):
-        model = fit_estimator(clone(template), X[train], labels[train], None if runs is None else runs[train])
+        # Each fold moves its own part of the bar: after each class (one-vs-rest) or inner fit (tuning).
+        within = share(progress, fold / (n_folds + 1), (fold + 1) / (n_folds + 1), f"Fold {fold + 1} of {n_folds}: ")
+        model = fit_estimator(clone(template), X[train], labels[train], None if runs is None else runs[train],
+                              progress=share(within, 0.0, fit_share))
         folds.not_converged += model.n_not_converged_
         predicted = np.asarray(model.predict(X[test])).astype(str)
-        # A multi-class SVC's decision values are one-vs-one votes: score its one-vs-rest counterpart.
-        one_vs_rest = one_vs_rest_svc(model, X[train], labels[train], config)
+        one_vs_rest = one_vs_rest_svc(model, X[train], labels[train], config, share(within, fit_share, 1.0))
         if one_vs_rest is None:
             decision, proba = class_scores(model, X[test], classes)
         else:
@@ -287,6 +292,8 @@ SVC_ROC_AUC_NOTE = (
 def _computation_notes(config: DecodingConfig, n_classes: int) -> list:
     """How some numbers of the run were computed, in sentences (see `DecodingResult.notes`)."""
     notes = []
+    if config.cleaning_options() != cleaning.TUTORIAL_CLEANING:  # the tutorial's cleaning goes unsaid
+        notes.append(cleaning.describe(**config.cleaning_options()))
     if config.tune_C and config.screening_percentile is not None:
         notes.append(NESTED_SCREENING_NOTE)
     if config.estimator == "svc" and n_classes > 2:
@@ -314,15 +321,16 @@ def decode_selected(selected: MaskedData, config: DecodingConfig,
     messages += _undefined_score_messages(folds.scores, config.scoring)
 
     # The classifier refitted on all selected samples, as in the tutorial (svc.coef_).
-    if progress is not None:
-        progress(len(splits) / (len(splits) + 1), "Refitting on all samples")
+    refit = share(progress, len(splits) / (len(splits) + 1), 1.0, "Refitting on all samples")
+    if refit is not None:
+        refit(0.0, "")
     if config.cv == "train":
         final = folds.last_model  # the single fold already trained on every sample
         weights = folds.weights[0].copy()
     else:
-        final = fit_estimator(build_estimator(config), X, labels, runs)
+        final = fit_estimator(build_estimator(config), X, labels, runs, progress=share(refit, 0.0, 0.5, ": "))
         folds.not_converged += final.n_not_converged_
-        weights = weight_maps(final, X, labels, classes, config)
+        weights = weight_maps(final, X, labels, classes, config, progress=share(refit, 0.5, 1.0, ": "))
     messages += [m for m in [not_converged_message(folds.not_converged)] if m]
     pattern = activation_pattern(X, weights)
     stability = sign_stability(folds.weights, weights)
@@ -355,7 +363,7 @@ def decode_selected(selected: MaskedData, config: DecodingConfig,
         majority_rate=float(counts.max() / counts.sum()),
         positive_class=classes[1] if len(classes) == 2 else None,
         not_converged=folds.not_converged,
-        notes=_computation_notes(config, len(classes)),
+        notes=_computation_notes(config, len(classes)) + list(selected.notes),
     )
 def run_decoding(dataset, config: DecodingConfig,
                  progress: ProgressCallback | None = None, cache=None) -> DecodingResult:
@@ -375,7 +383,7 @@ def run_decoding(dataset, config: DecodingConfig,
     DecodingResult
     """
     masked = masking.mask_dataset(
-        dataset, config.mask_name, standardize=config.standardize, detrend=config.detrend,
+        dataset, config.mask_name, **config.cleaning_options(),
         smoothing_fwhm=config.smoothing_fwhm, progress=share(progress, 0.0, 0.7), cache=cache,
     )
     return decode(masked, config, share(progress, 0.7, 1.0), tr=dataset.tr)

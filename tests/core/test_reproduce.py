@@ -27,8 +27,8 @@ from decoding_core.reproduce import build_script, export_data, export_record_zip
 from tests.conftest import REPO_ROOT
 
 #: What the script may import: the standard library pieces it uses and the four scientific packages.
-ALLOWED_IMPORTS = {"argparse", "hashlib", "importlib", "json", "sys", "warnings", "pathlib", "numpy", "pandas",
-                   "nilearn", "sklearn"}
+ALLOWED_IMPORTS = {"argparse", "hashlib", "importlib", "json", "sys", "tempfile", "warnings", "pathlib", "numpy",
+                   "pandas", "nilearn", "sklearn"}
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +214,28 @@ def test_script_reproduces_real_runs_of_every_estimator_scoring_and_scheme(case,
     assert output["match"] is True, output["mismatch"]
     assert_same_scores(output["fold_scores"], result.fold_scores)
     assert output["not_converged"] == result.not_converged == 0
+
+
+# -- cleaning per run (issue 12): the script reproduces it with nilearn.signal.clean ----------
+@pytest.fixture(scope="module")
+def haxby_slice(haxby_slice_dir):
+    return load_files(haxby_slice_dir / "bold.nii.gz", haxby_slice_dir / "labels.txt",
+                      mask=haxby_slice_dir / "mask.nii.gz")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cleaning", [dict(standardize="run"), dict(standardize="series", detrend="run")])
+def test_script_reproduces_per_run_cleaning_on_real_data(cleaning, tmp_path, haxby_slice, haxby_slice_dir):
+    result = decoding.run_decoding(haxby_slice, DecodingConfig(mask_name="uploaded", **cleaning))
+    folder = unpack(export_run_zip(result, haxby_slice), tmp_path / "export")
+    assert "within each run" in (folder / "README.txt").read_text()
+    assert json.loads((folder / "config.json").read_text())["config"]["standardize"] == cleaning["standardize"]
+    output = run_script_subprocess(folder, "--func", haxby_slice_dir / "bold.nii.gz",
+                                   "--labels", haxby_slice_dir / "labels.txt")
+    assert output["match"] is True, output["mismatch"]
+    assert_same_scores(output["fold_scores"], result.fold_scores)
+    if cleaning["standardize"] == "run":
+        assert output["mean_score"] == pytest.approx(0.8102, abs=5e-4)  # 0.7407 over the whole series
 
 
 # -- the script mirrors decoding.py ----------------------------------------------

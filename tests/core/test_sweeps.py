@@ -30,7 +30,10 @@ from decoding_core.sweeps import (
         ("n_folds", "3, 10", [3, 10]),
         ("screening_percentile", "none, 5, 10", [None, 5.0, 10.0]),
         ("smoothing_fwhm", "0..8:3", [0.0, 4.0, 8.0]),
-        ("standardize", "yes, no", [True, False]),
+        ("standardize", "yes, no", ["series", "none"]),
+        ("standardize", "series run none", ["series", "run", "none"]),
+        ("detrend", "run, 1", ["run", "series"]),
+        ("high_pass", "none 0.01", [None, 0.01]),
         ("estimator", "svc logistic_l2", ["svc", "logistic_l2"]),
         ("mask_name", "vt, face", ["vt", "face"]),
     ],
@@ -52,7 +55,7 @@ def test_parse_sweep_values(setting, text, expected):
         ("n_folds", "2.5", "not a whole number"),
         ("n_folds", "1", "'n_folds' must be an integer"),
         ("estimator", "svc, deep_net", "'deep_net' is not one of"),
-        ("standardize", "perhaps", "not yes/no"),
+        ("standardize", "perhaps", r"'perhaps' is not one of \['series', 'run', 'none'\]"),
         ("screening_percentile", "150", "'screening_percentile' must be a number"),
         ("conditions", "face", "'setting' must be one of"),
         ("C", f"1..{10 ** 60}:51", "between 2 and"),
@@ -67,7 +70,7 @@ def test_a_long_bad_value_is_cut_short_in_the_message():
     with pytest.raises(DecodingInputError) as caught:
         parse_sweep_values("standardize", "x" * 500)
     message = str(caught.value)
-    assert "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...' is not yes/no" in message
+    assert "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...' is not one of" in message
     assert len(message) < 120
 
 

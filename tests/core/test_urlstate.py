@@ -26,8 +26,10 @@ configs = st.builds(
     DecodingConfig,
     conditions=st.lists(condition_names, min_size=2, max_size=6, unique=True).map(tuple),
     mask_name=st.text(min_size=1, max_size=20),
-    standardize=st.booleans(),
-    detrend=st.booleans(),
+    standardize=st.one_of(st.booleans(), st.sampled_from(["series", "run", "none"])),
+    detrend=st.one_of(st.booleans(), st.sampled_from(["series", "run", "none"])),
+    high_pass=st.one_of(st.none(), st.floats(min_value=1e-6, max_value=10)),
+    confounds=st.lists(st.sampled_from(["motion", "wm_csf", "global_signal", "scrubbing"]), unique=True).map(tuple),
     smoothing_fwhm=st.one_of(st.none(), st.floats(min_value=0.001, max_value=50)),
     estimator=st.sampled_from(list(ESTIMATORS)),
     C=st.floats(min_value=1e-12, max_value=1e6, exclude_min=False),
@@ -66,8 +68,24 @@ def test_round_trip_through_a_real_url(config, spec):
 def test_every_setting_is_written_even_defaults():
     params = config_to_query_params(DecodingConfig())
     assert set(QUERY_KEYS.values()) <= set(params)
-    assert params["cond"] == "face,cat" and params["fwhm"] == "" and params["std"] == "1"
+    assert params["cond"] == "face,cat" and params["fwhm"] == "" and params["std"] == "series"
+    assert params["detrend"] == "none" and params["hp"] == "" and params["conf"] == ""
     assert set(params) <= set(ALL_KEYS)
+
+
+def test_links_made_when_standardize_was_yes_or_no_still_open():
+    old = config_from_query_params({"v": "1", "std": "0", "detrend": "1"})[0]
+    assert (old.standardize, old.detrend) == ("none", "series")
+    assert config_from_query_params({"std": "1"})[0].standardize == "series"
+
+
+def test_per_run_cleaning_round_trips():
+    config = DecodingConfig(standardize="run", detrend="run", high_pass=0.01, confounds=("motion", "scrubbing"))
+    params = config_to_query_params(config)
+    assert params["std"] == "run" and params["conf"] == "motion,scrubbing" and params["hp"] == "0.01"
+    assert config_from_query_params(params)[0] == config
+    with pytest.raises(DecodingInputError, match="'confounds' must be among"):
+        config_from_query_params({"conf": "motion,aroma"})
 
 
 def test_conditions_with_commas_and_percent_signs():
@@ -96,7 +114,8 @@ def test_unknown_keys_are_ignored_and_missing_ones_keep_defaults():
         ({"C": "nan"}, "cannot use: 'C'"),
         ({"k": "2.5"}, "parameter 'k' must be a whole number"),
         ({"k": "1"}, "'n_folds' must be an integer in the range"),
-        ({"std": "maybe"}, "parameter 'std' must be 1 or 0"),
+        ({"std": "maybe"}, r"'standardize' must be one of \['series', 'run', 'none'\]"),
+        ({"hp": "-1"}, "'high_pass' must be a number"),
         ({"est": "deep_net"}, "'estimator' must be one of"),
         ({"cv": "<script>"}, "'cv' must be one of"),
         ({"cond": "face"}, "at least two different conditions"),
