@@ -190,7 +190,8 @@ class PairedTest:
     confidence : float
         Level of the intervals.
     mean_difference, sd_difference : float
-        Of the fold-wise differences a - b.
+        Of the fold-wise differences B - A (positive: B scored higher), the one sign
+        convention of Compare (chart, metric, text and weight-map difference).
     ci_low, ci_high : float
         t interval of the mean difference.
     t_statistic : float or None
@@ -252,7 +253,7 @@ def paired_test(a_scores, b_scores, *, confidence: float = 0.95,
     a_scores, b_scores : array-like of shape (n_folds,)
         Scores of the same folds under two runs (paired by position).
     confidence : float, default=0.95
-        Level of the interval on the mean difference.
+        Level of the interval on the mean difference (of B - A).
     test_train_ratio : float or None
         n_test / n_train of the folds; when given, adds Nadeau & Bengio's corrected
         resampled t-test (variance inflated by ``1/k + n_test/n_train``).
@@ -267,14 +268,14 @@ def paired_test(a_scores, b_scores, *, confidence: float = 0.95,
         When the score lists differ in length, hold fewer than two folds or non-finite values.
     """
     a, b = _checked_pair(a_scores, b_scores, confidence)
-    diff = a - b
+    diff = b - a  # B - A everywhere in Compare: positive when B, the second run, scores higher
     k = diff.size
     mean = float(diff.mean())
     sd = float(diff.std(ddof=1))
     t_crit = float(stats.t.ppf(0.5 + confidence / 2, df=k - 1))
     fields = {
         "n_folds": int(k), "mean_difference": mean, "sd_difference": sd,
-        "n_a_better": int((diff > 0).sum()), "n_b_better": int((diff < 0).sum()),
+        "n_a_better": int((diff < 0).sum()), "n_b_better": int((diff > 0).sum()),
         "n_ties": int((diff == 0).sum()), "confidence": confidence,
         "corrected_t_p_value": None, "corrected_ci_low": None, "corrected_ci_high": None,
     }
@@ -283,7 +284,7 @@ def paired_test(a_scores, b_scores, *, confidence: float = 0.95,
         fields.update(ci_low=mean, ci_high=mean, t_statistic=None, t_p_value=1.0 if mean == 0 else 0.0)
     else:
         sem = sd / math.sqrt(k)
-        t_result = stats.ttest_rel(a, b)
+        t_result = stats.ttest_rel(b, a)
         fields.update(ci_low=mean - t_crit * sem, ci_high=mean + t_crit * sem,
                       t_statistic=float(t_result.statistic), t_p_value=float(t_result.pvalue))
         if test_train_ratio is not None and test_train_ratio > 0:
@@ -295,7 +296,7 @@ def paired_test(a_scores, b_scores, *, confidence: float = 0.95,
     if np.all(diff == 0):
         fields.update(wilcoxon_statistic=None, wilcoxon_p_value=None)
     else:
-        w_result = stats.wilcoxon(a, b, zero_method="wilcox")
+        w_result = stats.wilcoxon(b, a, zero_method="wilcox")
         fields.update(wilcoxon_statistic=float(w_result.statistic), wilcoxon_p_value=float(w_result.pvalue))
     return PairedTest(**fields)
 
@@ -310,7 +311,7 @@ def compare_two_runs(record_a, record_b, *, confidence: float = 0.95) -> PairedT
 
 
 def weight_difference_img(record_a, record_b, *, normalize: bool = False) -> nib.Nifti1Image:
-    """The weight map of run A minus that of run B, on the union of their masks.
+    """The weight map of run B minus that of run A (B - A, as everywhere in Compare), on the union of their masks.
 
     Parameters
     ----------
@@ -352,7 +353,7 @@ def weight_difference_img(record_a, record_b, *, normalize: bool = False) -> nib
         out[record.mask] = weights.T
         return out
 
-    difference = (volume(record_a) - volume(record_b)).astype(np.float32)
+    difference = (volume(record_b) - volume(record_a)).astype(np.float32)
     union = record_a.mask | record_b.mask
     difference[~union] = 0.0
     if difference.shape[-1] == 1:

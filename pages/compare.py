@@ -49,7 +49,7 @@ def draw_fold_scores(records):
     except Exception as err:
         feedback.show_error(err, "drawing the fold scores")
 
-    st.markdown("**Two runs, fold by fold** (A minus B)")
+    st.markdown("**Two runs, fold by fold** (B - A: positive when B scores higher)")
     ids = [r.id for r in records]
     by_id = {r.id: r for r in records}
     label = {r.id: name for r, name in zip(records, table.columns)}
@@ -88,12 +88,12 @@ def p_text(value) -> str:
 def draw_paired_test(test: compare.PairedTest) -> None:
     level = int(round(test.confidence * 100))
     difference, t_column, wilcoxon_column, corrected_column = st.columns(4)
-    difference.metric("Mean difference (A - B)", f"{test.mean_difference:+.4f}",
+    difference.metric("Mean difference (B - A)", f"{test.mean_difference:+.4f}",
                       help=f"{level}% interval: {test.ci_low:+.4f} to {test.ci_high:+.4f}")
     t_column.metric("Paired t-test p", p_text(test.t_p_value))
     wilcoxon_column.metric("Wilcoxon signed-rank p", p_text(test.wilcoxon_p_value))
     corrected_column.metric("Corrected t-test p (Nadeau & Bengio)", p_text(test.corrected_t_p_value))
-    interval = f"{level}% interval of the mean difference: {test.ci_low:+.4f} to {test.ci_high:+.4f}"
+    interval = f"{level}% interval of the mean difference B - A: {test.ci_low:+.4f} to {test.ci_high:+.4f}"
     if test.corrected_ci_low is not None:
         interval += f" (corrected: {test.corrected_ci_low:+.4f} to {test.corrected_ci_high:+.4f})"
     st.caption(f"{interval}. Over {test.n_folds} folds, A scored higher in {test.n_a_better}, "
@@ -102,7 +102,7 @@ def draw_paired_test(test: compare.PairedTest) -> None:
 
 
 def draw_weight_difference(record_a, record_b) -> None:
-    st.subheader("Weight map difference (A - B)")
+    st.subheader("Weight map difference (B - A)")
     if record_a.id == record_b.id:
         st.info("Choose two different runs as A and B above.")
         return
@@ -129,12 +129,13 @@ def draw_weight_difference(record_a, record_b) -> None:
     try:
         figure = plotting.plot_stat_slices(
             difference, history.background_for(record_a), display_mode=display_mode, map_index=map_index,
-            title=f"{record_a.name} minus {record_b.name}", colorbar_title="difference",
+            title=f"B - A: {record_b.name} minus {record_a.name}", colorbar_title="B - A",
         )
         st.plotly_chart(figure, width="stretch")
     except Exception as err:
         feedback.show_error(err, "drawing the weight map difference")
-    st.caption("Red: larger weight in A; blue: larger in B. A voxel in only one run's mask counts as 0 in the other.")
+    st.caption("Warm colours: larger weight in B; cold colours: larger in A. "
+               "A voxel in only one run's mask counts as 0 in the other.")
 
 
 def draw_exports(record_a, record_b) -> None:

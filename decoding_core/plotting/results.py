@@ -477,7 +477,7 @@ def plot_paired_folds(run_a_scores, run_b_scores, names, fold_labels=None) -> go
         )
     if isinstance(names, str) or len(names) != 2:
         raise DecodingInputError(f"'names' must hold the two settings' names. Got {names!r}.")
-    # "A: ..." and "B: ..." so the title's "B − A" reads against the axis.
+    # "A: ..." and "B: ..." so the title's "B - A" reads against the axis.
     names = [f"A: {plain_label(names[0])}", f"B: {plain_label(names[1])}"]
     fold_labels = ([f"fold {n + 1}" for n in range(a.size)] if fold_labels is None
                    else [plain_label(f) for f in fold_labels])
@@ -499,7 +499,7 @@ def plot_paired_folds(run_a_scores, run_b_scores, names, fold_labels=None) -> go
     difference = np.nanmean(b - a)
     improved = int(np.sum(b > a))
     fig.update_layout(
-        title=dict(text=f"Paired folds: mean difference B − A = {difference:+.3f}; {improved} of {a.size} folds higher with B", x=0.01, xanchor="left"),
+        title=dict(text=f"Paired folds: mean difference B - A = {difference:+.3f}; {improved} of {a.size} folds higher with B", x=0.01, xanchor="left"),
         yaxis=dict(title="score", range=[0, 1.02]), xaxis=dict(type="category"),
         height=380, margin=dict(l=60, r=20, t=60, b=50), font=FONT,
     )

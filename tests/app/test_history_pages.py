@@ -192,8 +192,9 @@ def test_compare_pairs_the_folds_tests_them_and_highlights_the_difference(local_
     labels = {m.label: m.value for m in at.metric}
     records = {r.config.C: r for r in history.SQLiteRunStore(local_history).list()}
     a, b = records[0.001], records[1.0]  # newest first: A is the last run
-    expected = a.mean_score - b.mean_score
-    assert float(labels["Mean difference (A - B)"]) == pytest.approx(expected, abs=1e-4)
+    expected = b.mean_score - a.mean_score  # one sign convention: B - A in the metric, the chart and the text
+    assert float(labels["Mean difference (B - A)"]) == pytest.approx(expected, abs=1e-4)
+    assert any("interval of the mean difference B - A" in c.value for c in at.caption)
     assert "Paired t-test p" in labels and "Wilcoxon signed-rank p" in labels
     assert any("not independent" in info.value for info in at.info)
     # Fold scores side by side, paired by run.

@@ -47,8 +47,8 @@ def test_two_runs_compared_and_exported(page, helpers, tmp_path):
     expect(picked).to_contain_text("C=1,")
     expect(picked).to_contain_text("C=0.001,")
     expect(page.get_by_text("Settings that differ (highlighted):")).to_be_visible()
-    metrics = helpers.metric_values(page, "Mean difference (A - B)", "Paired t-test p")
-    assert "Mean difference (A - B)" in metrics, metrics
+    metrics = helpers.metric_values(page, "Mean difference (B - A)", "Paired t-test p")
+    assert "Mean difference (B - A)" in metrics, metrics
     assert "Paired t-test p" in metrics, metrics
     expect(page.locator("[data-testid='stAlert']").filter(has_text="Limits of this test")).to_have_count(1)
     # Fold spread, paired folds and the weight-map difference are drawn by Plotly.

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from decoding_core import compare
+from decoding_core import compare, history
 from decoding_core.config import DecodingConfig
 from decoding_core.datasets import Dataset
 from decoding_core.decoding import DecodingResult
@@ -341,9 +341,10 @@ def test_paired_test_against_scipy_and_its_limits():
     a = np.array([0.9, 0.8, 0.85, 0.95, 0.7, 0.9, 0.75, 0.8])
     b = np.array([0.8, 0.8, 0.7, 0.9, 0.65, 0.85, 0.8, 0.7])
     out = compare.paired_test(a, b, test_train_ratio=1 / 7)
-    diff = a - b
-    assert out.mean_difference == pytest.approx(diff.mean())
+    diff = b - a  # one sign convention in Compare: B - A
+    assert out.mean_difference == pytest.approx(diff.mean()) and out.mean_difference < 0
     assert out.t_p_value == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    assert out.t_statistic == pytest.approx(stats.ttest_rel(b, a).statistic)
     assert out.wilcoxon_p_value == pytest.approx(stats.wilcoxon(a, b).pvalue)
     half_width = stats.t.ppf(0.975, 7) * diff.std(ddof=1) / np.sqrt(8)
     assert out.ci_low == pytest.approx(diff.mean() - half_width)
@@ -364,7 +365,7 @@ def test_weight_difference_on_the_union_of_masks(dataset):
     a = RunRecord.from_result(make_result(DecodingConfig(mask_name="vt"), dataset, seed=1), dataset)
     b = RunRecord.from_result(make_result(DecodingConfig(mask_name="face"), dataset, seed=2), dataset)
     difference = compare.weight_difference_img(a, b).get_fdata()
-    expected = a.weight_img.get_fdata() - b.weight_img.get_fdata()
+    expected = b.weight_img.get_fdata() - a.weight_img.get_fdata()  # B - A, as the paired test
     np.testing.assert_allclose(difference, expected, rtol=1e-6)
     assert np.count_nonzero(difference) == np.count_nonzero(a.mask | b.mask)
     normalized = compare.weight_difference_img(a, b, normalize=True).get_fdata()
@@ -390,3 +391,20 @@ def test_summary_table_lists_runs_newest_first(store_kind, tmp_path, dataset):
     assert table["mean score"].tolist() == [second.mean_score, first.mean_score]
     assert table["folds"].tolist() == [4, 4]
     assert MemoryRunStore().summary_table().empty
+
+
+def test_automatic_names_tell_different_conditions_and_estimators_apart():
+    face_cat = DecodingConfig(conditions=("face", "cat"))
+    categories = ("face", "house", "cat", "bottle", "scissors", "shoe", "chair", "scrambledpix")
+    eight = DecodingConfig(conditions=categories)
+    names = {history.default_run_name(config, "simulated")
+             for config in (face_cat, eight, face_cat.replace(estimator="logistic_l2"))}
+    assert len(names) == 3
+    assert history.default_run_name(face_cat, "simulated").startswith("simulated, face/cat, ")
+    assert "8 conditions" in history.default_run_name(eight)
+
+
+def test_unique_run_name_never_repeats_a_name_in_the_history():
+    assert history.unique_run_name("vt, svc", []) == "vt, svc"
+    assert history.unique_run_name("vt, svc", ["vt, svc"]) == "vt, svc #2"
+    assert history.unique_run_name("vt, svc", ["vt, svc", "vt, svc #2"]) == "vt, svc #3"

@@ -175,7 +175,7 @@ def test_score_comparison_sweep_and_paired_folds():
 
     paired = plotting.plot_paired_folds([0.6, 0.7, 0.8], [0.7, 0.6, 0.9], ["raw", "smoothed"])
     assert len(paired.data) == 4
-    assert "B − A = +0.033; 2 of 3 folds higher with B" in paired.layout.title.text
+    assert "B - A = +0.033; 2 of 3 folds higher with B" in paired.layout.title.text
     assert list(paired.data[0].x) == ["A: raw", "B: smoothed"]
     with pytest.raises(DecodingInputError, match="same folds"):
         plotting.plot_paired_folds([0.6], [0.7, 0.8], ["a", "b"])
