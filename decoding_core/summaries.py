@@ -44,6 +44,19 @@ def _haxby_order(names) -> list[str]:
     return known + sorted(c for c in names if c not in known)
 
 
+#: The label of volumes without a stimulus (Haxby's "rest"), left out of "categories (no rest)".
+REST_LABEL = "rest"
+
+
+def categories_without_rest(conditions) -> list[str]:
+    """Every condition but rest (compared without regard to case or spaces), in the order given.
+
+    What "Categories (no rest)" selects on the Configure page: on Haxby's data the 8
+    categories (chance 0.125 balanced), where "Select all" would add the 588 rest volumes.
+    """
+    return [c for c in conditions if str(c).strip().lower() != REST_LABEL]
+
+
 def dataset_summary(dataset) -> dict[str, str]:
     """Shape, voxel size, TR, number of volumes and runs, as display strings.
 
@@ -357,8 +370,9 @@ def dummy_score_table(fold_scores: dict) -> pd.DataFrame:
 
 
 # -- the run history --------------------------------------------------------------------
-HISTORY_COLUMNS = ["name", "data set", "conditions", "mask", "estimator", "C", "cv",
-                   "mean score", "sd", "chance", "folds", "date (UTC)"]
+#: The score first: a history of long names and settings must never push it off-screen.
+HISTORY_COLUMNS = ["mean score", "sd", "chance", "name", "conditions", "estimator", "C", "cv", "mask",
+                   "data set", "folds", "date (UTC)"]
 
 
 def history_table(summary: pd.DataFrame) -> pd.DataFrame:
@@ -385,7 +399,7 @@ def history_table(summary: pd.DataFrame) -> pd.DataFrame:
         "folds": summary["folds"],
         "date (UTC)": [format_date(v) for v in summary["created"]],
     })
-    return table.reset_index(drop=True)
+    return table[HISTORY_COLUMNS].reset_index(drop=True)
 
 
 def format_date(created) -> str:

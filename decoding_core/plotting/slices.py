@@ -662,6 +662,7 @@ def _outline_contour(outline: np.ndarray, panel: _Panel, canonical_cut) -> go.Co
         contours=dict(start=0.5, end=0.5, size=1, coloring="none"),
         line=dict(color=_OUTLINE_COLOR, width=1.5),
         showscale=False,
+        showlegend=False,
         hoverinfo="skip",
         name="mask outline",
     )

@@ -143,6 +143,7 @@ def test_history_table_and_labels():
     }])
     table = summaries.history_table(summary)
     assert list(table.columns) == summaries.HISTORY_COLUMNS
+    assert list(table.columns[:2]) == ["mean score", "sd"]  # the score first, never off-screen
     assert table.loc[0, "C"] == "0.5" and table.loc[0, "mean score"] == 0.812
     assert table.loc[0, "date (UTC)"] == "2025-11-25 17:03"
     assert summaries.run_labels(summary) == {"abc": "first (score 0.812, 2025-11-25 17:03)"}
@@ -172,3 +173,8 @@ def test_nonfinite_message_gives_the_counts_of_each_mask():
     message = summaries.nonfinite_message(NonFiniteScan(voxels=np.zeros((2, 2, 2), bool), by_mask={"vt": found}))
     assert "3 of the 577 voxels of the mask 'vt' (in 4 of the 864 volumes)" in message
     assert "'Drop the voxels with NaN or infinite values'" in message
+
+
+def test_categories_without_rest_keep_every_other_condition_in_order():
+    names = ["face", "house", "cat", "rest", "Rest ", "chair"]
+    assert summaries.categories_without_rest(names) == ["face", "house", "cat", "chair"]

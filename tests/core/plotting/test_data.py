@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import nibabel as nib
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -66,11 +68,17 @@ def test_mean_timecourse_plots_the_voxel_mean_by_condition():
     mask = nib.Nifti1Image(np.ones((5, 1, 1), dtype=np.uint8), np.eye(4))
     masked = MaskedData(X=X, labels=labels, runs=runs, volume_index=volume_index, mask_img=mask, mask_name="vt")
     fig = plotting.plot_mean_timecourse(masked, tr=2.0)
-    markers = {t.name: t for t in fig.data if t.mode == "markers"}
-    np.testing.assert_allclose(np.asarray(markers["face"].y), X[labels == "face"].mean(axis=1), atol=1e-6)
-    np.testing.assert_allclose(np.asarray(markers["cat"].x), volume_index[labels == "cat"] * 2.0)
     line = fig.data[0]
-    assert np.isnan(np.asarray(line.y, dtype=float)).sum() == 2  # the run change and the dropped volume 12
+    # One line, not a dot per volume: the mean of each volume at its time, broken at the gaps.
+    assert line.mode == "lines" and not [t for t in fig.data if t.mode == "markers" and t.x[0] is not None]
+    y = np.asarray(line.y, dtype=float)
+    np.testing.assert_allclose(y[np.isfinite(y)], X.mean(axis=1), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(line.x, dtype=float)[np.isfinite(y)], volume_index * 2.0)
+    assert np.isnan(y).sum() == 2  # the run change and the dropped volume 12
+    # Each block of a condition is a shaded band: face 0-1, cat 2-3, face 10, cat 11, face 13, cat 14.
+    bands = [(s.x0, s.x1) for s in fig.layout.shapes if s.type == "rect"]
+    assert bands == [(-1.0, 3.0), (3.0, 7.0), (19.0, 21.0), (21.0, 23.0), (25.0, 27.0), (27.0, 29.0)]
+    assert {t.name for t in fig.data if t.showlegend} == {"face", "cat"}
     same = plotting.plot_mean_timecourse(X, labels, runs, 2.0, volume_index=volume_index)
     np.testing.assert_allclose(np.asarray(same.data[0].y, dtype=float), np.asarray(line.y, dtype=float))
     with pytest.raises(DecodingInputError, match="one value per row of X"):
@@ -82,3 +90,18 @@ def test_condition_colours_are_stable_across_subsets():
     subset = plotting.condition_colors(["cat", "face"])
     assert every["cat"] == subset["cat"] and every["face"] == subset["face"]
     assert list(plotting.condition_colors(["b", "rest", "a"])) == ["a", "b", "rest"]
+
+
+def test_condition_and_run_names_are_escaped_in_every_data_figure():
+    labels = np.array(["<b>x</b>", "<b>x</b>", "=cmd|' /C calc'!A0", "%{meta}"] * 2)
+    runs = np.array(["<i>r0</i>"] * 4 + ["r1"] * 4)
+    X = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
+    figures = [plotting.plot_condition_timeline(labels, runs), plotting.plot_condition_counts(labels),
+               plotting.plot_condition_counts(labels, runs), plotting.plot_class_balance(labels),
+               plotting.plot_mean_timecourse(X, labels, runs)]
+    for fig in figures:
+        text = json.dumps(json.loads(fig.to_json()), ensure_ascii=False)
+        # Raw tags would be drawn as markup; a raw %{...} in a hover template would be filled in.
+        assert "<b>x" not in text and "<i>r0" not in text
+        assert "&lt;b&gt;x&lt;/b&gt;" in text
+        assert not any("%{meta}" in (trace.hovertemplate or "") for trace in fig.data)

@@ -101,6 +101,7 @@ def test_mask_outline_is_a_single_contour_line():
     fig = plotting.plot_stat_slices(nib.Nifti1Image(stat, np.eye(4)), outline_img=nib.Nifti1Image(mask, np.eye(4)))
     contours = [t for t in fig.data if t.type == "contour"]
     assert len(contours) == 3 and all(c.contours.start == c.contours.end == 0.5 for c in contours)
+    assert not any(c.showlegend for c in contours)
     with pytest.raises(DecodingInputError, match="on the map's grid"):
         plotting.plot_stat_slices(nib.Nifti1Image(stat, np.eye(4)),
                                   zoom_img=nib.Nifti1Image(np.ones((4, 4, 4), np.uint8), np.eye(4)))
