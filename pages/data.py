@@ -8,6 +8,7 @@ from decoding_core.datasets import HAXBY, DatasetSpec
 from decoding_core.errors import DecodingInputError
 from decoding_core.io.labels import label_variant_mapping, label_variants
 from ui import analysis, datasets, feedback, state, uploads
+from ui import bids as bids_source
 from ui.session import session_token
 
 app.ensure_app()  # Streamlit may start this page without app.py: see app.ensure_app
@@ -201,6 +202,177 @@ def draw_upload_form() -> None:
         load_uploads(func_upload, labels_file, mask_file, anat_file, label_column, run_column, tr or None)
 
 
+# -- BIDS data sets (a folder on the server, or an uploaded .zip; logic in ui/bids.py) ------------
+
+
+def take_bids_zip() -> None:
+    """Zip-uploader callback: extract the zip into the session's folder and release Streamlit's copy.
+
+    A hostile or unusable zip is refused by the core's extractor; its error is kept for
+    display after the rerun and nothing the user had is touched.
+    """
+    st.session_state[state.BIDS_ZIP_ERROR] = None
+    st.session_state[state.LOAD_ERROR] = None
+    uploaded = st.session_state.get(state.W_BIDS_ZIP)
+    if uploaded is None or not hasattr(uploaded, "getvalue"):
+        return  # removed, or a file already taken (Streamlit reports it as deleted)
+    try:
+        st.session_state[state.BIDS_ZIP] = bids_source.store_bids_zip(session_token(), uploaded)
+    except Exception as err:  # kept for display after the rerun
+        st.session_state[state.BIDS_ZIP_ERROR] = err
+    finally:
+        uploads.release_uploaded_files(uploaded)
+        del uploaded
+        del st.session_state[state.W_BIDS_ZIP]
+
+
+def clear_bids_zip() -> None:
+    """Button callback: forget the extracted zip (its files stay while a data set loaded from them is in use)."""
+    entry = st.session_state[state.BIDS_ZIP]
+    if not bids_source.zip_in_use(entry, st.session_state.get(state.DATASET)):
+        bids_source.discard_bids_zip(session_token(), entry)
+    st.session_state[state.BIDS_ZIP] = None
+    st.session_state[state.BIDS_ZIP_ERROR] = None
+
+
+def remember_bids_folder() -> None:
+    """Text-input callback: keep the typed folder across pages."""
+    st.session_state[state.BIDS_FOLDER] = st.session_state[state.W_BIDS_FOLDER]
+
+
+def draw_bids_origin():
+    """Folder on the server (local runs only) or uploaded zip; returns (root, zip entry, mask) or None."""
+    origins = {"zip": "A .zip of one subject's func/ files"}
+    if bids_source.server_folders_allowed():
+        origins = {"folder": "A folder on this computer", **origins}
+    origin = st.radio("Where the BIDS files are", list(origins), format_func=origins.get, key=state.W_BIDS_ORIGIN,
+                      horizontal=True)
+    if origin == "folder":
+        state.seed_widget(state.W_BIDS_FOLDER, st.session_state[state.BIDS_FOLDER])
+        text = st.text_input("BIDS folder on this computer (the folder holding sub-*/)", key=state.W_BIDS_FOLDER,
+                             on_change=remember_bids_folder, placeholder="/data/my-study")
+        mask_text = st.text_input("Mask on this computer (optional, 3D NIfTI on the runs' grid)",
+                                  key=state.W_BIDS_MASK_PATH,
+                                  help="Without one, a brain mask is computed from the mean image.")
+        if not text.strip():
+            return None
+        try:
+            return bids_source.server_folder(text), None, bids_source.server_mask(mask_text)
+        except Exception as err:
+            feedback.show_error(err, "opening the folder")
+            return None
+    st.file_uploader("Zip of one subject's func/ files (BIDS names)", type=["zip"], key=state.W_BIDS_ZIP,
+                     on_change=take_bids_zip,
+                     help="sub-<label>_task-<task>_run-<n>_bold.nii.gz with their _events.tsv and _bold.json; "
+                          f"checked before it is unpacked (at most {bids_source.zip_limits_text()}).")
+    if st.session_state[state.BIDS_ZIP_ERROR] is not None:
+        feedback.show_error(st.session_state[state.BIDS_ZIP_ERROR], "unpacking the zip")
+    entry = st.session_state[state.BIDS_ZIP]
+    if entry is None:
+        return None
+    name_column, remove_column = st.columns([3, 1], vertical_alignment="center")
+    name_column.text(f"Zip ready: {entry.name} ({entry.n_files} files, {entry.size / 1e6:,.1f} MB)")
+    remove_column.button("Remove", key=state.W_BIDS_ZIP_CLEAR, on_click=clear_bids_zip,
+                         help="Forget this zip (a data set already loaded from it stays in use).")
+    mask_file = st.file_uploader("Mask (optional, 3D NIfTI on the runs' grid)", type=["nii", "gz"],
+                                 key=state.W_BIDS_MASK, max_upload_size=uploads.MAX_3D_UPLOAD_MB)
+    return entry.root, entry, (mask_file.getvalue() if mask_file is not None else None)
+
+
+def draw_bids_selection(root, entry):
+    """Subject, task, session, space from what the folder holds; returns the runs found, or None."""
+    try:
+        choices = bids_source.choices(root)
+    except Exception as err:
+        feedback.show_error(bids_source.with_zip_name(err, entry), "reading the BIDS folder")
+        return None
+    subject_column, task_column, session_column, space_column = st.columns(4)
+    subject = subject_column.selectbox("Subject", choices.subjects, key=state.W_BIDS_SUBJECT,
+                                       format_func=lambda s: f"sub-{s}")
+    task = task_column.selectbox("Task", choices.tasks, key=state.W_BIDS_TASK)
+    # Text choices stand for "no filter" (a None option would show as an empty box); BIDS labels are
+    # alphanumeric, so they never collide with these.
+    session = session_column.selectbox("Session", (bids_source.ALL_SESSIONS, *choices.sessions),
+                                       key=state.W_BIDS_SESSION, disabled=not choices.sessions)
+    spaces = ((bids_source.RAW_SPACE,) if choices.has_raw else ()) + choices.spaces
+    space = space_column.selectbox("Space", spaces, key=state.W_BIDS_SPACE,
+                                   help="fMRIPrep's output spaces; raw data have none.")
+    session = None if session == bids_source.ALL_SESSIONS else session
+    space = None if space == bids_source.RAW_SPACE else space
+    try:
+        return bids_source.find_runs(root, subject=subject, task=task, session=session, space=space)
+    except Exception as err:
+        feedback.show_error(bids_source.with_zip_name(err, entry), "listing the runs")
+        return None
+
+
+def draw_bids_design():
+    """Design, lag and edge volumes; returns (design, lag, edge)."""
+    designs = list(bids_source.DESIGN_HELP)
+    design = st.radio("Samples from the events", designs, key=state.W_BIDS_DESIGN, horizontal=True,
+                      format_func={"block": "Block design", "lsa": "Event-related: LSA",
+                                   "lss": "Event-related: LSS"}.get)
+    st.caption(bids_source.DESIGN_HELP[design])
+    if design != "block":
+        return design, 0.0, 0
+    lag_column, edge_column = st.columns(2)
+    lag = lag_column.number_input(
+        "Haemodynamic lag (seconds)", min_value=0.0, max_value=20.0, value=0.0, step=0.5, key=state.W_BIDS_LAG,
+        help="Added to every onset before labelling the volumes: the response peaks 4-6 s after the stimulus. "
+             "0 labels each volume by the stimulus shown when it was acquired.")
+    edge = edge_column.number_input(
+        "Volumes to drop at each block's start and end", min_value=0, max_value=10, value=0, step=1,
+        key=state.W_BIDS_EDGE, help="They hold the rise and fall of the response; they are labelled 'edge' and "
+                                    "left out of decoding (they stay in the series for cleaning).")
+    return design, float(lag), int(edge)
+
+
+def load_bids_source(root, entry, mask, runs, design, lag, edge) -> None:
+    """Load the runs as the session's data set; on failure show why and keep the data set in use."""
+    with st.status("Loading the BIDS runs...", expanded=True) as status:
+        bar = st.progress(0.0, text="Reading the runs")
+        try:
+            dataset = bids_source.load_bids_dataset(
+                session_token(), root, subject=runs.subject, task=runs.task, session=runs.session,
+                space=runs.space, hrf_lag=lag, drop_edge_volumes=edge, design=design, mask=mask,
+                zip_entry=entry, progress=feedback.progress_bar_callback(bar))
+        except Exception as err:
+            status.update(label="The BIDS runs could not be loaded", state="error")
+            feedback.show_error(err, "loading the BIDS runs")
+            current = st.session_state.get(state.DATASET)
+            if current is not None:
+                st.info(f"The data set loaded before is still in use: {feedback.plain_markdown(current.title)}.")
+            return
+        status.update(label="The BIDS runs are loaded", state="complete", expanded=False)
+    datasets.adopt_dataset(dataset, "bids", {"BIDS zip": entry.name} if entry is not None else None)
+
+
+def draw_bids_form() -> None:
+    """A BIDS data set: where it is, the selection, its runs, the design, the events timeline, Load."""
+    st.caption(
+        "A BIDS data set, raw or fMRIPrep derivatives: one *_bold.nii.gz per run, its *_events.tsv (onset, "
+        "duration, trial_type in seconds) and RepetitionTime in a *_bold.json. Runs come from the files."
+    )
+    origin = draw_bids_origin()
+    if origin is None:
+        return
+    root, entry, mask = origin
+    runs = draw_bids_selection(root, entry)
+    if runs is None:
+        return
+    # Tall enough for a dozen runs without scrolling (35 px a row, plus the header).
+    st.dataframe(bids_source.runs_table(runs), hide_index=True, height=min(38 + 35 * runs.n_runs, 460))
+    design, lag, edge = draw_bids_design()
+    try:
+        preview = bids_source.preview_labels(runs, lag, edge, design)
+        st.plotly_chart(bids_source.timeline_figure(preview, lag), key=state.W_BIDS_TIMELINE, width="stretch")
+    except Exception as err:
+        feedback.show_error(bids_source.with_zip_name(err, entry), "reading the events")
+        return
+    if st.button(f"Load these {runs.n_runs} runs", key=state.W_BIDS_LOAD, type="primary"):
+        load_bids_source(root, entry, mask, runs, design, lag, edge)
+
+
 def draw_source_picker(dataset) -> None:
     """Where the data come from: built-in, Haxby download or upload."""
     state.seed_widget(state.W_SOURCE, st.session_state[state.SOURCE_CHOICE])
@@ -226,6 +398,8 @@ def draw_source_picker(dataset) -> None:
         st.session_state[state.HAXBY_SUBJECT] = subject
         if st.button(f"Download and load subject {subject}", key=state.W_HAXBY_LOAD, type="primary"):
             load_haxby(subject)
+    elif source == "bids":
+        draw_bids_form()
     else:
         draw_upload_form()
 

@@ -20,6 +20,7 @@ from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from decoding_core import paths
+from decoding_core.datasets.bids import BidsSelection
 from ui import state
 from ui.server.sessions import SessionRegistry, SessionStore
 
@@ -103,5 +104,13 @@ def touch_session() -> None:
 
 
 def owned_by_session(dataset) -> bool:
-    """Whether ``dataset`` came from this session's uploads (then nothing of it is shared)."""
-    return getattr(dataset, "name", None) == "upload"
+    """Whether ``dataset`` came from this session's uploads (then nothing of it is shared).
+
+    The user's files, or a BIDS data set unpacked from an uploaded zip (its folder is in
+    the uploads folder; see `ui.bids`).
+    """
+    name = getattr(dataset, "name", None)
+    if name == "upload":
+        return True
+    selection = BidsSelection.from_name(name)
+    return selection is not None and Path(selection.root).is_relative_to((paths.data_dir() / "uploads").resolve())

@@ -178,12 +178,36 @@ W_SWEEP_RUN = "w_sweep_run"
 W_SWEEP_STOP = "w_sweep_stop"
 W_SWEEP_COMPARE = "w_sweep_compare"
 
+# -- BIDS data sets on the Data page (pages/data.py, ui/bids.py) ----------------------------------
+#: The BIDS folder typed on the Data page (a folder on the server; local runs only).
+BIDS_FOLDER = "bids_folder"
+#: The uploaded .zip of BIDS files, extracted into this session's folder: None or a `ui.bids.BidsZip`.
+BIDS_ZIP = "bids_zip"
+#: The error of the last zip upload (a `DecodingInputError` or other exception), shown once.
+BIDS_ZIP_ERROR = "bids_zip_error"
+W_BIDS_ORIGIN = "w_bids_origin"
+W_BIDS_FOLDER = "w_bids_folder"
+W_BIDS_ZIP = "w_bids_zip"
+W_BIDS_ZIP_CLEAR = "w_bids_zip_clear"
+W_BIDS_SUBJECT = "w_bids_subject"
+W_BIDS_TASK = "w_bids_task"
+W_BIDS_SESSION = "w_bids_session"
+W_BIDS_SPACE = "w_bids_space"
+W_BIDS_LAG = "w_bids_lag"
+W_BIDS_EDGE = "w_bids_edge"
+W_BIDS_DESIGN = "w_bids_design"
+W_BIDS_MASK_PATH = "w_bids_mask_path"
+W_BIDS_MASK = "w_bids_mask"
+W_BIDS_TIMELINE = "w_bids_timeline"
+W_BIDS_LOAD = "w_bids_load"
+
 # -- defaults --------------------------------------------------------------------
 #: Data sources offered on the Data page, in order.
 SOURCES = {
     "simulated": "Built-in simulated data set (offline)",
     "haxby": "Real Haxby 2001 subject (download)",
     "upload": "Your own files (upload)",
+    "bids": "BIDS data set (folder or .zip)",
 }
 HAXBY_SUBJECTS = (1, 2, 3, 4, 5, 6)
 DISPLAY_MODES = ("yx", "ortho", "x", "y", "z", "xz", "yz")
@@ -227,6 +251,9 @@ DEFAULTS = {
     SWEEP_SETTING: "C",
     SWEEP_VALUES_TEXT: None,
     HISTORY_MESSAGE: None,
+    BIDS_FOLDER: "",
+    BIDS_ZIP: None,
+    BIDS_ZIP_ERROR: None,
 }
 
 
