@@ -84,6 +84,11 @@ def _legend_swatch(name: str, color: str, group: str | None = None) -> go.Scatte
     )
 
 
+def _template_text(text) -> str:
+    """User text put inside a hover template: escaped, and its braces too (``%{x}`` stays literal)."""
+    return html.escape(str(text)).replace("{", "&#123;").replace("}", "&#125;")
+
+
 def _check_tr(tr):
     if tr is None:
         return None
@@ -117,7 +122,7 @@ def plot_condition_timeline(labels, runs=None, tr: float | None = None) -> go.Fi
     else:
         run_values = sorted_unique(runs)
         members = [np.flatnonzero(runs == run) for run in run_values]
-        row_names = [run_name(run) for run in run_values]
+        row_names = [html.escape(run_name(run)) for run in run_values]  # run names come from the user's table
     colors = condition_colors(labels)
     order = list(colors)
     code_of = {c: n for n, c in enumerate(order)}
@@ -127,7 +132,7 @@ def plot_condition_timeline(labels, runs=None, tr: float | None = None) -> go.Fi
     for row, indices in enumerate(members):
         codes[row, : len(indices)] = [code_of[c] for c in labels[indices]]
         for col, index in enumerate(indices):
-            text[row][col] = f"{labels[index]} (volume {index} of the image)"
+            text[row][col] = f"{html.escape(str(labels[index]))} (volume {index} of the image)"
     x = np.arange(length, dtype=np.float32) * (tr or 1.0)
     fig = go.Figure(
         go.Heatmap(
@@ -146,7 +151,7 @@ def plot_condition_timeline(labels, runs=None, tr: float | None = None) -> go.Fi
         )
     )
     for condition in order:
-        fig.add_trace(_legend_swatch(condition, colors[condition]))
+        fig.add_trace(_legend_swatch(html.escape(condition), colors[condition]))
     fig.update_yaxes(autorange="reversed", type="category", title=None)
     fig.update_xaxes(
         title="time within run (s)" if tr else "volume within run", showgrid=False, zeroline=False
@@ -184,7 +189,7 @@ def plot_condition_counts(labels, runs=None) -> go.Figure:
         order = list(colors)
         fig.add_trace(
             go.Bar(
-                x=order,
+                x=[html.escape(c) for c in order],
                 y=[int(counts[c]) for c in order],
                 marker_color=[colors[c] for c in order],
                 text=[int(counts[c]) for c in order],
@@ -196,7 +201,7 @@ def plot_condition_counts(labels, runs=None) -> go.Figure:
         fig.update_xaxes(title="condition")
     else:
         run_values = sorted_unique(runs)
-        names = [run_name(r) for r in run_values]
+        names = [html.escape(run_name(r)) for r in run_values]
         table = pd.crosstab(pd.Series(runs, name="run"), pd.Series(labels, name="condition"))
         for condition in colors:
             column = table[condition] if condition in table.columns else pd.Series(dtype=int)
@@ -204,9 +209,9 @@ def plot_condition_counts(labels, runs=None) -> go.Figure:
                 go.Bar(
                     x=names,
                     y=[int(column.get(r, 0)) for r in run_values],
-                    name=condition,
+                    name=html.escape(condition),
                     marker_color=colors[condition],
-                    hovertemplate=f"%{{x}}: %{{y}} {condition} volumes<extra></extra>",
+                    hovertemplate=f"%{{x}}: %{{y}} {_template_text(condition)} volumes<extra></extra>",
                 )
             )
         fig.update_layout(barmode="stack")
@@ -246,7 +251,7 @@ def plot_class_balance(labels) -> go.Figure:
     majority = values.max() / total
     fig = go.Figure(
         go.Bar(
-            x=order,
+            x=[html.escape(c) for c in order],
             y=values,
             marker_color=[colors[c] for c in order],
             text=[f"{v} ({v / total:.0%})" for v in values],
@@ -274,7 +279,7 @@ def plot_class_balance(labels) -> go.Figure:
 
 def plot_mean_timecourse(X, labels=None, runs=None, tr: float | None = None, *,
                          volume_index=None) -> go.Figure:
-    """Mean signal over the masked voxels, one point per volume coloured by condition.
+    """Mean signal over the masked voxels: one line, each condition's blocks shaded behind it.
 
     Parameters
     ----------
@@ -316,21 +321,13 @@ def plot_mean_timecourse(X, labels=None, runs=None, tr: float | None = None, *,
         )
     mean = np.nanmean(X.astype(np.float64, copy=False), axis=1).astype(np.float32)
     position = volume_index * (tr or 1.0)
-    fig = go.Figure(_broken_line(position, mean, volume_index, runs))
+    # One line (1,452 dots were unreadable); each condition's blocks shaded behind it.
+    fig = go.Figure(_broken_line(position, mean, volume_index, runs, labels))
     colors = condition_colors(labels)
+    _shade_condition_blocks(fig, position, labels, volume_index, runs, colors, tr or 1.0)
     for condition, color in colors.items():
-        chosen = labels == condition
-        fig.add_trace(
-            go.Scatter(
-                x=position[chosen].astype(np.float32),
-                y=mean[chosen],
-                mode="markers",
-                marker=dict(color=color, size=4 if condition == REST_LABEL else 5),
-                name=condition,
-                customdata=volume_index[chosen],
-                hovertemplate=f"{condition}<br>volume %{{customdata}}<br>mean %{{y:.3f}}<extra></extra>",
-            )
-        )
+        if condition != REST_LABEL:
+            fig.add_trace(_legend_swatch(html.escape(condition), color))
     if runs is not None:
         _add_run_boundaries(fig, position, runs, tr)
     fig.update_layout(
@@ -346,6 +343,21 @@ def plot_mean_timecourse(X, labels=None, runs=None, tr: float | None = None, *,
     return fig
 
 
+def _shade_condition_blocks(fig: go.Figure, position: np.ndarray, labels: np.ndarray, volume_index: np.ndarray,
+                            runs, colors: dict, step: float) -> None:
+    """A light band of the condition's colour behind each block of consecutive volumes (none for rest)."""
+    starts = np.r_[True, (labels[1:] != labels[:-1]) | (np.diff(volume_index) != 1)]
+    if runs is not None:
+        starts[1:] |= runs[1:] != runs[:-1]
+    first = np.flatnonzero(starts)
+    last = np.r_[first[1:] - 1, labels.size - 1]
+    for start, end in zip(first, last):
+        if labels[start] == REST_LABEL:
+            continue
+        fig.add_vrect(x0=float(position[start]) - step / 2, x1=float(position[end]) + step / 2,
+                      fillcolor=colors[labels[start]], opacity=0.3, line_width=0, layer="below")
+
+
 def _unpack_masked(X, labels, runs, volume_index) -> tuple:
     """``(X, labels, runs, volume_index)``, the missing ones taken from a `MaskedData` ``X``."""
     if hasattr(X, "X") and hasattr(X, "labels"):
@@ -357,16 +369,23 @@ def _unpack_masked(X, labels, runs, volume_index) -> tuple:
     return X, labels, runs, volume_index
 
 
-def _broken_line(position: np.ndarray, mean: np.ndarray, volume_index: np.ndarray, runs) -> go.Scatter:
-    """The mean signal as a grey line, broken where volumes were dropped or a run changes."""
+def _broken_line(position: np.ndarray, mean: np.ndarray, volume_index: np.ndarray, runs,
+                 labels: np.ndarray) -> go.Scatter:
+    """The mean signal as a dark line, broken where volumes were dropped or a run changes.
+
+    Its hover names each volume's condition (escaped: condition names are the user's text).
+    """
     breaks = np.diff(volume_index) != 1
     if runs is not None:
         breaks |= runs[1:] != runs[:-1]
-    line_x = np.insert(position.astype(np.float64), np.flatnonzero(breaks) + 1, np.nan)
-    line_y = np.insert(mean.astype(np.float64), np.flatnonzero(breaks) + 1, np.nan)
+    at = np.flatnonzero(breaks) + 1
+    line_x = np.insert(position.astype(np.float64), at, np.nan)
+    line_y = np.insert(mean.astype(np.float64), at, np.nan)
+    hover = np.array([f"{html.escape(str(c))}, volume {v}" for c, v in zip(labels, volume_index)], dtype=object)
     return go.Scatter(
         x=line_x.astype(np.float32), y=line_y.astype(np.float32), mode="lines",
-        line=dict(color="#555555", width=1), name="mean signal", hoverinfo="skip",
+        line=dict(color="#333333", width=1.2), name="mean signal", showlegend=False,
+        customdata=np.insert(hover, at, ""), hovertemplate="%{customdata}<br>mean %{y:.3f}<extra></extra>",
         connectgaps=False,
     )
 
