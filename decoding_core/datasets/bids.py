@@ -189,6 +189,8 @@ class BidsSelection:
 
         root, _, query = name[len(BIDS_PREFIX):].rpartition("?")
         values = dict(parse_qsl(query))
+        if values.get("design", "block") not in DESIGNS:  # e.g. a name cut short by an import's length limit
+            return None
         try:
             return cls(root=unquote(root), subject=values["sub"], task=values["task"],
                        session=values.get("ses"), space=values.get("space"),

@@ -6,6 +6,11 @@ command line's ``--dataset``, links (``data=haxby:2``), the run history and
 the exported ``reproduce.py`` all read that text through `DatasetSpec`, and
 the loaders name what they load with ``str(DatasetSpec(...))``, so the text
 and its meaning are written once.
+
+A data set loaded from a BIDS folder is not built in: its name,
+``bids:<root>?sub=...&task=...&lag=...``, is written and read by
+`decoding_core.datasets.bids.BidsSelection` (the history and ``reproduce.py`` read
+it back); links never carry it, since it is a path on the machine that loaded it.
 """
 
 from __future__ import annotations

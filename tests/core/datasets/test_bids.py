@@ -205,3 +205,13 @@ def test_event_related_bids_gives_one_sample_per_trial(tmp_path):
                                rtol=1e-6, atol=1e-6)
     config = DecodingConfig(conditions=("face", "house"), mask_name="uploaded", cv="leave-one-run-out")
     assert decoding.run_decoding(dataset, config).mean_score >= 0.9
+
+
+def test_selection_name_round_trip():
+    selection = BidsSelection(root="/data/my study?/ds", subject="01", task="faces", session="2", space="MNI",
+                              hrf_lag=4.5, drop_edge_volumes=1, design="lss")
+    name = str(selection)
+    assert name.startswith("bids:/data/my%20study%3F/ds?") and "ses=2" in name and "design=lss" in name
+    assert BidsSelection.from_name(name) == selection
+    assert BidsSelection.from_name("haxby:2") is None and BidsSelection.from_name("upload") is None
+    assert BidsSelection.from_name(name[: name.index("design=") + 9]) is None  # cut short: not a design
