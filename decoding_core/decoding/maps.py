@@ -13,7 +13,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
 
 from decoding_core import masking
-from decoding_core.decoding.estimators import classifier_C, coefficients, make_classifier
+from decoding_core.decoding.estimators import classifier_C, coefficients, fit_one_vs_rest, make_classifier
+from decoding_core.progress import ProgressCallback
 
 if TYPE_CHECKING:
     from decoding_core.config import DecodingConfig
@@ -29,7 +30,7 @@ def voxel_support(pipeline: Pipeline, n_voxels: int) -> np.ndarray:
     return np.ones(n_voxels, dtype=bool)
 
 
-def one_vs_rest_svc(pipeline: Pipeline, X, y, config: DecodingConfig):
+def one_vs_rest_svc(pipeline: Pipeline, X, y, config: DecodingConfig, progress: ProgressCallback | None = None):
     """The one-vs-rest counterpart of a fitted multi-class SVC, or None for any other classifier.
 
     SVC is one-vs-one: neither its coefficients (one row per pair of classes) nor its
@@ -45,6 +46,8 @@ def one_vs_rest_svc(pipeline: Pipeline, X, y, config: DecodingConfig):
         Fitted, from `build_estimator`.
     X, y : the samples and labels the pipeline was fitted on.
     config : DecodingConfig
+    progress : callable or None
+        ``progress(fraction, message)`` as each class is fitted (`fit_one_vs_rest`).
 
     Returns
     -------
@@ -58,18 +61,18 @@ def one_vs_rest_svc(pipeline: Pipeline, X, y, config: DecodingConfig):
     one_vs_rest = OneVsRestClassifier(make_classifier(config.estimator, classifier_C(pipeline, config)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # libsvm has no iteration cap here
-        return one_vs_rest.fit(np.asarray(X)[:, support], y)
+        return fit_one_vs_rest(one_vs_rest, np.asarray(X)[:, support], y, progress)
 
 
 def weight_maps(pipeline: Pipeline, X, y, classes: np.ndarray, config: DecodingConfig,
-                one_vs_rest=None) -> np.ndarray:
+                one_vs_rest=None, progress: ProgressCallback | None = None) -> np.ndarray:
     """Weights of a fitted pipeline over all voxels, float32.
 
     One row (toward ``classes[1]``) for two classes; otherwise one
     one-vs-rest row per class. SVC's one-vs-one coefficients do not give one
     map per class, so the maps of a multi-class SVC are those of its
-    `one_vs_rest_svc` (pass it as ``one_vs_rest`` when already fitted). Voxels
-    dropped by screening get 0.
+    `one_vs_rest_svc` (pass it as ``one_vs_rest`` when already fitted; ``progress``
+    follows its fit otherwise). Voxels dropped by screening get 0.
     """
     n_voxels = X.shape[1]
     classifier = pipeline.named_steps["classifier"]
@@ -86,7 +89,7 @@ def weight_maps(pipeline: Pipeline, X, y, classes: np.ndarray, config: DecodingC
         maps[rows[1], support], maps[rows[0], support] = coef[0], -coef[0]
         return maps
     if one_vs_rest is None:
-        one_vs_rest = one_vs_rest_svc(pipeline, X, y, config)
+        one_vs_rest = one_vs_rest_svc(pipeline, X, y, config, progress)
     if one_vs_rest is not None:  # SVC's coef_ is one-vs-one (3 rows for 3 classes too)
         coef = np.vstack([est.coef_.reshape(1, -1) for est in one_vs_rest.estimators_])
     maps[np.ix_(rows, support)] = coef

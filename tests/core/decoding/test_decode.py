@@ -109,3 +109,23 @@ def test_simulated_multiclass_beats_chance(simulated_dataset, simulated_vt):
     assert result.mean_score > 0.4
     assert result.weights.shape == (8, simulated_vt.X.shape[1])
     assert result.weight_img.shape[-1] == 8
+
+
+@pytest.mark.parametrize("estimator", ["logistic_l1", "svc"])
+def test_progress_moves_within_each_fold_of_a_one_vs_rest_fit(estimator):
+    # Before: the bar moved only at the end of each fold ("Fold 1 of 4 done").
+    from tests.core.decoding._helpers import make_masked
+
+    masked = make_masked(classes=("face", "cat", "house", "shoe"), n_voxels=30, seed=2)
+    calls = []
+    decode(masked, DecodingConfig(conditions=("face", "cat", "house", "shoe"), estimator=estimator),
+           progress=lambda fraction, message: calls.append((round(fraction, 6), message)))
+    first_fold = [(f, m) for f, m in calls if m.startswith("Fold 1 of 4")]
+    # 4 classes, each reported; svc also fits its one-vs-rest counterpart after the one-vs-one SVC.
+    expected = [k / 4 for k in range(1, 5)] if estimator == "logistic_l1" else [0.5 + k / 8 for k in range(1, 5)]
+    assert [f for f, _ in first_fold] == [round(x / 5, 6) for x in expected] + [0.2]
+    assert first_fold[0][1] == "Fold 1 of 4: one-vs-rest: 1 of 4 classes fitted"
+    assert first_fold[-1][1] == "Fold 1 of 4 done"
+    fractions = [f for f, _ in calls]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert any(m.startswith("Refitting on all samples: one-vs-rest: ") for _, m in calls)

@@ -13,7 +13,7 @@ from sklearn.svm import SVC
 from decoding_core import decoding
 from decoding_core.config import ESTIMATORS, DecodingConfig
 from decoding_core.decoding import TunedLinearClassifier, build_estimator, decode, make_splits
-from decoding_core.decoding.estimators import _inner_splitter
+from decoding_core.decoding.estimators import _inner_splitter, fit_classifier, fit_one_vs_rest
 from decoding_core.masking import MaskedData
 
 from tests.core.decoding._helpers import _mask_img, make_masked, plain_params
@@ -107,9 +107,9 @@ def test_tuning_sees_training_folds_only(masked, monkeypatch):
     seen = []
     original_fit = TunedLinearClassifier.fit
 
-    def recording_fit(self, X, y, groups=None):
+    def recording_fit(self, X, y, groups=None, **kwargs):
         seen.append((np.array(X), None if groups is None else np.array(groups)))
-        return original_fit(self, X, y, groups)
+        return original_fit(self, X, y, groups, **kwargs)
 
     monkeypatch.setattr(TunedLinearClassifier, "fit", recording_fit)
     config = DecodingConfig(tune_C=True)
@@ -160,3 +160,46 @@ def test_build_estimator_is_a_pipeline():
     plain = build_estimator(DecodingConfig())
     assert [name for name, _ in plain.steps] == ["classifier"]
     assert isinstance(plain.named_steps["classifier"], SVC)
+
+
+# -- the fast fits: the same fitted classifiers as scikit-learn's own fit ----------------------------
+def test_linear_svc_fitted_through_its_kernel_is_the_linear_svc():
+    masked = make_masked(classes=("face", "cat", "house"), n_voxels=60, signal=0.4, seed=3)
+    X, y = masked.X.astype(np.float64), masked.labels
+    train, test = slice(0, 36), slice(36, None)
+    plain = SVC(kernel="linear", C=0.5).fit(X[train], y[train])
+    fast = fit_classifier(SVC(kernel="linear", C=0.5), X[train], y[train])
+    assert fast.kernel == "linear" and type(fast) is SVC
+    np.testing.assert_array_equal(fast.predict(X[test]), plain.predict(X[test]))
+    np.testing.assert_allclose(fast.decision_function(X[test]), plain.decision_function(X[test]), atol=1e-10)
+    np.testing.assert_allclose(fast.coef_, plain.coef_, atol=1e-12)
+    np.testing.assert_array_equal(fast.support_, plain.support_)
+
+
+@pytest.mark.parametrize("base", [SVC(kernel="linear"), decoding.make_classifier("logistic_l1").estimator])
+def test_one_vs_rest_fit_equals_scikit_learns_and_reports_each_class(base):
+    masked = make_masked(classes=("face", "cat", "house", "shoe"), n_voxels=40, signal=0.5, seed=4)
+    X, y = masked.X.astype(np.float64), masked.labels
+    plain = OneVsRestClassifier(base).fit(X, y)
+    seen = []
+    fast = fit_one_vs_rest(OneVsRestClassifier(base), X, y,
+                                    progress=lambda fraction, message: seen.append((fraction, message)))
+    np.testing.assert_array_equal(fast.classes_, plain.classes_)
+    np.testing.assert_allclose(fast.decision_function(X), plain.decision_function(X), atol=1e-10)
+    np.testing.assert_array_equal(fast.predict(X), plain.predict(X))
+    assert [fraction for fraction, _ in seen] == [0.25, 0.5, 0.75, 1.0]
+    assert seen[-1][1] == "one-vs-rest: 4 of 4 classes fitted"
+
+
+def test_tuned_fit_reports_each_inner_fit_then_the_refit():
+    masked = make_masked(classes=("face", "cat", "house"), n_runs=4, n_voxels=30, seed=5)
+    seen = []
+    decoding.fit_estimator(build_estimator(DecodingConfig(tune_C=True)), masked.X, masked.labels, masked.runs,
+                           progress=lambda fraction, message: seen.append((fraction, message)))
+    n_fits = 4 * len(decoding.DEFAULT_C_GRID)  # 4 runs: 4 inner folds x the Cs
+    fractions = [fraction for fraction, _ in seen]
+    assert len(seen) == n_fits + 1 and fractions == sorted(fractions) and fractions[-1] == 1.0
+    share = 30 / 31  # the inner fits' share of the bar (at most 5 inner folds x 6 Cs, then the refit)
+    np.testing.assert_allclose(fractions[:-1], share * np.arange(1, n_fits + 1) / n_fits)
+    assert seen[0][1] == "tuning C: fit 1 of 24 (inner fold 1 of 4, C = 0.001)"
+    assert seen[-1][1].startswith("tuning C: refitted with C = ")
