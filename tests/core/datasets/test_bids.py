@@ -215,3 +215,23 @@ def test_selection_name_round_trip():
     assert BidsSelection.from_name(name) == selection
     assert BidsSelection.from_name("haxby:2") is None and BidsSelection.from_name("upload") is None
     assert BidsSelection.from_name(name[: name.index("design=") + 9]) is None  # cut short: not a design
+
+
+def test_sessions_are_chosen_or_all_taken_in_order(haxby_bids_dir, tmp_path):
+    """Runs 1-3 in ses-a and 4-5 in ses-b: one session, or every session's runs in session order."""
+    func = haxby_bids_dir / "sub-1" / "func"
+    for session, runs in (("b", (4, 5)), ("a", (1, 2, 3))):
+        folder = tmp_path / "sub-1" / f"ses-{session}" / "func"
+        folder.mkdir(parents=True)
+        for run in runs:
+            for suffix in ("bold.nii.gz", "events.tsv"):
+                shutil.copy(func / f"sub-1_task-{TASK}_run-{run:02d}_{suffix}",
+                            folder / f"sub-1_ses-{session}_task-{TASK}_run-{run:02d}_{suffix}")
+    shutil.copy(haxby_bids_dir / f"task-{TASK}_bold.json", tmp_path)
+    assert bids_choices(tmp_path).sessions == ("a", "b")
+    assert find_runs(tmp_path, subject="1", task=TASK, session="ses-b").run_labels == ("04", "05")
+    every = find_runs(tmp_path, subject="1", task=TASK)
+    assert every.run_labels == ("ses-a_run-01", "ses-a_run-02", "ses-a_run-03", "ses-b_run-04", "ses-b_run-05")
+    assert every.tr == (2.5,) * 5
+    with pytest.raises(DecodingInputError, match=r"session 'c'.*sessions a, b"):
+        find_runs(tmp_path, subject="1", task=TASK, session="c")
