@@ -360,6 +360,22 @@ class SearchlightResult:
                  "score": float(self.scores[i])} for i in order]
 
 
+    def score_at(self, voxel) -> float | None:
+        """The score of voxel ``(i, j, k)``: None outside the mask, NaN when it was not scored."""
+        mask = masking.mask_bool(self.mask_img)
+        voxel = tuple(int(v) for v in voxel)
+        if len(voxel) != 3 or any(not 0 <= v < n for v, n in zip(voxel, mask.shape)) or not mask[voxel]:
+            return None
+        return float(self.scores[int(mask[:voxel[0]].sum() + mask[voxel[0], :voxel[1]].sum()
+                                     + mask[voxel[0], voxel[1], :voxel[2]].sum())])
+
+    def above_chance_img(self) -> nib.Nifti1Image:
+        """The map as score minus chance level, for a symmetric colour scale: 0 outside the mask
+        and where no score was computed (both drawn transparent)."""
+        values = np.nan_to_num(self.scores - self.chance_level, nan=0.0)
+        return masking.unmask(values, self.mask_img)
+
+
 def _scores_image(scores: np.ndarray, mask_img: nib.Nifti1Image, partial: bool, n_done: int) -> nib.Nifti1Image:
     img = masking.unmask(scores, mask_img)
     if partial:
@@ -367,8 +383,39 @@ def _scores_image(scores: np.ndarray, mask_img: nib.Nifti1Image, partial: bool, 
     return img
 
 
-def _chunks(n_spheres: int, chunk_size: int) -> list[np.ndarray]:
-    return [np.arange(start, min(start + chunk_size, n_spheres)) for start in range(0, n_spheres, chunk_size)]
+def sphere_chunks(n_spheres: int, chunk_size: int = DEFAULT_CHUNK_SIZE) -> list[np.ndarray]:
+    """The spheres' ids cut into consecutive chunks of ``chunk_size`` (the last one shorter)."""
+    if int(chunk_size) < 1:
+        raise DecodingInputError(f"'chunk_size' must be a positive integer. Got {chunk_size!r}.")
+    return [np.arange(start, min(start + int(chunk_size), n_spheres)) for start in range(0, n_spheres, int(chunk_size))]
+
+
+def searchlight_result(task: SearchlightTask, scores: np.ndarray, scored: np.ndarray, mask_img: nib.Nifti1Image,
+                       *, elapsed_seconds: float = 0.0) -> SearchlightResult:
+    """The result of the spheres scored so far: partial (and marked so) unless every one is.
+
+    Parameters
+    ----------
+    task : SearchlightTask
+    scores : ndarray of shape (n_spheres,)
+        Scores of the spheres scored (others are set to NaN here).
+    scored : ndarray of shape (n_spheres,), bool
+        Which spheres were scored.
+    mask_img : nibabel.Nifti1Image
+        The mask of the masked data (its voxels are the spheres' centres).
+    elapsed_seconds : float
+    """
+    scored = np.asarray(scored, dtype=bool)
+    scores = np.where(scored, np.asarray(scores, dtype=np.float64), np.nan)
+    n_done, n_spheres = int(scored.sum()), len(task.spheres)
+    _, counts = np.unique(task.labels, return_counts=True)
+    return SearchlightResult(
+        scores=scores, score_img=_scores_image(scores, mask_img, n_done < n_spheres, n_done),
+        mask_img=mask_img, radius=task.spheres.radius, n_spheres=n_spheres,
+        sphere_sizes=task.spheres.sizes, partial=n_done < n_spheres, n_done=n_done, config=task.config,
+        chance_level=chance_level(task.config.scoring, counts), n_samples=len(task.labels),
+        classes=tuple(task.classes.tolist()), elapsed_seconds=elapsed_seconds,
+    )
 
 
 def prepare_task(masked: MaskedData, config, radius: float) -> SearchlightTask:
@@ -437,14 +484,14 @@ def searchlight(masked: MaskedData, config, radius: float, *, progress: Progress
         chunk): never a silent partial map.
     """
     started = time.perf_counter()
-    if int(chunk_size) < 1:
-        raise DecodingInputError(f"'chunk_size' must be a positive integer. Got {chunk_size!r}.")
+    sphere_chunks(0, chunk_size)  # refuses a bad chunk_size before any work
     task = prepare_task(masked, config, radius)
     n_spheres = len(task.spheres)
     scores = np.full(n_spheres, np.nan)
     scored = np.zeros(n_spheres, dtype=bool)
     stopped = False
-    results = (map_chunks or map_locally)(partial(score_chunk, task), _chunks(n_spheres, int(chunk_size)))
+    chunks = sphere_chunks(n_spheres, chunk_size)
+    results = (map_chunks or map_locally)(partial(score_chunk, task), chunks)
     try:
         for ids, values in results:
             scores[ids], scored[ids] = values, True
@@ -461,15 +508,7 @@ def searchlight(masked: MaskedData, config, radius: float, *, progress: Progress
     if not stopped and n_done < n_spheres:
         raise RuntimeError(f"The searchlight's chunks came back with {n_spheres - n_done} of {n_spheres} "
                            "spheres unscored (a lost chunk?): no partial map is returned as complete.")
-    partial_map = n_done < n_spheres
-    _, counts = np.unique(task.labels, return_counts=True)
-    return SearchlightResult(
-        scores=scores, score_img=_scores_image(scores, masked.mask_img, partial_map, n_done),
-        mask_img=masked.mask_img, radius=task.spheres.radius, n_spheres=n_spheres,
-        sphere_sizes=task.spheres.sizes, partial=partial_map, n_done=n_done, config=config,
-        chance_level=chance_level(config.scoring, counts), n_samples=len(task.labels),
-        classes=tuple(task.classes.tolist()), elapsed_seconds=time.perf_counter() - started,
-    )
+    return searchlight_result(task, scores, scored, masked.mask_img, elapsed_seconds=time.perf_counter() - started)
 
 
 def _cleaning_options(config) -> dict:

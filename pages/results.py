@@ -6,6 +6,7 @@ import app
 from decoding_core import export, map_views, plotting, summaries
 from decoding_core.config import CV_SCHEMES, ESTIMATORS, SCORINGS
 from ui import analysis, feedback, history, links, runs, state
+from ui.searchlight import draw_searchlight
 
 app.ensure_app()  # Streamlit may start this page without app.py: see app.ensure_app
 
@@ -293,4 +294,5 @@ draw_weight_map(result, dataset if same_dataset else None)
 draw_downloads(result, dataset if same_dataset else None)
 links.share_configuration(config, links.result_dataset_spec())
 draw_significance(result, dataset)
+draw_searchlight(result, dataset)
 st.page_link("pages/configure.py", label="Change the configuration", icon=":material/tune:")

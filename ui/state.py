@@ -35,6 +35,10 @@ UPLOAD_DISPLAY_NAMES = "upload_display_names"
 #: as soon as it arrives (see pages/data.py): None or a dict with "path" (the app's own file
 #: name), "sha256", "name" (safe display name) and "size" (bytes).
 PENDING_FUNC_UPLOAD = "pending_func_upload"
+#: The labels table, mask and anatomy uploaded, stored on disk as they arrive and checked
+#: (like the 4D image): {"labels" | "mask" | "anatomy": `ui.uploads.PendingImage`}. The page
+#: offers them again when the user comes back to the Data page or reloads it.
+PENDING_UPLOADS = "pending_uploads"
 #: Which data source the Data page shows ("simulated", "haxby", "upload").
 SOURCE_CHOICE = "source_choice"
 #: Haxby subject chosen on the Data page.
@@ -68,8 +72,18 @@ MAP_CLASS = "map_class"
 PERMUTATION_RESULT = "permutation_result"
 PERMUTATION_STOP = "permutation_stop"
 PERMUTATION_COUNT = "permutation_count"
+#: Searchlight (ui.searchlight): the run in progress, finished or stopped (a
+#: `ui.searchlight.SearchlightRun`), the stop flag, the radius (mm), the map's threshold and cut.
+SEARCHLIGHT_RUN = "searchlight_run"
+SEARCHLIGHT_STOP = "searchlight_stop"
+SEARCHLIGHT_RADIUS = "searchlight_radius"
+SEARCHLIGHT_THRESHOLD = "searchlight_threshold"
+SEARCHLIGHT_CUT = "searchlight_cut"
 #: Random token naming this session's private upload folder (never shown, never guessable).
 SESSION_TOKEN = "session_token"
+#: True once this session asked whether it continues one of the same browser (a reload; see
+#: `ui.session.resume_session`).
+RESUME_CHECKED = "resume_checked"
 
 # -- run history, comparison, sweeps and shareable links (ui.history, ui.links, ui.runs)
 #: Shared deployments only: this session's `MemoryRunStore` (never in a shared cache).
@@ -103,6 +117,9 @@ W_UPLOAD_FUNC_CLEAR = "w_upload_func_clear"
 W_UPLOAD_LABELS = "w_upload_labels"
 W_UPLOAD_MASK = "w_upload_mask"
 W_UPLOAD_ANAT = "w_upload_anat"
+#: The upload boxes other than the 4D image's, by role, and their "Remove" buttons.
+W_UPLOAD_BOXES = {"labels": W_UPLOAD_LABELS, "mask": W_UPLOAD_MASK, "anatomy": W_UPLOAD_ANAT}
+W_UPLOAD_BOX_CLEAR = {role: f"{key}_clear" for role, key in W_UPLOAD_BOXES.items()}
 W_LABEL_COLUMN = "w_label_column"
 W_RUN_COLUMN = "w_run_column"
 W_UPLOAD_TR = "w_upload_tr"
@@ -116,6 +133,8 @@ W_CONDITIONS = "w_conditions"
 W_MASK = "w_mask"
 W_STANDARDIZE = "w_standardize"
 W_DETREND = "w_detrend"
+W_HIGH_PASS = "w_high_pass"
+W_CONFOUNDS = "w_confounds"
 W_ESTIMATOR = "w_estimator"
 W_C = "w_C"
 W_TUNE_C = "w_tune_C"
@@ -141,6 +160,12 @@ W_DOWNLOAD_CONFIG = "w_download_config"
 W_N_PERMUTATIONS = "w_n_permutations"
 W_PERMUTATION_RUN = "w_permutation_run"
 W_PERMUTATION_STOP = "w_permutation_stop"
+W_SEARCHLIGHT_RADIUS = "w_searchlight_radius"
+W_SEARCHLIGHT_RUN = "w_searchlight_run"
+W_SEARCHLIGHT_STOP = "w_searchlight_stop"
+W_SEARCHLIGHT_THRESHOLD = "w_searchlight_threshold"
+W_SEARCHLIGHT_CHART = "w_searchlight_chart"
+W_SEARCHLIGHT_DOWNLOAD = "w_searchlight_download"
 W_TUTORIAL_WEIGHTS_CHART = "w_tutorial_weights_chart"
 W_DOWNLOAD_RUN_ZIP = "w_download_run_zip"
 
@@ -150,6 +175,7 @@ W_HISTORY_RENAME = "w_history_rename"
 W_HISTORY_DELETE = "w_history_delete"
 W_HISTORY_DELETE_CONFIRM = "w_history_delete_confirm"
 W_HISTORY_RUN_ZIP = "w_history_run_zip"
+W_HISTORY_OPEN = "w_history_open"
 W_HISTORY_SELECTED = "w_history_selected"
 W_HISTORY_EXPORT_SELECTED = "w_history_export_selected"
 W_HISTORY_EXPORT_ALL = "w_history_export_all"
@@ -225,6 +251,7 @@ DEFAULTS = {
     DATASET_SPEC: None,
     UPLOAD_DISPLAY_NAMES: {},
     PENDING_FUNC_UPLOAD: None,
+    PENDING_UPLOADS: {},
     SOURCE_CHOICE: "simulated",
     HAXBY_SUBJECT: 2,
     LOAD_ERROR: None,
@@ -242,6 +269,11 @@ DEFAULTS = {
     PERMUTATION_RESULT: None,
     PERMUTATION_STOP: False,
     PERMUTATION_COUNT: 200,
+    SEARCHLIGHT_RUN: None,
+    SEARCHLIGHT_STOP: False,
+    SEARCHLIGHT_RADIUS: 5.6,
+    SEARCHLIGHT_THRESHOLD: 0.0,
+    SEARCHLIGHT_CUT: None,
     RECORDED_RUNS: {},
     URL_CHECKED: False,
     URL_MESSAGES: None,
@@ -255,6 +287,11 @@ DEFAULTS = {
     BIDS_ZIP: None,
     BIDS_ZIP_ERROR: None,
 }
+
+
+#: What a reload of the page brings back (`ui.session.resume_session`): every persistent key
+#: but the session's own token and the once-per-session checks.
+RESUMED_KEYS = tuple(key for key in (*DEFAULTS, CONFIG_VALUES, RUN_STORE) if key not in (URL_CHECKED, URL_MESSAGES))
 
 
 #: True while app.py's `main` runs the current page (see `running_app`).
@@ -301,8 +338,8 @@ def seed_widget(widget_key: str, value) -> None:
 #: Configure-page widgets, dropped when a configuration is set from elsewhere so that
 #: they are seeded again from ``CONFIG_VALUES``.
 CONFIGURE_WIDGETS = (
-    W_CONDITIONS, W_MASK, W_STANDARDIZE, W_DETREND, W_ESTIMATOR, W_C, W_TUNE_C, W_SCREENING, W_SCORING,
-    W_CV, W_N_FOLDS, W_HOLDOUT,
+    W_CONDITIONS, W_MASK, W_STANDARDIZE, W_DETREND, W_HIGH_PASS, W_CONFOUNDS, W_ESTIMATOR, W_C, W_TUNE_C,
+    W_SCREENING, W_SCORING, W_CV, W_N_FOLDS, W_HOLDOUT,
 )
 
 
