@@ -21,10 +21,13 @@ from decoding_core.errors import DecodingInputError, DecodingInputTypeError
 
 __all__ = [
     "config_json",
+    "csv_text",
     "fold_scores_csv",
     "fold_table",
     "image_to_nifti_bytes",
+    "neutralise_formulas",
     "predictions_csv",
+    "restore_formulas",
     "read_config_json",
     "result_summary",
 ]
@@ -161,9 +164,68 @@ def fold_names(result, table: pd.DataFrame | None = None) -> list[str]:
     return [f"fold {n + 1}" for n in range(len(table))]
 
 
+#: First characters that make a spreadsheet (Excel, LibreOffice, Sheets) run a cell as a formula
+#: (OWASP, "CSV Injection"): such a text cell is written with a leading apostrophe.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _neutralised_cell(value):
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS + ("'",)):
+        # A cell that already starts with an apostrophe gets one more only when the rest would be
+        # taken for a neutralised formula, so that `restore_formulas` gives back the exact text.
+        if not value.startswith("'") or value[1:].startswith(FORMULA_TRIGGERS + ("'",)):
+            return "'" + value
+    return value
+
+
+def _restored_cell(value):
+    if isinstance(value, str) and value.startswith("'") and value[1:].startswith(FORMULA_TRIGGERS + ("'",)):
+        return value[1:]
+    return value
+
+
+def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``table`` whose text cells a spreadsheet would run as formulas start with ``'``.
+
+    OWASP's rule for CSV files: a text cell (or column name) that starts with ``=``, ``+``,
+    ``-``, ``@``, a tab or a carriage return is prefixed with an apostrophe, so a label like
+    ``=cmd|' /C calc'!A0`` is shown as text. Numbers are left alone (-0.5 stays a number).
+    `restore_formulas` undoes it exactly.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    safe = table.copy()
+    for column in safe.columns:
+        if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
+            safe[column] = safe[column].map(_neutralised_cell).astype(object)
+    safe.columns = [_neutralised_cell(c) for c in safe.columns]
+    return safe
+
+
+def restore_formulas(table: pd.DataFrame) -> pd.DataFrame:
+    """The table `neutralise_formulas` was given: the apostrophes it added removed."""
+    restored = table.copy()
+    for column in restored.columns:
+        if restored[column].dtype == object or pd.api.types.is_string_dtype(restored[column]):
+            restored[column] = restored[column].map(_restored_cell)
+    restored.columns = [_restored_cell(c) for c in restored.columns]
+    return restored
+
+
+def csv_text(table: pd.DataFrame, **to_csv_options) -> str:
+    """``table`` as CSV text safe to open in a spreadsheet (`neutralise_formulas`, no index)."""
+    return neutralise_formulas(table).to_csv(index=False, **to_csv_options)
+
+
 def fold_scores_csv(result) -> str:
-    """The per-fold scores as CSV text (see `fold_table` for the columns)."""
-    return fold_table(result).to_csv(index=False, float_format="%.6g")
+    """The per-fold scores as CSV text (see `fold_table` for the columns); safe in a spreadsheet."""
+    return csv_text(fold_table(result), float_format="%.6g")
 
 
 def predictions_csv(result) -> str:
@@ -175,7 +237,7 @@ def predictions_csv(result) -> str:
     predictions = result.predictions
     if not isinstance(predictions, pd.DataFrame):
         raise DecodingInputError("The result has no predictions table to export.")
-    return predictions.to_csv(index=False, float_format="%.6g")
+    return csv_text(predictions, float_format="%.6g")
 
 
 def _software_versions() -> dict:

@@ -44,7 +44,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from decoding_core import environment, paths
+from decoding_core import environment, export, paths
 from decoding_core.caching import BoundedCache
 from decoding_core.config import DecodingConfig
 from decoding_core.datasets import DatasetSpec
@@ -466,7 +466,8 @@ class RunRecord:
                 if values is not None}
 
     def predictions_bytes(self) -> bytes:
-        return self.predictions.to_csv(index=False).encode()
+        # Safe to open in a spreadsheet (a label "=cmd|..." stays text); read back by `_checked_predictions`.
+        return export.csv_text(self.predictions).encode()
 
     @classmethod
     def from_parts(cls, metadata: dict, arrays: bytes, predictions: bytes) -> "RunRecord":
@@ -548,6 +549,7 @@ def _checked_predictions(predictions_blob: bytes) -> pd.DataFrame:
     bad = _invalid_history
     try:
         predictions = pd.read_csv(io.BytesIO(predictions_blob)) if predictions_blob else pd.DataFrame()
+        predictions = export.restore_formulas(predictions)
     except Exception:
         raise bad("a run's predictions are not a readable CSV table") from None
     if len(predictions.columns) and not set(_PREDICTION_COLUMNS[:4]) <= set(predictions.columns):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import json
@@ -139,3 +140,37 @@ def test_result_summary_is_strict_json_of_plain_types():
     assert back["meaningless"] is False
     assert [row["test_run"] for row in back["folds"]] == [3, 5, 8]
     assert type(summary["n_samples"]) is int and type(summary["mean_score"]) is float
+
+
+HOSTILE = ["=cmd|' /C calc'!A0", "+1+1", "-2+3", "@SUM(A1)", "\tfoo", "'=already", "face", "o'clock", "cat"]
+
+
+def test_csv_cells_a_spreadsheet_would_run_start_with_an_apostrophe():
+    labels = np.array(HOSTILE + ["cat", "face", "cat"])
+    predictions = _result().predictions.assign(true=labels, predicted=labels[::-1])
+    result = dataclasses.replace(_result(), predictions=predictions)
+    text = export.predictions_csv(result)
+    table = pd.read_csv(io.StringIO(text), keep_default_na=False)
+    written = dict(zip(labels, table["true"]))
+    assert written["=cmd|' /C calc'!A0"] == "'=cmd|' /C calc'!A0"
+    assert written["+1+1"] == "'+1+1" and written["-2+3"] == "'-2+3" and written["@SUM(A1)"] == "'@SUM(A1)"
+    assert written["\tfoo"] == "'\tfoo"
+    carriage_return = export.neutralise_formulas(pd.DataFrame({"label": ["\rbar"]}))
+    assert carriage_return["label"].tolist() == ["'\rbar"]
+    assert written["face"] == "face" and written["o'clock"] == "o'clock"
+    # No text cell of the file starts like a formula; numbers stay numbers (a negative score is no formula).
+    for column in ("true", "predicted"):
+        assert not table[column].str.startswith(export.FORMULA_TRIGGERS).any()
+    assert table["volume"].tolist() == predictions["volume"].tolist()
+    # Exactly reversible: an exported table read back gives the labels as they were.
+    restored = export.restore_formulas(table)
+    assert restored["true"].tolist() == labels.tolist()
+    assert restored["predicted"].tolist() == labels[::-1].tolist()
+
+
+def test_fold_scores_csv_neutralises_run_names():
+    result = _result()
+    result = dataclasses.replace(result, predictions=result.predictions.assign(
+        run=result.predictions["run"].map({3: "=HYPERLINK(\"http://x\")", 5: "r5", 8: "r8"})))
+    table = pd.read_csv(io.StringIO(export.fold_scores_csv(result)))
+    assert "'=HYPERLINK(\"http://x\")" in table.astype(str).to_numpy().ravel().tolist()

@@ -408,3 +408,16 @@ def test_unique_run_name_never_repeats_a_name_in_the_history():
     assert history.unique_run_name("vt, svc", []) == "vt, svc"
     assert history.unique_run_name("vt, svc", ["vt, svc"]) == "vt, svc #2"
     assert history.unique_run_name("vt, svc", ["vt, svc", "vt, svc #2"]) == "vt, svc #3"
+
+
+def test_exported_history_neutralises_formula_labels_and_reads_them_back(dataset):
+    result = make_result(DecodingConfig(), dataset)
+    hostile = "=cmd|' /C calc'!A0"
+    predictions = result.predictions.assign(true=result.predictions["true"].replace("cat", hostile))
+    record = RunRecord.from_result(dataclasses.replace(result, predictions=predictions), dataset)
+    data = history.records_to_bytes([record])
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        csv_text = archive.read(f"runs/{record.id}/predictions.csv").decode()
+    assert f"'{hostile}" in csv_text and f",{hostile}" not in csv_text  # text in a spreadsheet, not a formula
+    (back,) = records_from_bytes(data)
+    assert back.predictions["true"].tolist() == predictions["true"].tolist()
