@@ -257,6 +257,14 @@ def _check_n_permutations(n_permutations) -> int:
     return n_permutations
 
 
+def _check_first(first) -> int:
+    if isinstance(first, np.integer):
+        first = int(first)
+    if not isinstance(first, int) or isinstance(first, bool) or not 0 <= first <= MAX_PERMUTATIONS:
+        raise DecodingInputError(f"'first' must be an integer in the range [0, {MAX_PERMUTATIONS}]. Got {first!r}.")
+    return first
+
+
 def _check_n_jobs(n_jobs) -> int | None:
     if n_jobs is None:
         return None
@@ -555,15 +563,17 @@ def dummy_scores(masked: MaskedData, config: DecodingConfig, *, seed: int = 0) -
 # ---------------------------------------------------------------------------
 
 
-def _permuted_codes(codes: np.ndarray, runs: np.ndarray | None, seed: int) -> Iterator[np.ndarray]:
+def _permuted_codes(codes: np.ndarray, runs: np.ndarray | None, seed: int,
+                    rng: np.random.RandomState | None = None) -> Iterator[np.ndarray]:
     """Endless shuffled copies of ``codes``, within runs when there are runs.
 
     The random draws are those of scikit-learn's ``_shuffle`` (used by
     ``permutation_test_score``) with ``random_state=seed``: one
     ``RandomState.permutation`` per run, runs in sorted order, so the same
-    seed gives the same null distribution in both.
+    seed gives the same null distribution in both. ``rng``, when given, is
+    drawn from instead (a cluster worker resumes the stream where its chunk starts).
     """
-    rng = np.random.RandomState(seed)
+    rng = np.random.RandomState(seed) if rng is None else rng
     n_samples = len(codes)
     groups = None
     if runs is not None:
@@ -596,6 +606,9 @@ def permutation_test(
     progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
     n_jobs: int | None = 1,
+    scheduler: str | None = None,
+    first: int = 0,
+    on_null_scores: Callable[[float, list], None] | None = None,
 ) -> PermutationResult:
     """Permutation test of the cross-validated score (labels shuffled within runs).
 
@@ -638,6 +651,18 @@ def permutation_test(
         permutations show that the rest takes seconds (threads for the
         linear SVC shortcut, processes otherwise). The result does not
         depend on ``n_jobs``.
+    scheduler : str or None
+        ``tcp://HOST:PORT`` of a Dask scheduler: the permutations run there
+        in chunks (`decoding_core.cluster`), with the null scores of a local
+        run, in the same order; ``n_jobs`` is then not used.
+    first : int, default=0
+        Permutations of the seed's sequence to skip: a test run in several calls
+        (``first`` = the permutations already done, the same seed) draws the
+        permutations of one call, hence its null scores.
+    on_null_scores : callable or None
+        ``on_null_scores(observed_score, scores)`` with the null scores of each
+        permutation (each batch, with several workers) as soon as it is done, in
+        order: a caller interrupted mid-test (a Streamlit Stop) keeps them all.
 
     Returns
     -------
@@ -659,14 +684,21 @@ def permutation_test(
     n_permutations = _check_n_permutations(n_permutations)
     seed = _check_seed(seed)
     n_jobs = _check_n_jobs(n_jobs)
+    first = _check_first(first)
     prepared = _prepare(masked, config)
     evaluator = _make_evaluator(prepared, config)
     if progress is not None:
         progress(0.0, "Scoring the real labels")
     observed_fold_scores = evaluator.fold_scores(prepared.codes)
-    collector = _NullCollector(float(np.mean(observed_fold_scores)), n_permutations, progress, should_stop)
+    collector = _NullCollector(float(np.mean(observed_fold_scores)), n_permutations, progress, should_stop,
+                               on_null_scores)
     permutations = _permuted_codes(prepared.codes, prepared.runs, seed)
-    stopped_early, workers = _collect_null(collector, evaluator, permutations, n_jobs)
+    for _ in range(first):  # drawn, not scored: a continued test's earlier permutations
+        next(permutations)
+    if scheduler is None:
+        stopped_early, workers = _collect_null(collector, evaluator, permutations, n_jobs)
+    else:
+        stopped_early, workers = _collect_null_on_cluster(collector, prepared, config, seed, scheduler, first)
 
     null = np.asarray(collector.null_scores, dtype=float)
     return PermutationResult(
@@ -689,12 +721,13 @@ def permutation_test(
 class _NullCollector:
     """The null scores gathered so far, with the progress reports and the Stop check."""
 
-    def __init__(self, observed_score: float, n_permutations: int, progress, should_stop):
+    def __init__(self, observed_score: float, n_permutations: int, progress, should_stop, on_null_scores=None):
         self.observed_score = observed_score
         self.n_permutations = n_permutations
         self.null_scores: list[float] = []
         self._progress = progress
         self._should_stop = should_stop
+        self._on_null_scores = on_null_scores
         self._last_report = -math.inf
         self.loop_start = time.perf_counter()
 
@@ -704,6 +737,13 @@ class _NullCollector:
 
     def stop_requested(self) -> bool:
         return self._should_stop is not None and bool(self._should_stop())
+
+    def add(self, scores) -> None:
+        """Keep the null scores of finished permutations, and hand them to ``on_null_scores``."""
+        scores = [float(score) for score in scores]
+        self.null_scores.extend(scores)
+        if self._on_null_scores is not None and scores:
+            self._on_null_scores(self.observed_score, scores)
 
     def report(self, force: bool = False) -> None:
         """Progress with the p-value so far and the time left, at most every 0.1 s unless forced."""
@@ -724,7 +764,7 @@ class _NullCollector:
         while self.remaining > 0:
             if self.stop_requested():
                 return True
-            self.null_scores.extend(evaluator.mean_scores([next(permutations)]))
+            self.add(evaluator.mean_scores([next(permutations)]))
             self.report()
             if time.perf_counter() - self.loop_start >= max_seconds:
                 break
@@ -774,7 +814,7 @@ def _run_parallel(evaluator, permutations, batch_size: int, workers: int, collec
     results = parallel(delayed(evaluator.mean_scores)(batch) for batch in batches())
     try:
         for scores in results:
-            collector.null_scores.extend(scores)
+            collector.add(scores)
             collector.report()
             if collector.remaining > 0 and collector.stop_requested():
                 # Batches already queued are abandoned.
@@ -785,3 +825,55 @@ def _run_parallel(evaluator, permutations, batch_size: int, workers: int, collec
             warnings.filterwarnings("ignore", message=r".*tasks which were still being processed")
             results.close()
     return False
+
+
+# ---------------------------------------------------------------------------
+# On a Dask cluster
+# ---------------------------------------------------------------------------
+
+#: Fewest permutations in one chunk sent to a cluster worker (each chunk builds its evaluator).
+_MIN_CLUSTER_CHUNK = 10
+
+
+def _chunk_starts(prepared: _Prepared, seed: int, bounds, first: int = 0) -> list:
+    """``(random state, size)`` at the start of each chunk of the seed's stream of permutations.
+
+    The stream is drawn here, in order, as a local run draws it; a worker given a
+    chunk's state draws exactly that chunk's permutations.
+    """
+    rng = np.random.RandomState(seed)
+    permutations = _permuted_codes(prepared.codes, prepared.runs, seed, rng=rng)
+    for _ in range(first):  # permutations a continued test already did
+        next(permutations)
+    starts = []
+    for start, stop in bounds:
+        starts.append((rng.get_state(), stop - start))
+        for _ in range(stop - start):
+            next(permutations)
+    return starts
+
+
+def _null_scores_of_chunk(prepared: _Prepared, config: DecodingConfig, chunk) -> list:
+    """The null scores of one chunk of permutations (runs on a cluster worker)."""
+    state, size = chunk
+    rng = np.random.RandomState()
+    rng.set_state(state)
+    permutations = _permuted_codes(prepared.codes, prepared.runs, 0, rng=rng)
+    return _make_evaluator(prepared, config).mean_scores([next(permutations) for _ in range(size)])
+
+
+def _collect_null_on_cluster(collector: _NullCollector, prepared: _Prepared, config: DecodingConfig,
+                             seed: int, scheduler: str, first: int = 0) -> tuple[bool, int]:
+    """Fill ``collector`` from chunks run on the Dask cluster; returns (stopped early, workers)."""
+    from decoding_core import cluster
+
+    n_permutations = collector.n_permutations
+    bounds = cluster.chunk_bounds(n_permutations, cluster.chunk_count(n_permutations, _MIN_CLUSTER_CHUNK))
+    run = cluster.run_tasks(
+        _null_scores_of_chunk, _chunk_starts(prepared, seed, bounds, first), shared=(prepared, config),
+        scheduler=scheduler, progress=collector._progress, should_stop=collector._should_stop,
+        what="chunks of permutations",
+    )
+    for scores in run.results:
+        collector.add(scores)
+    return run.stopped_early, run.n_workers

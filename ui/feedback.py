@@ -16,7 +16,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from decoding_core.errors import DecodingInputError
-from decoding_core.progress import ProgressCallback
+from decoding_core.progress import ProgressCallback, timed
 from ui.cache import job_gate
 from ui.server.memory import return_freed_memory
 
@@ -89,7 +89,7 @@ def run_with_status(work: Callable[[ProgressCallback], object], *, label: str,
 
 
 def progress_bar_callback(bar) -> ProgressCallback:
-    """A core progress callback that moves an ``st.progress`` bar.
+    """A core progress callback that moves an ``st.progress`` bar, with the time elapsed and left.
 
     Parameters
     ----------
@@ -98,8 +98,11 @@ def progress_bar_callback(bar) -> ProgressCallback:
     Returns
     -------
     callable
-        ``progress(fraction, message)``; updates the bar only when the percentage or the
-        message changes, so a long loop does not flood the browser.
+        ``progress(fraction, message)``; the bar's text is the message, the time elapsed
+        since this call and, once the pace is known, an estimate of the time left
+        (`decoding_core.progress.timed`). The bar is updated only when the percentage or
+        the text changes (at most about once a second for the times), so a long loop
+        does not flood the browser.
     """
     shown = {"percent": -1, "message": None}
 
@@ -114,7 +117,7 @@ def progress_bar_callback(bar) -> ProgressCallback:
             shown["percent"], shown["message"] = percent, message
             bar.progress(fraction, text=str(message) if message else None)
 
-    return progress
+    return timed(progress)
 
 
 # -- the queue of heavy work -------------------------------------------------------------------

@@ -23,14 +23,20 @@ from ui import analysis
 from ui.feedback import ProgressCallback, run_heavy
 from ui.history import record_run
 
-#: Permutations run per call of the core, so a Stop keeps all chunks finished before it.
-PERMUTATION_CHUNK = 50
+#: Most permutations run per call of the core (one slot of the job gate): other users' jobs can
+#: start between chunks. A Stop keeps every finished permutation, whatever the chunk.
+PERMUTATION_CHUNK = 200
 
 
 # -- permutation tests -----------------------------------------------------------------------------
 @dataclass
 class PermutationRun:
-    """A permutation test run chunk by chunk (see `continue_permutations`).
+    """A permutation test run chunk by chunk, each permutation kept as it finishes (`continue_permutations`).
+
+    The chunks continue one stream of permutations (the seed's, see
+    `decoding_core.significance.permutation_test`'s ``first``), so the null scores are
+    those of one call of the core, or of scikit-learn's ``permutation_test_score`` with
+    ``random_state=seed``, however the run was cut into chunks.
 
     Attributes
     ----------
@@ -48,6 +54,8 @@ class PermutationRun:
         Whether chunks remain to be run.
     stopped_early : bool
         Whether it ended before `n_target` (Stop pressed, or the core stopped).
+    seed : int
+        Seed of the shuffling.
     """
 
     key: tuple
@@ -57,6 +65,7 @@ class PermutationRun:
     scoring: str = "accuracy"
     running: bool = True
     stopped_early: bool = False
+    seed: int = 0
 
     @property
     def n_done(self) -> int:
@@ -68,11 +77,11 @@ class PermutationRun:
         """(1 + permuted scores >= observed) / (1 + permutations), as scikit-learn's (never 0)."""
         return significance.empirical_p_value(float(self.observed), np.asarray(self.null_scores, dtype=float))
 
-    def add_chunk(self, observed: float, null_scores, scoring: str) -> None:
-        """Add the scores of one finished chunk; the run ends when `n_target` are done."""
+    def add_scores(self, observed: float, null_scores, scoring: str) -> None:
+        """Add the scores of finished permutations; the run ends when `n_target` are done."""
         self.observed = float(observed)
         self.scoring = scoring
-        self.null_scores = self.null_scores + [float(v) for v in null_scores]
+        self.null_scores.extend(float(v) for v in null_scores[: max(self.n_target - self.n_done, 0)])
         self.settle()
 
     def settle(self) -> None:
@@ -97,12 +106,13 @@ class PermutationRun:
 
 def continue_permutations(run: PermutationRun, dataset, config: DecodingConfig, *,
                           progress: ProgressCallback | None = None, should_stop=None) -> None:
-    """Run the remaining permutations of ``run`` chunk by chunk, updating ``run`` as each finishes.
+    """Run the remaining permutations of ``run``, adding each to ``run`` as soon as it finishes.
 
-    Each chunk has its own seed (the chunk's index), so chunks are independent
-    permutations and the test is reproducible for a given number of permutations.
-    Each chunk takes its own slot of the job gate, so other users' jobs can start
-    between chunks.
+    A Stop interrupts the script run inside the core: every permutation finished
+    before it is already in ``run``. The chunks continue one stream of permutations
+    (``first`` = the permutations done), so the null scores do not depend on the
+    chunks. Each chunk takes its own slot of the job gate, so other users' jobs can
+    start between chunks.
     """
     selected = analysis.selected_masked(dataset, config)
     while run.running and run.n_done < run.n_target:
@@ -117,13 +127,16 @@ def continue_permutations(run: PermutationRun, dataset, config: DecodingConfig, 
                 done = done_before + float(fraction) * chunk
                 progress(done / target, f"Permutation {int(done)} of {target}")
 
+        def keep(observed, scores):
+            run.add_scores(observed, scores, config.scoring)
+
         outcome = run_heavy(lambda: significance.permutation_test(
-            selected, config, n_permutations=chunk, seed=done_before // PERMUTATION_CHUNK,
-            progress=chunk_progress, should_stop=should_stop,
+            selected, config, n_permutations=chunk, seed=run.seed, first=done_before,
+            progress=chunk_progress, should_stop=should_stop, on_null_scores=keep,
         ))
-        run.add_chunk(outcome.observed_score, np.asarray(outcome.null_scores, dtype=float)[: int(outcome.n_done)],
-                      getattr(outcome, "scoring", config.scoring))
-        if getattr(outcome, "stopped_early", False):
+        if run.observed is None:  # stopped before its first permutation
+            run.observed = float(outcome.observed_score)
+        if outcome.stopped_early:
             run.interrupt()
     run.settle()
 

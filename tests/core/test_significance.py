@@ -314,6 +314,43 @@ def test_parallel_workers_give_the_serial_result(haxby_face_cat, monkeypatch):
     np.testing.assert_array_equal(stopped.null_scores, serial.null_scores[: stopped.n_done])
 
 
+def test_every_finished_permutation_is_handed_over_before_an_interruption(haxby_face_cat):
+    # A Streamlit Stop interrupts the script inside the test (here: an exception from the
+    # progress callback after 5 permutations); what on_null_scores received is all kept.
+    kept = []
+
+    class Interrupted(Exception):
+        pass
+
+    def progress(fraction, message):
+        if len(kept) >= 5:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        permutation_test(haxby_face_cat, FACE_CAT, n_permutations=40, seed=3, n_jobs=1, progress=progress,
+                         on_null_scores=lambda observed, scores: kept.extend(scores))
+    full = permutation_test(haxby_face_cat, FACE_CAT, n_permutations=5, seed=3, n_jobs=1)
+    assert len(kept) == 5
+    np.testing.assert_array_equal(kept, full.null_scores)
+
+
+def test_a_test_continued_from_first_draws_the_permutations_of_one_call(haxby_face_cat, monkeypatch):
+    whole = permutation_test(haxby_face_cat, FACE_CAT, n_permutations=9, seed=4, n_jobs=1)
+    head = permutation_test(haxby_face_cat, FACE_CAT, n_permutations=4, seed=4, n_jobs=1)
+    tail = permutation_test(haxby_face_cat, FACE_CAT, n_permutations=5, seed=4, n_jobs=1, first=4)
+    np.testing.assert_array_equal(np.concatenate([head.null_scores, tail.null_scores]), whole.null_scores)
+    # With workers, batches reach on_null_scores in order too.
+    monkeypatch.setattr(significance, "_WARMUP_SECONDS", 0.0)
+    monkeypatch.setattr(significance, "_MIN_PARALLEL_SECONDS", {"threading": 0.0, "loky": 0.0})
+    monkeypatch.setattr(significance, "_BATCH_SECONDS", 0.0)
+    handed = []
+    permutation_test(haxby_face_cat, FACE_CAT, n_permutations=5, seed=4, n_jobs=2, first=4,
+                     on_null_scores=lambda observed, scores: handed.extend(scores))
+    np.testing.assert_array_equal(handed, tail.null_scores)
+    with pytest.raises(DecodingInputError, match="'first'"):
+        permutation_test(haxby_face_cat, FACE_CAT, n_permutations=5, first=-1)
+
+
 def test_same_seed_same_null_and_seed_none_is_recorded(haxby_face_cat):
     first = permutation_test(haxby_face_cat, FACE_CAT, n_permutations=4, seed=None, n_jobs=1)
     again = permutation_test(haxby_face_cat, FACE_CAT, n_permutations=4, seed=first.seed, n_jobs=1)
