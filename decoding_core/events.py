@@ -354,7 +354,7 @@ def trial_betas(run_imgs, events_per_run, tr: float, *, method: str = "lsa", mas
     images, rows = [], []
     for index, (run_img, events, run) in enumerate(zip(run_imgs, events_per_run, run_labels)):
         run_img = load_img(run_img)
-        check_events_in_run(events, run_img.shape[3], tr, f"the events of run {run}")
+        check_events_in_run(events, run_img.shape[3], tr, f"the events table of run {run}")
         images += fit_run(run_img, events, tr, mask_img, dict(model_options or {}))
         rows.append(pd.DataFrame({"trial_type": events["trial_type"].astype(str).to_numpy(), "run": run,
                                   "onset": events["onset"].to_numpy(dtype=float), "trial": trial_names(events)}))

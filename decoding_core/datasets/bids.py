@@ -498,13 +498,18 @@ def _cache_folder(cache_dir) -> Path:
     return folder
 
 
+def _events_name(runs: BidsRuns, position: int) -> str:
+    """How messages name a run's events: its file, and the run it was read for."""
+    return f"the events file {runs.events_files[position].name} (of {runs.bold_files[position].name})"
+
+
 def _block_samples(runs: BidsRuns, tables, tr, hrf_lag, drop_edge_volumes, folder, progress):
     """Every volume of every run, labelled from its events; the runs joined into one file."""
     labels, run_column = [], []
-    for position, (bold, n_volumes, table) in enumerate(zip(runs.bold_files, runs.n_volumes, tables)):
+    for position, (n_volumes, table) in enumerate(zip(runs.n_volumes, tables)):
         labels.append(events_module.events_to_volume_labels(
             table, n_volumes, tr, hrf_lag=hrf_lag, drop_edge_volumes=drop_edge_volumes,
-            name=f"the events of {bold.name}"))
+            name=_events_name(runs, position)))
         run_column.append(np.full(n_volumes, position))
     func_path = runs.bold_files[0] if runs.n_runs == 1 else concatenate_runs(runs.bold_files, folder, progress)
     table = pd.DataFrame({"labels": np.concatenate(labels), "run": np.concatenate(run_column)})
@@ -515,8 +520,8 @@ def _beta_samples(runs: BidsRuns, tables, tr, method, mask, folder, progress):
     """One beta per trial (`decoding_core.events.trial_betas`), stored in the cache by content digest."""
     from decoding_core.datasets.simulation import write_nifti_gz_atomic
 
-    for bold, n_volumes, table in zip(runs.bold_files, runs.n_volumes, tables):
-        events_module.check_events_in_run(table, n_volumes, tr, f"the events of {bold.name}")
+    for position, (n_volumes, table) in enumerate(zip(runs.n_volumes, tables)):
+        events_module.check_events_in_run(table, n_volumes, tr, _events_name(runs, position))
     mask_img = None
     digest = hashlib.sha256(f"decoding-lab-bids-betas-v{_CACHE_VERSION}\0{method}\0{tr!r}\0".encode())
     for bold, table in zip(runs.bold_files, tables):

@@ -562,7 +562,8 @@ def load_run_files(func_files, labels, *, label_column: str = "labels", mask=Non
     return dataclasses.replace(
         dataset,
         title=title or f"Uploaded: {len(run_files)} runs ({run_files[0].name}, ...)",
-        description=dataset.description.replace(f"Your data: {func_path.name}", f"Your data: {len(run_files)} run files"),
+        description=dataset.description.replace(f"Your data: {func_path.name}",
+                                                f"Your data: {len(run_files)} run files"),
         source=f"Uploaded files: {names}",
         digest=dataset_digest(nifti.file_digest(func_path), dataset.labels, dataset.masks, "upload-runs",
                               label_column),

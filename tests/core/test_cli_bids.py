@@ -33,7 +33,8 @@ def test_decode_bids_equals_the_one_file_data(bids_args, haxby_slice_dir, capsys
                  "--mask", haxby_slice_dir / "mask.nii.gz", *common]) == 0
     from_file = _json(capsys)
     assert from_bids["fold_scores"] == pytest.approx(from_file["fold_scores"], abs=1e-12)
-    assert (from_bids["n_samples"], from_bids["n_voxels"]) == (216, 530) == (from_file["n_samples"], from_file["n_voxels"])
+    assert (from_bids["n_samples"], from_bids["n_voxels"]) == (216, 530)
+    assert (from_file["n_samples"], from_file["n_voxels"]) == (216, 530)
     assert from_bids["dataset"].startswith("bids:") and "task=objectviewing" in from_bids["dataset"]
 
 

@@ -157,17 +157,20 @@ def test_trial_betas_decode_the_planted_classes_and_equal_first_level_model(even
         np.testing.assert_allclose(np.asarray(betas.dataobj)[..., 12 + row], direct, rtol=1e-5, atol=1e-5)
 
 
-def test_trial_betas_bad_arguments(event_related):
+def test_trial_betas_bad_arguments():
+    import nibabel as nib
+
     from decoding_core.events import trial_betas
 
-    sim = event_related
+    run = nib.Nifti1Image(np.zeros((2, 2, 2, 10), dtype=np.float32), np.eye(4))
+    events = _events([(0.0, 1.0, "face"), (8.0, 1.0, "cat")])
     with pytest.raises(DecodingInputError, match=r"'method' must be one of \['lsa', 'lss'\]. Got 'glm'"):
-        trial_betas(sim.run_imgs, sim.events, sim.tr, method="glm")
+        trial_betas([run] * 3, [events] * 3, 2.0, method="glm")
     with pytest.raises(DecodingInputError, match="one events table per run: 3 run image"):
-        trial_betas(sim.run_imgs, sim.events[:2], sim.tr)
-    late = sim.events[0].assign(onset=sim.events[0]["onset"] + 500)
-    with pytest.raises(DecodingInputError, match="events outside the run"):
-        trial_betas(sim.run_imgs[:1], [late], sim.tr)
+        trial_betas([run] * 3, [events] * 2, 2.0)
+    with pytest.raises(DecodingInputError,
+                       match=r"The events table of run 0 has events outside the run: 2 event.*'face' at 20 s"):
+        trial_betas([run], [events.assign(onset=events["onset"] + 20)], 2.0)
 
 
 def test_trial_names_count_each_condition():

@@ -127,8 +127,9 @@ def test_events_without_trial_type_name_the_file(bids_copy):
 def test_events_outside_the_run(bids_copy):
     path = _events(bids_copy, 5)
     path.write_text(path.read_text() + "400.0\t22.5\tface\n")
-    with pytest.raises(DecodingInputError, match=r"run-05_bold.nii.gz has events outside the run: .*"
-                                                 r"121 volumes x 2.5 s = 302.5 s .*'face' at 400 s"):
+    with pytest.raises(DecodingInputError,
+                       match=r"events file sub-1_task-objectviewing_run-05_events.tsv \(of .*run-05_bold.nii.gz\) "
+                             r"has events outside the run: .*121 volumes x 2.5 s = 302.5 s .*'face' at 400 s"):
         load_bids(bids_copy, subject="1", task=TASK, cache_dir=bids_copy / "cache")
 
 
@@ -167,7 +168,8 @@ def test_fmriprep_derivatives_with_raw_events(bids_copy):
     derived.mkdir(parents=True)
     for run in (1, 2):
         stem = f"sub-1_task-{TASK}_run-{run:02d}"
-        shutil.copy(func / f"{stem}_bold.nii.gz", derived / f"{stem}_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz")
+        shutil.copy(func / f"{stem}_bold.nii.gz",
+                    derived / f"{stem}_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz")
         (derived / f"{stem}_desc-confounds_timeseries.tsv").write_text("trans_x\n" + "0\n" * 121)
     # A task-level events file at the top applies only where a run has none of its own.
     (bids_copy / f"task-{TASK}_events.tsv").write_text("onset\tduration\ttrial_type\n0\t1\tface\n")
