@@ -4,6 +4,7 @@ import streamlit as st
 
 import app
 from decoding_core import summaries
+from decoding_core.cleaning import scope_of
 from decoding_core.config import CV_SCHEMES, SETTINGS, DecodingConfig
 from decoding_core.io.labels import label_variants
 from decoding_core.masking import NonFiniteVoxelsError
@@ -17,6 +18,11 @@ def choice_widget(name: str, key: str):
     setting = SETTINGS[name]
     return st.selectbox(setting.label, list(setting.choices), key=key, help=setting.help,
                         format_func=lambda choice: setting.choices[choice].title)
+
+
+def select_conditions(conditions: list) -> None:
+    """Button callback: put these conditions in the selection (before the multiselect is drawn again)."""
+    st.session_state[state.W_CONDITIONS] = list(conditions)
 
 
 def run_and_show(dataset, config) -> None:
@@ -47,8 +53,12 @@ conditions_available = summaries.condition_names(dataset)
 voxel_counts = summaries.mask_voxel_counts(dataset)
 state.seed_widget(state.W_CONDITIONS, list(values["conditions"]))
 state.seed_widget(state.W_MASK, values["mask_name"])
-state.seed_widget(state.W_STANDARDIZE, bool(values["standardize"]))
-state.seed_widget(state.W_DETREND, bool(values["detrend"]))
+# Sessions and records from before the per-run choice hold True/False: scope_of reads both.
+for key, name in ((state.W_STANDARDIZE, "standardize"), (state.W_DETREND, "detrend")):
+    state.seed_widget(key, scope_of(values.get(name, DecodingConfig().to_dict()[name]), name))
+    st.session_state[key] = scope_of(st.session_state[key], name)
+state.seed_widget(state.W_HIGH_PASS, values.get("high_pass"))
+state.seed_widget(state.W_CONFOUNDS, list(values.get("confounds") or ()))
 state.seed_widget(state.W_ESTIMATOR, values["estimator"])
 state.seed_widget(state.W_C, float(values["C"]))
 state.seed_widget(state.W_TUNE_C, bool(values["tune_C"]))
@@ -69,14 +79,27 @@ with what:
         SETTINGS["conditions"].label, conditions_available, key=state.W_CONDITIONS,
         help=SETTINGS["conditions"].help,
     )
+    categories = summaries.categories_without_rest(conditions_available)
+    if len(categories) < len(conditions_available):
+        # Beside the list's own "Select all", which would add rest (9 classes on Haxby's data).
+        st.button("Categories (no rest)", on_click=select_conditions, args=(categories,),
+                  help=f"Select the {len(categories)} conditions other than rest.")
     mask_name = st.selectbox(
         SETTINGS["mask_name"].label, list(dataset.masks), key=state.W_MASK,
         format_func=lambda name: summaries.mask_label(name, voxel_counts),
     )
-    standardize = st.checkbox(
-        SETTINGS["standardize"].label, key=state.W_STANDARDIZE, help=SETTINGS["standardize"].help,
+    standardize = choice_widget("standardize", state.W_STANDARDIZE)
+    detrend = choice_widget("detrend", state.W_DETREND)
+    high_pass = st.number_input(
+        SETTINGS["high_pass"].label, min_value=0.0001, max_value=float(SETTINGS["high_pass"].high), value=None,
+        step=0.005, format="%g", key=state.W_HIGH_PASS, help=SETTINGS["high_pass"].help,
+        placeholder="none",
     )
-    detrend = st.checkbox(SETTINGS["detrend"].label, key=state.W_DETREND, help=SETTINGS["detrend"].help)
+    confounds = st.multiselect(
+        SETTINGS["confounds"].label, list(SETTINGS["confounds"].choices), key=state.W_CONFOUNDS,
+        help=SETTINGS["confounds"].help, format_func=lambda name: SETTINGS["confounds"].choices[name].title,
+        disabled=not dataset.run_files,  # they are read next to each run's fMRIPrep bold file
+    )
 with how:
     st.subheader("How")
     estimator = choice_widget("estimator", state.W_ESTIMATOR)
@@ -109,8 +132,10 @@ new_values = {
     **values,
     "conditions": list(conditions),
     "mask_name": mask_name,
-    "standardize": bool(standardize),
-    "detrend": bool(detrend),
+    "standardize": standardize,
+    "detrend": detrend,
+    "high_pass": None if high_pass is None else float(high_pass),
+    "confounds": list(confounds),
     "estimator": estimator,
     "C": float(C),
     "tune_C": bool(tune_C),

@@ -83,7 +83,9 @@ if summary.empty:
     st.info("No runs yet. Run a decoding on the Configure page (or a sweep): each finished run appears here.")
     st.page_link("pages/configure.py", label="Go to Configure", icon=":material/tune:")
 else:
-    st.dataframe(summaries.history_table(summary), hide_index=True)
+    # The score and the name stay in view however far the table scrolls sideways.
+    st.dataframe(summaries.history_table(summary), hide_index=True, column_config={
+        "mean score": st.column_config.NumberColumn(pinned=True), "name": st.column_config.TextColumn(pinned=True)})
     run_ids = list(summary["id"])
     labels = summaries.run_labels(summary)
     names = dict(zip(summary["id"], summary["name"]))
@@ -99,6 +101,10 @@ else:
     name_column.text_input("Name", max_chars=200, key=state.W_HISTORY_NAME)
     rename_column.button("Rename", key=state.W_HISTORY_RENAME, on_click=rename_run)
     record = history.get_record(run_id)
+    if record is not None and st.button("Open on the Results page", key=state.W_HISTORY_OPEN,
+                                        icon=":material/insights:", on_click=history.open_record, args=(record,),
+                                        help="Scores, predictions and maps of this run, as when it ran."):
+        st.switch_page("pages/results.py")
     download_column, confirm_column, delete_column = st.columns([2, 2, 1], vertical_alignment="bottom")
     if record is not None:
         download_column.download_button(

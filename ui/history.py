@@ -90,6 +90,10 @@ def record_run(result, dataset, name: str | None = None):
                 return store.get(run_id)
             except DecodingInputError:
                 pass  # deleted since: record it again
+        if name is None:  # an automatic name, never one the history already shows
+            summary = store.summary_table()
+            taken = summary["name"] if len(summary) else []
+            name = history.unique_run_name(history.default_run_name(result.config, dataset.name), taken)
         record = store.add(result, dataset, name=name)
     except Exception as err:  # the run itself succeeded: say why it is not in the history
         st.warning(plain_markdown(f"The run finished but could not be saved in the history: {err}"),
@@ -107,6 +111,22 @@ def adopt_result(result, dataset):
     st.session_state[state.PERMUTATION_RESULT] = None
     st.session_state[state.CUT_COORDS] = None
     return record_run(result, dataset)
+
+
+def open_record(record) -> None:
+    """Make a recorded run the one the Results page shows (History's "Open on the Results page").
+
+    A `RunRecord` stands in for the `DecodingResult` it was made from (scores, predictions,
+    maps). The permutation test and the reproducible export of the Results page then use
+    the loaded data set when it is the run's one, and say so otherwise.
+    """
+    st.session_state[state.RESULT] = record
+    st.session_state[state.RESULT_DATASET_TITLE] = record.dataset_title
+    st.session_state[state.RESULT_DATASET_DIGEST] = record.dataset_digest
+    st.session_state[state.PERMUTATION_RESULT] = None
+    st.session_state[state.CUT_COORDS] = None
+    recorded = st.session_state.get(state.RECORDED_RUNS) or {}
+    st.session_state[state.RECORDED_RUNS] = {**recorded, _run_key(record.dataset_digest, record.config): record.id}
 
 
 # -- reading ---------------------------------------------------------------------------------
