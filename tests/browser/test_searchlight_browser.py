@@ -1,0 +1,48 @@
+"""End to end in headless Chromium: a searchlight map on the Results page, with its progress bar.
+
+Screenshots (mid-run with the progress bar, and the finished map) go to ``test-output/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+RUN_TIMEOUT_MS = 240_000
+
+
+def test_searchlight_map_with_progress(page, helpers, simulated_dataset):
+    helpers.navigate_to_page(page, "Configure")
+    page.get_by_role("button", name="Run the decoding").click()
+    helpers.wait_for_page(page, "Results", timeout=RUN_TIMEOUT_MS)
+    helpers.assert_no_exception(page)
+
+    section = page.get_by_role("heading", name="Where is the information? A searchlight map")
+    section.scroll_into_view_if_needed()
+    radius = helpers.widget(page, "stNumberInput", "Sphere radius (mm)").locator("input")
+    radius.fill("7.5")
+    radius.press("Enter")
+    helpers.wait_for_app(page)
+
+    page.get_by_role("button", name="Run the searchlight").click()
+    progress = page.locator("[data-testid='stProgress']").filter(has_text="spheres scored")
+    expect(progress).to_be_visible(timeout=RUN_TIMEOUT_MS)
+    progress.scroll_into_view_if_needed()
+    helpers.screenshot(page, "searchlight-progress", full_page=False)
+
+    helpers.wait_for_app(page, timeout=RUN_TIMEOUT_MS)
+    helpers.assert_no_exception(page)
+    n_spheres = int(sum(1 for value in simulated_dataset.masks["vt"].get_fdata().ravel() if value))
+    metrics = helpers.metric_values(page, "Spheres scored", "Best accuracy", "Chance level")
+    assert metrics["Spheres scored"] == f"{n_spheres} / {n_spheres}", metrics
+    assert float(metrics["Best accuracy"]) > float(metrics["Chance level"]) + 0.2, metrics
+    assert page.get_by_text("Partial map").count() == 0
+
+    chart = page.locator(".st-key-w_searchlight_chart [data-testid='stPlotlyChart']")
+    expect(chart).to_be_visible()
+    expect(chart.locator(".gtitle")).to_contain_text("Searchlight (7.5 mm)")
+    expect(page.locator("[data-testid='stDownloadButton']").filter(has_text="Searchlight map")).to_have_count(1)
+    chart.scroll_into_view_if_needed()
+    helpers.screenshot(page, "searchlight-map", full_page=False)
