@@ -892,7 +892,7 @@ def _add_atlas_legend(fig: go.Figure, labels: np.ndarray, colors: list, label_na
     """A legend swatch for each of the first 30 labels, named from ``label_names`` when it knows them."""
     shown = labels if labels.size <= 30 else labels[:30]
     for n, value in enumerate(shown):
-        name = str(label_names.get(value, label_names.get(int(value), f"label {int(value)}")))
+        name = html.escape(str(label_names.get(value, label_names.get(int(value), f"label {int(value)}"))))
         fig.add_trace(
             go.Scatter(x=[None], y=[None], mode="markers", name=name, showlegend=True,
                        marker=dict(symbol="square", size=12, color=colors[n]), hoverinfo="skip")

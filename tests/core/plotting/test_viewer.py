@@ -161,3 +161,11 @@ def test_titles_and_colour_bar_titles_are_escaped():
     assert fig.layout.title.text.startswith("&lt;b&gt;x&lt;/b&gt;")
     overlay = next(t for t in fig.data if t.type == "heatmap" and t.showscale)
     assert overlay.colorbar.title.text == "&lt;i&gt;w&lt;/i&gt;"
+
+
+def test_atlas_label_names_are_escaped_in_the_legend():
+    atlas = np.zeros((6, 6, 6), dtype=np.int16)
+    atlas[1:3, 1:3, 1:3], atlas[3:5, 3:5, 3:5] = 1, 2
+    fig = plotting.plot_roi(nib.Nifti1Image(atlas, np.eye(4)), label_names={1: "<b>x</b>", 2: "=cmd|' /C calc'!A0"})
+    names = [t.name for t in fig.data if t.showlegend]
+    assert names == ["&lt;b&gt;x&lt;/b&gt;", "=cmd|&#x27; /C calc&#x27;!A0"]
