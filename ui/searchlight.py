@@ -95,7 +95,6 @@ def continue_searchlight(run: SearchlightRun, dataset, config, *, progress: Prog
         ids, values = run_heavy(lambda chunk=chunk: searchlight.score_chunk(task, chunk))
         run.scores[ids], run.scored[ids] = values, True
         run.next_chunk += 1
-        run.result = None  # the map is rebuilt from the scores below
         if progress is not None:
             done = int(run.scored.sum())
             progress(done / len(task.spheres), f"{done} of {len(task.spheres)} spheres scored")
@@ -112,6 +111,21 @@ class _NotKept(Exception):
 
 def _not_kept():
     raise _NotKept
+
+
+def current_map(run: SearchlightRun, dataset, config):
+    """The map of every sphere scored so far.
+
+    A Stop interrupts the script run between chunks, before `continue_searchlight` makes
+    the map of the chunks it stored: the map is then rebuilt from the stored scores.
+    """
+    if run.scored is None or not run.scored.any():
+        return run.result  # nothing scored here: a map from the store, or none yet
+    if run.result is None or run.result.n_done != int(run.scored.sum()):
+        selected = analysis.selected_masked(dataset, config)
+        task = searchlight.prepare_task(selected, config, run.radius)
+        run.result = searchlight.searchlight_result(task, run.scores, run.scored, selected.mask_img)
+    return run.result
 
 
 def cached_map(dataset, config, radius: float):
@@ -191,8 +205,15 @@ def draw_searchlight(result, dataset) -> None:
             run.fail()
             feedback.show_error(err, "running the searchlight")
         bar.empty()
-    if run is not None and run.result is not None and run.result.n_done > 0:
-        _draw_map(run.result, dataset)
+    if run is None:
+        return
+    try:
+        light = current_map(run, dataset, config)
+    except Exception as err:
+        feedback.show_error(err, "making the searchlight map")
+        return
+    if light is not None and light.n_done > 0:
+        _draw_map(light, dataset)
 
 
 def _draw_map(light, dataset) -> None:
