@@ -40,6 +40,7 @@ SERVER_FOLDERS = "DECODING_LAB_SERVER_FOLDERS"
 MAX_ZIP_BYTES = "DECODING_LAB_MAX_ZIP_BYTES"
 MAX_ZIP_FILES = "DECODING_LAB_MAX_ZIP_FILES"
 MAX_ZIP_RATIO = "DECODING_LAB_MAX_ZIP_RATIO"
+SCHEDULER = "DECODING_LAB_SCHEDULER"
 
 def parse_path(raw: str, name: str) -> Path:
     """A path, with ``~`` expanded."""
@@ -71,6 +72,16 @@ def parse_seconds(raw: str, name: str) -> float:
     if not value >= 0:
         raise DecodingInputError(f"{name} must be a number of seconds >= 0. Got {raw!r}.")
     return value
+
+
+def parse_scheduler(raw: str, name: str) -> str:
+    """A Dask scheduler address, ``tcp://HOST:PORT`` (`decoding_core.cluster.check_scheduler_address`)."""
+    from decoding_core.cluster import check_scheduler_address
+
+    try:
+        return check_scheduler_address(raw)
+    except DecodingInputError as err:
+        raise DecodingInputError(f"{name}: {err}") from None
 
 
 @dataclass(frozen=True)
@@ -130,6 +141,8 @@ VARIABLES: dict[str, Variable] = {variable.name: variable for variable in (
              "files in one uploaded .zip", "decoding_core.io.archive"),
     Variable(MAX_ZIP_RATIO, 100, "100", parse_positive_int,
              "how many times one file of a .zip may expand (zip bomb)", "decoding_core.io.archive"),
+    Variable(SCHEDULER, None, "none: run here", parse_scheduler,
+             "the Dask scheduler (tcp://HOST:PORT) the app sends group runs to", "ui.group"),
 )}
 
 

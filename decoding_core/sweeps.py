@@ -247,7 +247,7 @@ def _run_sweep_on_cluster(dataset, configs, setting, scheduler, progress, should
     tasks, masked_by_options = [], {}
     for index, config in enumerate(configs):
         # Runs that differ in a decoding setting only (C, the estimator) share one masked matrix.
-        options = (config.mask_name, config.smoothing_fwhm, repr(cluster.mask_options(config)))
+        options = (config.mask_name, config.smoothing_fwhm, repr(config.cleaning_options()))
         if options not in masked_by_options:
             step = share(progress, 0.5 * index / len(configs), 0.5 * (index + 1) / len(configs), prefix="Masking: ")
             masked_by_options[options] = cluster.mask_for(dataset, config, step, cache)
