@@ -69,8 +69,11 @@ state.seed_widget(state.W_N_FOLDS, int(values["n_folds"]))
 state.seed_widget(state.W_HOLDOUT, int(values["holdout_size"]))
 # A data set loaded since the widgets were seeded may lack some choices.
 st.session_state[state.W_CONDITIONS] = [c for c in st.session_state[state.W_CONDITIONS] if c in conditions_available]
-if st.session_state[state.W_MASK] not in dataset.masks:
-    st.session_state[state.W_MASK] = values["mask_name"]
+# Written back on every run (not only when gone): the browser keeps showing the label it last
+# got ("uploaded ... (577 voxels)") until the server sends the value again, even when a new
+# upload changed the count under the same name.
+st.session_state[state.W_MASK] = (st.session_state[state.W_MASK] if st.session_state[state.W_MASK] in dataset.masks
+                                  else values["mask_name"])
 
 what, how = st.columns(2)
 with what:

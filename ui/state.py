@@ -106,6 +106,11 @@ SWEEP_SETTING = "sweep_setting"
 SWEEP_VALUES_TEXT = "sweep_values_text"
 #: Message about the last history action (rename, delete, import): (kind, text) or None.
 HISTORY_MESSAGE = "history_message"
+#: The group being run or last run (a `ui.group.GroupRun`), and the chosen subjects (persist across pages).
+GROUP_RUN = "group_run"
+GROUP_SOURCE = "group_source"
+GROUP_SEEDS = "group_seeds"
+GROUP_HAXBY = "group_haxby"
 
 # -- widget keys -----------------------------------------------------------------
 W_SOURCE = "w_source"
@@ -204,6 +209,13 @@ W_SWEEP_RUN = "w_sweep_run"
 W_SWEEP_STOP = "w_sweep_stop"
 W_SWEEP_COMPARE = "w_sweep_compare"
 
+W_GROUP_SOURCE = "w_group_source"
+W_GROUP_SEEDS = "w_group_seeds"
+W_GROUP_HAXBY = "w_group_haxby"
+W_GROUP_RUN = "w_group_run"
+W_GROUP_STOP = "w_group_stop"
+W_GROUP_MAP_DOWNLOAD = "w_group_map_download"
+
 # -- BIDS data sets on the Data page (pages/data.py, ui/bids.py) ----------------------------------
 #: The BIDS folder typed on the Data page (a folder on the server; local runs only).
 BIDS_FOLDER = "bids_folder"
@@ -283,6 +295,10 @@ DEFAULTS = {
     SWEEP_SETTING: "C",
     SWEEP_VALUES_TEXT: None,
     HISTORY_MESSAGE: None,
+    GROUP_RUN: None,
+    GROUP_SOURCE: "simulated",
+    GROUP_SEEDS: (0, 1, 2, 3, 4),
+    GROUP_HAXBY: (),
     BIDS_FOLDER: "",
     BIDS_ZIP: None,
     BIDS_ZIP_ERROR: None,

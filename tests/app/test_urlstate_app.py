@@ -14,8 +14,8 @@ from ui import state
 
 #: Every setting away from its default (smoothing has no Configure widget but must survive too).
 SHARED_CONFIG = DecodingConfig(
-    conditions=("house", "face", "cat"), mask_name="face", standardize=False, detrend=True,
-    smoothing_fwhm=6.0, estimator="logistic_l2", C=0.05, cv="kfold", n_folds=4, holdout_size=12,
+    conditions=("house", "face", "cat"), mask_name="face", standardize="run", detrend="series",
+    high_pass=0.01, smoothing_fwhm=6.0, estimator="logistic_l2", C=0.05, cv="kfold", n_folds=4, holdout_size=12,
     tune_C=False, screening_percentile=50.0, scoring="balanced_accuracy",
 )
 
@@ -43,8 +43,10 @@ def configure_widget_values(at) -> dict:
     values = {
         "conditions": tuple(at.multiselect(key=state.W_CONDITIONS).value),
         "mask_name": at.selectbox(key=state.W_MASK).value,
-        "standardize": at.checkbox(key=state.W_STANDARDIZE).value,
-        "detrend": at.checkbox(key=state.W_DETREND).value,
+        "standardize": at.selectbox(key=state.W_STANDARDIZE).value,
+        "detrend": at.selectbox(key=state.W_DETREND).value,
+        "high_pass": at.number_input(key=state.W_HIGH_PASS).value,
+        "confounds": tuple(at.multiselect(key=state.W_CONFOUNDS).value),
         "estimator": at.selectbox(key=state.W_ESTIMATOR).value,
         "C": at.number_input(key=state.W_C).value,
         "tune_C": at.checkbox(key=state.W_TUNE_C).value,
