@@ -238,6 +238,34 @@ def test_script_reproduces_per_run_cleaning_on_real_data(cleaning, tmp_path, hax
         assert output["mean_score"] == pytest.approx(0.8102, abs=5e-4)  # 0.7407 over the whole series
 
 
+@pytest.mark.slow
+def test_script_reproduces_confound_regression_and_scrubbing(tmp_path, haxby_slice, haxby_slice_dir,
+                                                             haxby_bids_dir):
+    from tests.core.test_cleaning import confounds_table
+
+    func = tmp_path / "fmriprep" / "sub-1" / "func"
+    func.mkdir(parents=True)
+    run_files = []
+    for k in range(12):
+        stem = f"sub-1_task-objectviewing_run-{k + 1:02d}"
+        bold = func / f"{stem}_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz"
+        bold.write_bytes((haxby_bids_dir / "sub-1" / "func" / f"{stem}_bold.nii.gz").read_bytes())
+        confounds_table(121, seed=k, high_motion=(50, 51, 52, 53, 54, 55) if k == 3 else ()).to_csv(
+            func / f"{stem}_desc-confounds_timeseries.tsv", sep="\t", index=False, na_rep="n/a")
+        run_files.append(bold)
+    dataset = dataclasses.replace(haxby_slice, run_files=tuple(run_files))
+    config = DecodingConfig(mask_name="uploaded", standardize="run", detrend="run",
+                            confounds=("motion", "global_signal", "scrubbing"))
+    result = decoding.run_decoding(dataset, config)
+    assert result.n_samples == 210  # six face volumes of run 4 scrubbed
+    folder = unpack(export_run_zip(result, dataset), tmp_path / "export")
+    output = run_script_subprocess(folder, "--func", haxby_slice_dir / "bold.nii.gz",
+                                   "--labels", haxby_slice_dir / "labels.txt", "--run-files", *run_files)
+    assert output["match"] is True, output["mismatch"]
+    assert_same_scores(output["fold_scores"], result.fold_scores)
+    assert output["n_samples"] == 210
+
+
 # -- the script mirrors decoding.py ----------------------------------------------
 @pytest.fixture(scope="module")
 def script_record(simulated_dataset):
