@@ -502,6 +502,7 @@ async def measure(n_sessions: int, server: Server, timeout_ms: int, upload_files
             for _ in range(n_sessions):  # open sequentially: the load is the runs, not the first paint
                 opened.append(await open_configure(browser, server.url, timeout_ms, upload_files))
             server.reset_peak()
+            start_rss = server.rss()
             cpu_before, client_cpu_before = server.cpu_seconds(), client_cpu_seconds(server)
             start = asyncio.Event()
             tasks = [asyncio.create_task(run_one(page, start, timeout_ms, upload_files is not None, server.url))
@@ -510,13 +511,16 @@ async def measure(n_sessions: int, server: Server, timeout_ms: int, upload_files
             start.set()
             outcomes = await asyncio.gather(*tasks)
             wall = time.perf_counter() - wall
+            end_rss = server.rss()
             server_cpu = server.cpu_seconds() - cpu_before
             client_cpu = client_cpu_seconds(server) - client_cpu_before
             for context, _ in opened:
                 await context.close()
         finally:
             await browser.close()
-    return summarize(n_sessions, outcomes, wall, server, server_cpu, client_cpu)
+    row = summarize(n_sessions, outcomes, wall, server, server_cpu, client_cpu)
+    row["start_rss_mb"], row["end_rss_mb"] = start_rss / 1e6, end_rss / 1e6
+    return row
 
 
 async def _bounded(coroutine, seconds: float):
@@ -577,6 +581,10 @@ def main() -> int:
         print(f"{row['n']:>3} {row['p50']:7.2f} {row['p95']:7.2f} {row['max']:7.2f} {row['wall']:7.2f} "
               f"{len(row['errors']):>6} {row['peak_rss_mb']:12.0f} {row['server_cpu_s']:12.1f} "
               f"{row['client_cpu_s']:12.1f} {load:7.2f}", flush=True)
+        if "start_rss_mb" in row:  # where the memory is: before the runs (sessions open, files in the boxes), after
+            print(f"      server RSS: {row['start_rss_mb']:.0f} MB before the runs, {row['end_rss_mb']:.0f} MB after "
+                  f"them, peak {row['peak_rss_mb']:.0f} MB (limit 690 MB: "
+                  f"{'under' if row['peak_rss_mb'] < 690 else 'OVER'})")
         for score in row["scores"]:
             print(f"      results show: {score}")
         for error in sorted(set(row["errors"])):

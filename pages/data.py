@@ -56,7 +56,11 @@ def take_func_upload() -> None:
     if not hasattr(uploaded, "getvalue"):
         return  # a file already taken (Streamlit reports it as deleted): nothing new
     try:
-        entry = uploads.store_pending_func_upload(token, uploaded)
+        # Checked from its header before the page calls it ready: a 3D file or random bytes are named.
+        entry = uploads.store_pending_upload(token, "4D image", uploaded)
+    except DecodingInputError as err:
+        entry = None
+        st.session_state[state.LOAD_ERROR] = str(err)
     except OSError as err:
         entry = None
         st.session_state[state.LOAD_ERROR] = (
@@ -73,6 +77,46 @@ def take_func_upload() -> None:
     if previous is not None and previous.path != entry.path:
         uploads.discard_pending_func_upload(token, previous)
     st.session_state[state.PENDING_FUNC_UPLOAD] = entry
+
+
+def take_box_upload(role: str) -> None:
+    """Labels/mask/anatomy-uploader callback: store and check the file, as for the 4D image.
+
+    The stored file outlives the box: leaving the Data page (which empties it) or reloading
+    the page keeps it, and the page offers it again. ``None`` means the user removed the file.
+    """
+    st.session_state[state.LOAD_ERROR] = None
+    widget_key = state.W_UPLOAD_BOXES[role]
+    uploaded = st.session_state.get(widget_key)
+    if uploaded is None:
+        clear_box_upload(role)
+        return
+    if not hasattr(uploaded, "getvalue"):
+        return  # a file already taken (Streamlit reports it as deleted): nothing new
+    stored = dict(st.session_state[state.PENDING_UPLOADS])
+    try:
+        entry = uploads.store_pending_upload(session_token(), role, uploaded)
+    except (DecodingInputError, OSError) as err:
+        st.session_state[state.LOAD_ERROR] = str(err) if isinstance(err, DecodingInputError) else (
+            f"Your {role} file could not be stored on the server ({type(err).__name__}): try again.")
+        return
+    finally:
+        uploads.release_uploaded_files(uploaded)
+        del uploaded
+        del st.session_state[widget_key]
+    previous = stored.get(role)
+    if previous is not None and previous.path != entry.path:
+        uploads.discard_pending_func_upload(session_token(), previous)
+    stored[role] = entry
+    st.session_state[state.PENDING_UPLOADS] = stored
+
+
+def clear_box_upload(role: str) -> None:
+    """Button callback: forget the stored labels table, mask or anatomy."""
+    stored = dict(st.session_state[state.PENDING_UPLOADS])
+    uploads.discard_pending_func_upload(session_token(), stored.pop(role, None))
+    st.session_state[state.PENDING_UPLOADS] = stored
+    st.session_state[state.LOAD_ERROR] = None
 
 
 def clear_func_upload() -> None:
@@ -102,26 +146,25 @@ def load_haxby(subject: int) -> None:
     datasets.adopt_dataset(dataset, spec)
 
 
-def load_uploads(func_upload: dict, labels_file, mask_file, anat_file, label_column, run_column, tr) -> None:
-    """Load the stored 4D image (``state.PENDING_FUNC_UPLOAD``) with the other uploaded files."""
+def load_uploads(func_upload, stored: dict, label_column, run_column, tr) -> None:
+    """Load the stored 4D image (``state.PENDING_FUNC_UPLOAD``) with the other stored files.
+
+    ``stored`` maps "labels", "mask", "anatomy" to their stored files (``state.PENDING_UPLOADS``).
+    """
     # Display only: names are never used as paths (the app names its files itself).
-    names = {"4D image": func_upload.name,
-             "labels": feedback.safe_display_name(labels_file.name)}
-    if mask_file is not None:
-        names["mask"] = feedback.safe_display_name(mask_file.name)
-    if anat_file is not None:
-        names["anatomy"] = feedback.safe_display_name(anat_file.name)
+    names = {"4D image": func_upload.name, **{role: entry.name for role, entry in stored.items()}}
+    token = st.session_state[state.SESSION_TOKEN]
     with st.status("Checking and loading your files...", expanded=False) as status:
         try:
             dataset = uploads.load_uploaded_dataset(
-                st.session_state[state.SESSION_TOKEN],
+                token,
                 func_upload.path,
                 func_upload.sha256,
-                labels_file.getvalue(),
+                uploads.read_pending_upload(token, stored["labels"]),
                 label_column=label_column,
                 run_column=run_column,
-                mask_bytes=mask_file.getvalue() if mask_file is not None else None,
-                anat_bytes=anat_file.getvalue() if anat_file is not None else None,
+                mask_bytes=uploads.read_pending_upload(token, stored.get("mask")),
+                anat_bytes=uploads.read_pending_upload(token, stored.get("anatomy")),
                 tr=tr,
                 title="Your uploaded data set",
             )
@@ -133,45 +176,57 @@ def load_uploads(func_upload: dict, labels_file, mask_file, anat_file, label_col
             st.session_state[state.LOAD_ERROR] = uploads.with_upload_names(message, names)
             return
         status.update(label="Your files are loaded", state="complete")
-    # The app now works from its own copy: free Streamlit's in-memory copy of the uploads.
-    uploads.release_uploaded_files(labels_file, mask_file, anat_file)
     datasets.adopt_dataset(dataset, "upload", names)
 
 
+def draw_stored_file(role: str, title: str, entry, on_remove) -> None:
+    """One stored upload under its box: its name and size, and a button to forget it."""
+    name_column, remove_column = st.columns([3, 1], vertical_alignment="center")
+    name_column.text(f"{title} ready: {entry.name} ({entry.size / 1e6:,.1f} MB)"
+                     if entry.size >= 100_000 else f"{title} ready: {entry.name} ({entry.size / 1e3:,.1f} kB)")
+    key = state.W_UPLOAD_FUNC_CLEAR if role == "4D image" else state.W_UPLOAD_BOX_CLEAR[role]
+    remove_column.button("Remove", key=key, on_click=on_remove, args=() if role == "4D image" else (role,),
+                         help=f"Forget this {title.lower()} (a data set already loaded from it stays in use).")
+
+
 def draw_upload_form() -> None:
-    """File uploaders, the column pickers and the Load button."""
+    """File uploaders (each file stored and checked as it arrives), the column pickers and the Load button."""
     st.caption(
         "A 4D NIfTI image (.nii or .nii.gz), a table with one row per volume (CSV, TSV or space "
-        "separated, with a header), and optionally a 3D mask and an anatomical image on the same grid."
+        "separated, with a header), and optionally a 3D mask and an anatomical image on the same grid. "
+        "Files are kept for this browser session: leaving this page or reloading it keeps them."
     )
+    stored = st.session_state[state.PENDING_UPLOADS]
     left, right = st.columns(2)
     with left:
-        # The callback moves the image to disk at once (see take_func_upload): the widget then
-        # returns None and the page works from the stored entry.
+        # The callbacks move each file to disk at once and check it (see take_func_upload): the
+        # widget then returns None and the page works from the stored entry.
         st.file_uploader("4D functional image", type=["nii", "gz"], key=state.W_UPLOAD_FUNC,
                          on_change=take_func_upload)
         func_upload = st.session_state[state.PENDING_FUNC_UPLOAD]
         if func_upload:
-            name_column, remove_column = st.columns([3, 1], vertical_alignment="center")
-            name_column.text(f"4D image ready: {func_upload.name} ({func_upload.size / 1e6:,.1f} MB)")
-            remove_column.button("Remove", key=state.W_UPLOAD_FUNC_CLEAR, on_click=clear_func_upload,
-                                 help="Forget this 4D image (a data set already loaded from it stays in use).")
-        labels_file = st.file_uploader(
+            draw_stored_file("4D image", "4D image", func_upload, clear_func_upload)
+        st.file_uploader(
             "Labels table (one row per volume)", type=["txt", "csv", "tsv", "tab", "dat"],
-            key=state.W_UPLOAD_LABELS, on_change=clear_load_error,
+            key=state.W_UPLOAD_LABELS, on_change=take_box_upload, args=("labels",),
             # Per-widget caps (MB): no need to hold 300 MB for a table or a mask.
             max_upload_size=uploads.MAX_LABELS_UPLOAD_MB,
         )
+        if stored.get("labels"):
+            draw_stored_file("labels", "Labels table", stored["labels"], clear_box_upload)
     with right:
-        mask_file = st.file_uploader("Mask (optional, 3D)", type=["nii", "gz"], key=state.W_UPLOAD_MASK,
-                                     on_change=clear_load_error, max_upload_size=uploads.MAX_3D_UPLOAD_MB)
-        anat_file = st.file_uploader("Anatomical image (optional, 3D)", type=["nii", "gz"], key=state.W_UPLOAD_ANAT,
-                                     on_change=clear_load_error, max_upload_size=uploads.MAX_3D_UPLOAD_MB)
+        for role, title, widget_label in (("mask", "Mask", "Mask (optional, 3D)"),
+                                          ("anatomy", "Anatomical image", "Anatomical image (optional, 3D)")):
+            st.file_uploader(widget_label, type=["nii", "gz"], key=state.W_UPLOAD_BOXES[role],
+                             on_change=take_box_upload, args=(role,), max_upload_size=uploads.MAX_3D_UPLOAD_MB)
+            if stored.get(role):
+                draw_stored_file(role, title, stored[role], clear_box_upload)
 
     label_column = run_column = None
-    if labels_file is not None:
+    if stored.get("labels"):
         try:
-            columns = uploads.read_label_columns(labels_file.getvalue())
+            columns = uploads.read_label_columns(
+                uploads.read_pending_upload(st.session_state[state.SESSION_TOKEN], stored["labels"]))
         except Exception as err:
             feedback.show_error(err, "reading the labels table")
             columns = None
@@ -197,9 +252,9 @@ def draw_upload_form() -> None:
         "TR in seconds (0 = read it from the image header)", min_value=0.0, max_value=60.0,
         value=0.0, step=0.1, key=state.W_UPLOAD_TR,
     )
-    ready = bool(func_upload) and labels_file is not None and label_column is not None
+    ready = bool(func_upload) and label_column is not None
     if st.button("Load these files", key=state.W_UPLOAD_LOAD, type="primary", disabled=not ready):
-        load_uploads(func_upload, labels_file, mask_file, anat_file, label_column, run_column, tr or None)
+        load_uploads(func_upload, stored, label_column, run_column, tr or None)
 
 
 # -- BIDS data sets (a folder on the server, or an uploaded .zip; logic in ui/bids.py) ------------
@@ -486,8 +541,10 @@ def draw_overview(dataset) -> None:
     if chosen not in names:
         chosen = summaries.default_mask_name(dataset)
     state.seed_widget(state.W_ROI_MASK, chosen)
-    if st.session_state[state.W_ROI_MASK] not in names:
-        st.session_state[state.W_ROI_MASK] = chosen
+    # Written back on every run: the browser keeps the label it last got (a voxel count) until
+    # the server sends the value again, even when a new upload changed the count (see Configure).
+    st.session_state[state.W_ROI_MASK] = (st.session_state[state.W_ROI_MASK]
+                                          if st.session_state[state.W_ROI_MASK] in names else chosen)
     mask_name = st.selectbox(
         "Mask", names, format_func=lambda name: summaries.mask_label(name, counts), key=state.W_ROI_MASK,
     )
@@ -523,10 +580,7 @@ def draw_overview(dataset) -> None:
         bar = st.progress(0.0, text="Reading the volumes")
         try:
             # Voxels with NaN or infinite values (reported above) are left out of the mean.
-            masked = analysis.masked_data(
-                dataset, mask_name, standardize=False, progress=feedback.progress_bar_callback(bar),
-                nonfinite="drop",
-            )
+            masked = analysis.mean_timecourse(dataset, mask_name, progress=feedback.progress_bar_callback(bar))
             bar.empty()
             st.plotly_chart(plotting.plot_mean_timecourse(masked, tr=dataset.tr), width="stretch")
         except Exception as err:

@@ -23,6 +23,32 @@ def step(number: int, title: str, explanation: str, code: str, link: tuple) -> N
     st.page_link(page, label=label, icon=":material/arrow_forward:")
 
 
+def data_code(dataset, mask_name: str) -> dict:
+    """The code that names the data in steps 1, 3 and 10: the tutorial's download, or the user's files.
+
+    For an upload the code loads the files under the names the user uploaded them with (shown
+    as code, never as Markdown), with the label column picked on the Data page.
+    """
+    if st.session_state[state.DATASET_SPEC] != "upload":
+        return {"load": "haxby_dataset = datasets.fetch_haxby()\nfmri_filename = haxby_dataset.func[0]\n"
+                        "mask_filename = haxby_dataset.mask_vt[0]",
+                "labels": 'behavioral = pd.read_csv(haxby_dataset.session_target[0], delimiter=" ")\n'
+                          'conditions = behavioral["labels"]\nconditions.value_counts()',
+                "background": "haxby_dataset.anat[0]"}
+    names = st.session_state[state.UPLOAD_DISPLAY_NAMES]
+    load = ("from nilearn.image import mean_img\n"
+            f"fmri_filename = {names.get('4D image', 'bold.nii.gz')!r}  # your 4D image\n")
+    if mask_name == "uploaded" and "mask" in names:
+        load += f"mask_filename = {names['mask']!r}  # your mask"
+    else:
+        load += ("from nilearn.masking import compute_epi_mask\n"
+                 "mask_filename = compute_epi_mask(mean_img(fmri_filename))  # no mask uploaded")
+    labels = (f"behavioral = pd.read_csv({names.get('labels', 'labels.txt')!r}, sep=None, engine=\"python\")\n"
+              f"conditions = behavioral[{dataset.label_column!r}]\nconditions.value_counts()")
+    background = repr(names["anatomy"]) if "anatomy" in names else "mean_img(fmri_filename)"
+    return {"load": load, "labels": labels, "background": background}
+
+
 def scores_line(result) -> str:
     scores = ", ".join(f"{score:.3f}" for score in result.fold_scores)
     return f"[{scores}]  mean {result.mean_score:.3f} (chance {result.chance_level:.3f})"
@@ -62,11 +88,11 @@ except Exception as err:
     st.stop()
 
 # 1. The data
+code = data_code(dataset, mask_name)
 step(1, "Load the data",
      "A 4D functional image (x, y, z, time), a mask of the ventral temporal cortex, and a table that says "
      "which stimulus category each volume shows.",
-     "haxby_dataset = datasets.fetch_haxby()\nfmri_filename = haxby_dataset.func[0]\n"
-     "mask_filename = haxby_dataset.mask_vt[0]",
+     code["load"],
      (DATA_PAGE, "Choose another data set on the Data page"))
 summary = summaries.dataset_summary(dataset)
 st.markdown(f"Output: image of shape **{tuple(int(n) for n in dataset.shape)}**, "
@@ -93,8 +119,7 @@ st.markdown(f"Output: `{tuple(int(n) for n in masked.shape)}`")
 # 3. Labels
 step(3, "The labels",
      "The behavioral table gives each volume's condition; its 'chunks' column gives the run.",
-     'behavioral = pd.read_csv(haxby_dataset.session_target[0], delimiter=" ")\n'
-     'conditions = behavioral["labels"]\nconditions.value_counts()',
+     code["labels"],
      (DATA_PAGE, "See the labels table and the timeline on the Data page"))
 st.dataframe(summaries.condition_run_counts(dataset)[["total"]] if dataset.runs is not None
              else summaries.condition_run_counts(dataset))
@@ -102,7 +127,7 @@ st.dataframe(summaries.condition_run_counts(dataset)[["total"]] if dataset.runs 
 # 4. Restrict to two conditions
 step(4, f"Keep only {feedback.plain_markdown(' and '.join(conditions))}",
      "The tutorial decodes two categories; the other volumes (and rest) are dropped.",
-     'condition_mask = conditions.isin(["face", "cat"])\n'
+     f"condition_mask = conditions.isin({list(conditions)!r})\n"
      "fmri_masked = fmri_masked[condition_mask]\nfmri_masked.shape",
      (CONFIGURE_PAGE, "Choose other conditions on the Configure page"))
 selection = summaries.selection_summary(dataset, conditions, mask_name)
@@ -180,7 +205,7 @@ step(10, "The weights, back in the brain",
      "The classifier's weights have one value per voxel; the masker puts them back into a brain image, "
      "shown over the anatomy in the tutorial's 'yx' view.",
      "coef_ = svc.coef_\nprint(coef_.shape)\ncoef_img = masker.inverse_transform(coef_)\n"
-     'plot_stat_map(coef_img, bg_img=haxby_dataset.anat[0], title="SVM weights", display_mode="yx")',
+     f'plot_stat_map(coef_img, bg_img={code["background"]}, title="SVM weights", display_mode="yx")',
      (RESULTS_PAGE, "Explore the weight map (threshold, cuts, other views) on the Results page"))
 if loro is not None:
     st.markdown(f"Output: `{tuple(int(n) for n in loro.weights.shape)}`")

@@ -9,7 +9,10 @@ read-only because every session shares them.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+
+import numpy as np
 
 from decoding_core import decoding, masking, significance
 from decoding_core.config import DecodingConfig
@@ -50,6 +53,29 @@ def masked_data(dataset, mask_name: str, *, standardize="series", detrend="none"
         except (AttributeError, ValueError):
             pass
         return masked
+
+    return cache.get_or_compute("masked", key, lambda: run_heavy(compute), made_from=dataset)
+
+
+def mean_timecourse(dataset, mask_name: str, progress: ProgressCallback | None = None):
+    """The mask's mean raw signal in each volume (voxels with NaN/inf left out), kept by content digest.
+
+    A `decoding_core.masking.MaskedData` whose ``X`` is the (n_volumes, 1) mean over the
+    mask's voxels, what the Data page's time course draws (the mean of that one column is the
+    same mean). Only this column is kept, never the volumes x voxels matrix it comes from:
+    on a shared server, ten sessions' uploads would otherwise keep ten such matrices that
+    nothing reads again (the decoding masks with its own cleaning).
+    """
+    key = (dataset.digest, mask_name, "mean over voxels")
+
+    def compute():
+        # The raw signal, as `masked_data(dataset, mask_name, standardize=False)` gives it.
+        cleaning = DecodingConfig(standardize=False, detrend="none", high_pass=None, confounds=()).cleaning_options()
+        masked = masking.mask_dataset(dataset, mask_name, **cleaning, progress=progress,
+                                      cache=cache.raw_voxel_cache_for(dataset), nonfinite="drop")
+        mean = masked.X.mean(axis=1, dtype=np.float64, keepdims=True).astype(np.float32)
+        mean.setflags(write=False)
+        return dataclasses.replace(masked, X=mean)
 
     return cache.get_or_compute("masked", key, lambda: run_heavy(compute), made_from=dataset)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from decoding_core import datasets, paths
 from decoding_core.errors import DecodingInputError
-from decoding_core.io.nifti import remember_file_digest
+from decoding_core.io.nifti import inspect_nifti, remember_file_digest
 from ui.feedback import run_heavy, safe_display_name
 from ui.session import script_session_id, session_store, streamlit_runtime, upload_root
 
@@ -97,6 +97,106 @@ def store_pending_func_upload(session_token: str, uploaded) -> PendingImage:
         temporary.write_bytes(data)
     return PendingImage(path=path, sha256=sha256, name=safe_display_name(getattr(uploaded, "name", "")),
                         size=len(data))
+
+
+#: The upload boxes by role (the words of `with_upload_names`): the stem of the stored file's
+#: name, and how its header is checked (dimensions expected, the kind named in messages).
+UPLOAD_BOXES = {
+    "4D image": ("func", 4, "4D image"),
+    "labels": ("labels", None, "labels table"),
+    "mask": ("mask", 3, "mask"),
+    "anatomy": ("anat", 3, "anatomical image"),
+}
+
+
+def store_pending_upload(session_token: str, role: str, uploaded) -> PendingImage:
+    """Write the file of one upload box into this session's pending folder, then check it.
+
+    Every box's file leaves Streamlit's memory as it arrives (the page drops Streamlit's
+    copy), so it costs no server memory while it waits, survives leaving the Data page
+    (the box is empty again, the page offers the stored file) and a reload of the page
+    (the session's state is resumed, see `ui.session`). The file is checked at once, so
+    the page never calls a file ready that the loader would refuse: a NIfTI image from
+    its header alone (`decoding_core.io.nifti.inspect_nifti`), a labels table parsed.
+
+    Parameters
+    ----------
+    session_token : str
+        The session's random token (names its private upload folder).
+    role : {"4D image", "labels", "mask", "anatomy"}
+        Which box the file came from.
+    uploaded : streamlit UploadedFile
+        Anything with ``getvalue()`` and ``name`` (shown only).
+
+    Returns
+    -------
+    PendingImage
+
+    Raises
+    ------
+    DecodingInputError
+        When the file is not what the box wants (its message names the user's file); the
+        stored copy is deleted again.
+    """
+    stem, _, _ = UPLOAD_BOXES[role]
+    data = uploaded.getvalue()
+    sha256 = hashlib.sha256(data).hexdigest()
+    folder = upload_root(session_token) / PENDING_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{stem}-{sha256[:24]}.txt" if role == "labels" else _nifti_file_name(f"{stem}-{sha256[:24]}", data)
+    path = folder / name
+    with paths.atomic_path(path) as temporary:
+        temporary.write_bytes(data)
+    del data
+    entry = PendingImage(path=path, sha256=sha256, name=safe_display_name(getattr(uploaded, "name", "")),
+                         size=path.stat().st_size)
+    try:
+        check_pending_upload(role, entry)
+    except DecodingInputError:
+        path.unlink(missing_ok=True)
+        raise
+    return entry
+
+
+def check_pending_upload(role: str, entry: PendingImage) -> None:
+    """Check a stored upload as its box wants it; errors name the user's file (``entry.name``).
+
+    Raises
+    ------
+    DecodingInputError
+        A NIfTI header that is not right for the box (e.g. a 3D file or random bytes as
+        the 4D image), or a labels table that cannot be read.
+    """
+    _, ndim, kind = UPLOAD_BOXES[role]
+    try:
+        if ndim is None:
+            read_label_columns(entry.path.read_bytes())
+        else:
+            inspect_nifti(entry.path, expected_ndim=ndim, kind=kind)
+    except DecodingInputError as err:
+        message = str(err).replace(entry.path.name, f"'{entry.name}'")
+        if f"'{entry.name}'" not in message:
+            message = f"Your {kind} '{entry.name}' cannot be used: {message}"
+        raise DecodingInputError(message) from None
+
+
+def read_pending_upload(session_token: str, entry: PendingImage | None) -> bytes | None:
+    """The bytes of a stored (small) upload of this session, or None.
+
+    Raises
+    ------
+    DecodingInputError
+        When the stored file is gone (the session was closed or idle too long).
+    """
+    if entry is None:
+        return None
+    path = _pending_func_path(session_token, entry.path)
+    if path is None or not path.is_file():
+        raise DecodingInputError(
+            f"The file '{entry.name}' is no longer stored on the server (files are removed when a session "
+            "is closed or idle). Upload it again, then press Load."
+        )
+    return path.read_bytes()
 
 
 def discard_pending_func_upload(session_token: str, pending: PendingImage | None) -> None:

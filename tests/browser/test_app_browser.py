@@ -159,18 +159,17 @@ def test_bad_upload_shows_an_error_not_a_traceback(page, helpers, tmp_path, time
     uploaders.filter(has_text="4D functional image").locator(
         "[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(not_nifti))
     helpers.wait_for_app(page)
+    # Checked as it arrives (issue 15): an error naming the file, never "ready".
+    alert = page.locator("[data-testid='stAlert']").filter(has_text="NIfTI")
+    expect(alert.first).to_be_visible()
+    expect(alert.first).to_contain_text("'bold.nii.gz'")
+    expect(page.get_by_text("4D image ready")).to_have_count(0)
+    # The data set loaded before stays in use.
+    expect(page.get_by_text("The data set loaded before is still in use")).to_be_visible()
     uploaders.filter(has_text="Labels table").locator(
         "[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(labels))
     helpers.wait_for_app(page)
-    load = page.get_by_role("button", name="Load these files")
-    expect(load).to_be_enabled()
-    load.click()
-    helpers.wait_for_app(page, timeout=RUN_TIMEOUT_MS)
-
-    alert = page.locator("[data-testid='stAlert']").filter(has_text="NIfTI")
-    expect(alert.first).to_be_visible()
+    expect(page.get_by_role("button", name="Load these files")).to_be_disabled()
     helpers.assert_no_exception(page)
-    # The data set loaded before stays in use.
-    expect(page.get_by_text("The data set loaded before is still in use")).to_be_visible()
     expect(page.locator("[data-testid='stPlotlyChart']").first).to_be_visible()
     helpers.screenshot(page, "data-bad-upload")

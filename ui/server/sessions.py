@@ -89,6 +89,9 @@ class SessionStore:
         self.purged = False
         #: Called after each `put` (the registry bounds all sessions together).
         self.on_put: Callable[[SessionStore], None] | None = None
+        #: What the app keeps to bring the session back after a reload of the page (the
+        #: session's state); dropped when the store is purged.
+        self.resume_state: object | None = None
 
     @property
     def max_bytes(self) -> int:
@@ -162,6 +165,7 @@ class SessionStore:
         """Drop everything and run the cleanups (each once; errors are logged, not raised)."""
         with self._lock:
             self.purged = True
+            self.resume_state = None
             self.clear()
             cleanups, self._cleanups = self._cleanups, []
         for cleanup in cleanups:

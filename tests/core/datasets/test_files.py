@@ -127,7 +127,7 @@ def test_load_files_empty_labels_refused(haxby_vt_dir):
 
 
 def test_load_files_mask_on_another_grid(haxby_vt_dir, haxby_slice_dir):
-    with pytest.raises(DecodingInputError, match="The mask 'uploaded' has shape"):
+    with pytest.raises(DecodingInputError, match="The mask 'mask.nii.gz' has shape"):
         load_files(haxby_vt_dir / "bold_vt.nii.gz", haxby_vt_dir / "labels.txt",
                    mask=haxby_slice_dir / "mask.nii.gz")
 
