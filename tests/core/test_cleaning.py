@@ -258,3 +258,13 @@ def test_clean_runs_without_runs_is_one_run():
     X = np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32)
     np.testing.assert_allclose(clean_runs(X, None, standardize="run").X,
                                cleaning.clean_signals(X, standardize=True), atol=1e-6)
+
+
+def test_run_names_tell_the_cleaning_apart():
+    from decoding_core.history import default_run_name
+
+    assert "z per run" in default_run_name(DecodingConfig(standardize="run"))
+    assert "raw" in default_run_name(DecodingConfig(standardize=False))
+    name = default_run_name(DecodingConfig(detrend="run", high_pass=0.01, confounds=("motion", "scrubbing")))
+    assert "detrend per run" in name and "hp0.01Hz" in name and "motion+scrubbing" in name
+    assert default_run_name(DecodingConfig()) == "vt, svc, C=1, leave-one-run-out"
