@@ -116,7 +116,7 @@ def timed(progress: ProgressCallback | None, clock: Callable[[], float] | None =
             fraction = 0.0
         elapsed = clock() - started
         times = f"{format_duration(elapsed)} elapsed"
-        if fraction < 1.0 and elapsed >= ESTIMATE_AFTER_SECONDS and fraction >= ESTIMATE_AFTER_FRACTION:
+        if 0.0 < fraction < 1.0 and elapsed >= ESTIMATE_AFTER_SECONDS and fraction >= ESTIMATE_AFTER_FRACTION:
             times += f", about {format_duration(elapsed * (1.0 - fraction) / fraction)} left"
         progress(fraction, f"{message} ({times})" if message else times.capitalize())
 

@@ -36,6 +36,16 @@ def test_timed_after_share_follows_the_whole_bar():
     assert timed(None) is None
 
 
+def test_no_estimate_from_nothing_done_whatever_the_thresholds(monkeypatch):
+    from decoding_core import progress as core_progress
+
+    monkeypatch.setattr(core_progress, "ESTIMATE_AFTER_SECONDS", 0.0)
+    monkeypatch.setattr(core_progress, "ESTIMATE_AFTER_FRACTION", 0.0)
+    seen = []
+    timed(lambda fraction, message: seen.append(message), clock=lambda: 5.0)(0.0, "Starting")
+    assert seen == ["Starting (0 s elapsed)"]
+
+
 def test_durations_read_as_a_person_says_them():
     assert [format_duration(s) for s in (0, 59.4, 60, 3599, 7260, -3)] == [
         "0 s", "59 s", "1 min 00 s", "59 min 59 s", "2 h 01 min", "0 s"]

@@ -100,8 +100,8 @@ def sklearn_null(masked: MaskedData, n_permutations: int) -> np.ndarray:
     return null
 
 
-class Interrupted(Exception):
-    """What Streamlit raises in the script thread when the user presses Stop."""
+class Interrupted(BaseException):
+    """What Streamlit raises in the script thread when the user presses Stop (a BaseException)."""
 
 
 def test_stop_inside_a_chunk_keeps_every_finished_permutation(driven):
