@@ -46,3 +46,34 @@ def test_searchlight_map_with_progress(page, helpers, simulated_dataset):
     expect(page.locator("[data-testid='stDownloadButton']").filter(has_text="Searchlight map")).to_have_count(1)
     chart.scroll_into_view_if_needed()
     helpers.screenshot(page, "searchlight-map", full_page=False)
+
+
+def test_stop_keeps_a_partial_map_marked_partial(page, helpers):
+    helpers.navigate_to_page(page, "Configure")
+    page.get_by_role("button", name="Run the decoding").click()
+    helpers.wait_for_page(page, "Results", timeout=RUN_TIMEOUT_MS)
+    radius = helpers.widget(page, "stNumberInput", "Sphere radius (mm)").locator("input")
+    radius.fill("9.5")  # another radius than the first test's: not in the store yet
+    radius.press("Enter")
+    helpers.wait_for_app(page)
+
+    page.get_by_role("button", name="Run the searchlight").click()
+    expect(page.locator("[data-testid='stProgress']").filter(has_text="spheres scored")).to_be_visible(
+        timeout=RUN_TIMEOUT_MS)
+    page.locator(".st-key-w_searchlight_stop button").click()
+    helpers.wait_for_app(page, timeout=RUN_TIMEOUT_MS)
+    helpers.assert_no_exception(page)
+
+    warning = page.locator("[data-testid='stAlert']").filter(has_text="Partial map")
+    expect(warning).to_have_count(1)
+    done, total = helpers.metric_values(page, "Spheres scored")["Spheres scored"].split(" / ")
+    assert 0 < int(done) < int(total)
+    expect(page.locator("[data-testid='stDownloadButton']").filter(has_text="(partial)")).to_have_count(1)
+    warning.scroll_into_view_if_needed()
+    helpers.screenshot(page, "searchlight-partial", full_page=False)
+
+    page.get_by_role("button", name="Run the searchlight").click()  # continues where it stopped
+    helpers.wait_for_app(page, timeout=RUN_TIMEOUT_MS)
+    metrics = helpers.metric_values(page, "Spheres scored")
+    assert metrics["Spheres scored"] == f"{total} / {total}", metrics
+    expect(page.locator("[data-testid='stAlert']").filter(has_text="Partial map")).to_have_count(0)
