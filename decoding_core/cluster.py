@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import functools
 import math
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from decoding_core import environment
 from decoding_core.errors import DecodingInputError
 from decoding_core.progress import ProgressCallback
 
@@ -53,8 +53,6 @@ CONNECT_TIMEOUT_SECONDS = 10
 
 #: How often a cluster run looks at the Stop request while it waits for results.
 _POLL_SECONDS = 0.1
-
-_ADDRESS = re.compile(r"(?P<scheme>tcp|tls)://(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):(?P<port>[0-9]{1,5})")
 
 
 class ClusterError(DecodingInputError):
@@ -87,14 +85,7 @@ def check_scheduler_address(address) -> str:
     >>> check_scheduler_address(" tcp://127.0.0.1:8786 ")
     'tcp://127.0.0.1:8786'
     """
-    text = address.strip() if isinstance(address, str) else address
-    match = _ADDRESS.fullmatch(text) if isinstance(text, str) else None
-    if match is None or not 1 <= int(match["port"]) <= 65535:
-        raise DecodingInputError(
-            f"A Dask scheduler address looks like tcp://HOST:PORT (e.g. tcp://127.0.0.1:8786, "
-            f"as printed by `dask scheduler`). Got {address!r}."
-        )
-    return text
+    return environment.scheduler_address(address)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ Examples
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,12 +75,34 @@ def parse_seconds(raw: str, name: str) -> float:
     return value
 
 
-def parse_scheduler(raw: str, name: str) -> str:
-    """A Dask scheduler address, ``tcp://HOST:PORT`` (`decoding_core.cluster.check_scheduler_address`)."""
-    from decoding_core.cluster import check_scheduler_address
+_SCHEDULER_ADDRESS = re.compile(r"(tcp|tls)://(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):(?P<port>[0-9]{1,5})")
 
+
+def scheduler_address(address) -> str:
+    """``address`` as a Dask scheduler address ``tcp://HOST:PORT`` (or ``tls://``), checked.
+
+    Written here, not in `decoding_core.cluster` (which calls it), so that reading the
+    variables imports nothing heavy.
+
+    Raises
+    ------
+    DecodingInputError
+        Not of that form, or a port outside 1..65535.
+    """
+    text = address.strip() if isinstance(address, str) else address
+    match = _SCHEDULER_ADDRESS.fullmatch(text) if isinstance(text, str) else None
+    if match is None or not 1 <= int(match["port"]) <= 65535:
+        raise DecodingInputError(
+            f"A Dask scheduler address looks like tcp://HOST:PORT (e.g. tcp://127.0.0.1:8786, "
+            f"as printed by `dask scheduler`). Got {address!r}."
+        )
+    return text
+
+
+def parse_scheduler(raw: str, name: str) -> str:
+    """A Dask scheduler address, ``tcp://HOST:PORT`` (`scheduler_address`)."""
     try:
-        return check_scheduler_address(raw)
+        return scheduler_address(raw)
     except DecodingInputError as err:
         raise DecodingInputError(f"{name}: {err}") from None
 
