@@ -17,6 +17,8 @@ Examples
     python -m decoding_core sweep --dataset simulated --setting C --values 0.001..100 --out results/sweep-C
     python -m decoding_core export-data --dataset simulated --out data/simulated
     python -m decoding_core searchlight --dataset simulated --radius 5.6 --out map.nii.gz --json
+    python -m decoding_core group --subjects simulated:0..4 --json
+    python -m decoding_core sweep --dataset simulated --setting C --out sweep/ --scheduler tcp://127.0.0.1:8786
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from decoding_core import datasets, decoding, export, masking, significance
+from decoding_core import cluster, datasets, decoding, export, group, masking, significance
 from decoding_core.config import CV_SCHEMES, ESTIMATORS, SCORINGS, SETTINGS, DecodingConfig
 from decoding_core.errors import DecodingInputError
 from decoding_core.export import read_config_json
@@ -134,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset_arguments(decode_parser)
     _add_config_arguments(decode_parser)
     _add_permutation_arguments(decode_parser)
+    _add_scheduler_argument(decode_parser, "the permutations")
     output = decode_parser.add_argument_group("output")
     output.add_argument("--json", action="store_true", help="print one JSON object instead of a text summary")
     output.add_argument("--weights-out", type=Path, help="write the weight map to this .nii.gz file")
@@ -164,9 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_group.add_argument("--setting", required=True, choices=list(SWEEPABLE), help="the setting to vary")
     sweep_group.add_argument("--values", help="values, comma separated; ranges LOW..HIGH or LOW..HIGH:COUNT "
                                               "(default: the setting's usual values)")
+    _add_scheduler_argument(sweep_parser, "the runs of the sweep")
     _add_export_arguments(sweep_parser)
 
     _add_searchlight_parser(commands)
+    _add_group_parser(commands)
 
     data_parser = commands.add_parser(
         "export-data", help="write a data set's files (image, labels, masks) to a folder, e.g. for reproduce.py",
@@ -189,6 +194,48 @@ def _add_searchlight_parser(commands) -> None:
     group.add_argument("--out", type=Path, required=True, help="write the map to this .nii.gz file")
     group.add_argument("--json", action="store_true", help="print one JSON object instead of a text summary")
     group.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
+    _add_scheduler_argument(parser, "the chunks of spheres")
+
+
+def _add_scheduler_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--scheduler", metavar="tcp://HOST:PORT",
+        help=f"run {what} on this Dask scheduler's workers (started with `dask scheduler` and "
+             "`dask worker`); only masked matrices and the configuration are sent, the results are "
+             "those of a local run (default: run here)",
+    )
+
+
+def _scheduler(args) -> str | None:
+    """``--scheduler``, checked (None when not given)."""
+    return None if args.scheduler is None else cluster.check_scheduler_address(args.scheduler)
+
+
+def _add_group_parser(commands) -> None:
+    parser = commands.add_parser(
+        "group", help="decode one configuration in several subjects and test the group against chance",
+        description="Each subject is decoded as 'decode' would; the per-subject scores minus chance are "
+                    "tested with a one-sided one-sample t-test and a sign-flip permutation test.")
+    subjects = parser.add_argument_group("subjects (--subjects, or --bids with --task)")
+    subjects.add_argument("--subjects", nargs="+", metavar="NAME",
+                          help="data sets: simulated:SEED, haxby:N, or ranges simulated:0..4, haxby:1..6 "
+                               f"(default: simulated:{group.DEFAULT_SIMULATED_SEEDS[0]}.."
+                               f"{group.DEFAULT_SIMULATED_SEEDS[-1]})")
+    subjects.add_argument("--data-dir", type=Path, help="directory for the Haxby download (nilearn's data_dir)")
+    subjects.add_argument("--bids", type=Path, metavar="DIR", help="every subject of this BIDS folder")
+    subjects.add_argument("--task", help="the BIDS task (with --bids)")
+    _add_config_arguments(parser)
+    tests = parser.add_argument_group("group test")
+    tests.add_argument("--sign-flips", type=int, default=group.DEFAULT_SIGN_FLIPS, metavar="N",
+                       help="random sign patterns of the sign-flip test; all 2**subjects when fewer "
+                            f"(default: {group.DEFAULT_SIGN_FLIPS})")
+    tests.add_argument("--seed", type=int, default=0, help="seed of the random sign patterns (default: 0)")
+    _add_scheduler_argument(parser, "the subjects")
+    output = parser.add_argument_group("output")
+    output.add_argument("--json", action="store_true", help="print one JSON object instead of a text summary")
+    output.add_argument("--table-out", type=Path, help="write the per-subject table to this CSV file")
+    output.add_argument("--map-out", type=Path, help="write the group mean weight map to this .nii.gz file")
+    output.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
 
 
 def _add_permutation_arguments(parser: argparse.ArgumentParser) -> None:
@@ -361,7 +408,7 @@ def _progress_printer(quiet: bool):
 
 
 def _permutation_test(dataset, config: DecodingConfig, raw_voxels: masking.RawVoxelCache,
-                      n_permutations: int, seed: int, progress) -> significance.PermutationResult:
+                      n_permutations: int, seed: int, progress, scheduler=None) -> significance.PermutationResult:
     """The permutation test of the decode just run, on the same masked matrix and folds.
 
     ``raw_voxels`` holds the raw matrix the decode read: masking again only redoes
@@ -372,7 +419,7 @@ def _permutation_test(dataset, config: DecodingConfig, raw_voxels: masking.RawVo
         smoothing_fwhm=config.smoothing_fwhm, cache=raw_voxels,
     )
     return significance.permutation_test(masked, config, n_permutations=n_permutations, seed=seed,
-                                         progress=progress, n_jobs=-1)
+                                         progress=progress, n_jobs=-1, scheduler=scheduler)
 
 
 def _permutation_summary(test: significance.PermutationResult) -> dict:
@@ -383,6 +430,9 @@ def _permutation_summary(test: significance.PermutationResult) -> dict:
 
 def _command_decode(args) -> int:
     n_permutations, seed = _checked_permutation_args(args)
+    scheduler = _scheduler(args)
+    if scheduler is not None and not n_permutations:
+        raise DecodingInputError("--scheduler runs the permutations of a test on a cluster: give --permutations N too.")
     progress = _progress_printer(args.quiet or args.json)
     dataset = load_dataset_from_args(args, progress=progress)
     config = config_from_args(args, dataset)
@@ -391,7 +441,7 @@ def _command_decode(args) -> int:
     result = decoding.run_decoding(dataset, config, progress=progress, cache=raw_voxels)
     test = None
     if n_permutations:
-        test = _permutation_test(dataset, config, raw_voxels, n_permutations, seed, progress)
+        test = _permutation_test(dataset, config, raw_voxels, n_permutations, seed, progress, scheduler)
     if args.weights_out:
         args.weights_out.write_bytes(export.image_to_nifti_bytes(result.weight_img))
     summary = export.result_summary(result)
@@ -427,10 +477,12 @@ def _command_decode(args) -> int:
 
 
 def _command_searchlight(args) -> int:
+    scheduler = _scheduler(args)
     progress = _progress_printer(args.quiet or args.json)
     dataset = load_dataset_from_args(args, progress=progress)
     config = config_from_args(args, dataset)
-    result = run_searchlight(dataset, config, args.radius, progress=progress)
+    result = run_searchlight(dataset, config, args.radius, progress=progress,
+                             map_chunks=None if scheduler is None else cluster.chunk_mapper(scheduler))
     args.out.write_bytes(export.image_to_nifti_bytes(result.score_img))
     scores = result.scores[np.isfinite(result.scores)]
     summary = {
@@ -566,11 +618,12 @@ def _command_run(args) -> int:
 
 
 def _command_sweep(args) -> int:
+    scheduler = _scheduler(args)
     progress = _progress_printer(args.quiet or args.json)
     base, dataset = _base_config_and_dataset(args, progress)
     values = (parse_sweep_values(args.setting, args.values) if args.values
               else default_sweep_values(args.setting, dataset))
-    results = run_sweep(dataset, base, args.setting, values, progress=progress)
+    results = run_sweep(dataset, base, args.setting, values, progress=progress, scheduler=scheduler)
     table = sweep_table(results, args.setting)
     runs = []
     for result, label in zip(results, table["label"]):
@@ -582,7 +635,7 @@ def _command_sweep(args) -> int:
         fold_scores=[";".join(f"{s:.10g}" for s in scores) for scores in table["fold_scores"]]
     )
     args.out.mkdir(parents=True, exist_ok=True)
-    csv_table.to_csv(args.out / "sweep.csv", index=False)
+    (args.out / "sweep.csv").write_text(export.csv_text(csv_table))  # safe to open in a spreadsheet
     if args.json:
         print(json.dumps({"setting": args.setting, "sweep_csv": str(args.out / "sweep.csv"),
                           "runs": [{"value": label, "mean_score": float(mean), "export": run["zip"]}
@@ -603,8 +656,49 @@ def _command_export_data(args) -> int:
     return 0
 
 
+def _group_subjects(args) -> list:
+    if args.bids is not None:
+        if args.subjects or not args.task:
+            raise DecodingInputError("With --bids give --task (and no --subjects): every subject of the folder is used.")
+        return group.bids_subjects(args.bids, task=args.task)
+    seeds = group.DEFAULT_SIMULATED_SEEDS
+    return group.subjects_from_specs(args.subjects or [f"simulated:{seeds[0]}..{seeds[-1]}"], data_dir=args.data_dir)
+
+
+def _command_group(args) -> int:
+    scheduler = _scheduler(args)
+    progress = _progress_printer(args.quiet or args.json)
+    subjects = _group_subjects(args)
+    first = subjects[0].load(progress)  # the configuration's mask is checked against the first subject
+    config = config_from_args(args, first)
+    subjects[0] = group.Subject(subjects[0].name, lambda _progress: first)
+    result = group.run_group(subjects, config, scheduler=scheduler, n_flips=args.sign_flips, seed=args.seed,
+                             progress=progress)
+    table = group.group_table(result)
+    if args.table_out:
+        table.to_csv(args.table_out, index=False)  # names are sub-LABEL or data-set names: plain text
+    if args.map_out and result.mean_weight_img is not None:
+        args.map_out.write_bytes(export.image_to_nifti_bytes(result.mean_weight_img))
+    summary = group.group_summary(result)
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(f"Group of {len(result.names)} subjects, {' vs '.join(config.conditions)} in mask {config.mask_name!r} "
+          f"({SCORINGS[config.scoring].short}, {CV_SCHEMES[config.cv].title}):")
+    for row in table.itertuples():
+        print(f"  {row.subject}: {row.mean_score:.3f} (chance {row.chance_level:.3f}, 95% CI "
+              f"{row.ci_low:.3f}-{row.ci_high:.3f})")
+    if result.t_test is not None:
+        flips = "all sign patterns" if result.sign_flip.exact else f"{result.sign_flip.n_flips} random sign patterns"
+        print(f"Mean score - chance {result.t_test.mean_difference:+.3f}; one-sided t({result.t_test.df}) = "
+              f"{result.t_test.statistic:.2f}, p = {result.t_test.p_value:.3g}; sign-flip p = "
+              f"{result.sign_flip.p_value:.3g} ({flips})")
+    print(result.map_note)
+    return 0
+
+
 COMMANDS = {"decode": _command_decode, "info": _command_info, "run": _command_run, "sweep": _command_sweep,
-            "export-data": _command_export_data, "searchlight": _command_searchlight}
+            "export-data": _command_export_data, "searchlight": _command_searchlight, "group": _command_group}
 
 
 def main(argv=None) -> int:
