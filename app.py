@@ -29,6 +29,7 @@ PAGES = {
         ("history.py", "History", ":material/history:"),
         ("compare.py", "Compare", ":material/compare_arrows:"),
         ("sweep.py", "Sweep", ":material/ssid_chart:"),
+        ("group.py", "Group", ":material/groups:"),
     ],
     "Learn": [
         ("tutorial.py", "Tutorial", ":material/school:"),
