@@ -303,6 +303,11 @@ def _clean_with_nilearn(X, groups, *, standardize, detrend, high_pass, t_r, conf
     pieces, kept = [], []
     for k, rows in enumerate(groups):
         mask = None if sample_masks is None else sample_masks[k]
+        if mask is None and confounds is None:
+            pieces.append(_high_pass_run(X[rows], standardize=standardize, detrend=detrend, high_pass=high_pass,
+                                         t_r=t_r))
+            kept.append(rows)
+            continue
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning))
@@ -318,6 +323,20 @@ def _clean_with_nilearn(X, groups, *, standardize, detrend, high_pass, t_r, conf
         pieces.append(cleaned.astype(np.float32))
         kept.append(rows if mask is None else rows[np.asarray(mask, dtype=int)])
     return np.concatenate(pieces, axis=0), np.concatenate(kept)
+
+
+def _high_pass_run(X, *, standardize, detrend, high_pass, t_r) -> np.ndarray:
+    """One run detrended, high-pass filtered and z-scored as ``nilearn.signal.clean`` does, faster.
+
+    ``signal.clean`` filters one column at a time (``butterworth(copy=False)``: about 4 ms a
+    voxel and run here); ``butterworth(copy=True)`` runs the same ``sosfiltfilt`` on every
+    column at once. The order is clean's (detrend, filter, z-score); tests compare the two.
+    """
+    from nilearn import signal
+
+    X = clean_signals(X, standardize=False, detrend=detrend)
+    filtered = signal.butterworth(X.astype(np.float64), sampling_rate=1.0 / t_r, high_pass=high_pass, copy=True)
+    return clean_signals(filtered, standardize=standardize)
 
 
 # --------------------------------------------------------------------------------------
