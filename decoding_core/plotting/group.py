@@ -70,7 +70,7 @@ def plot_group_forest(group, table) -> go.Figure:
                    x=0.01, xanchor="left"),
         xaxis=dict(title=score_name, range=[min(0.0, chance - 0.1), 1.02]),
         yaxis=dict(type="category", categoryorder="array", categoryarray=order[::-1], automargin=True),
-        height=max(300, 60 + 38 * len(order)), margin=dict(l=20, r=30, t=70, b=50),
+        height=max(320, 120 + 46 * len(order)), margin=dict(l=20, r=30, t=70, b=50),
         showlegend=False, font=FONT, plot_bgcolor="white",
     )
     fig.update_xaxes(showgrid=True, gridcolor="#eeeeee")
