@@ -48,6 +48,7 @@ from decoding_core import environment, export, paths
 from decoding_core.caching import BoundedCache
 from decoding_core.config import DecodingConfig
 from decoding_core.datasets import DatasetSpec
+from decoding_core.datasets.bids import BidsSelection
 from decoding_core.errors import DecodingInputError
 from decoding_core.export import fold_names
 
@@ -145,9 +146,27 @@ def _conditions_part(conditions) -> str:
     return "/".join(conditions) if len(conditions) <= 3 else f"{len(conditions)} conditions"
 
 
+def short_dataset_name(dataset_name: str) -> str:
+    """A data set's name as run names say it: a BIDS selection without its folder's path.
+
+    ``bids:/data/study?sub=1&task=x&lag=5&...`` becomes ``BIDS sub-1 task-x lag 5s``: the
+    whole path made every run of a study start alike and hid what tells them apart.
+    """
+    selection = BidsSelection.from_name(dataset_name)
+    if selection is None:
+        return dataset_name
+    parts = [f"sub-{selection.subject}", f"task-{selection.task}"]
+    parts += [f"ses-{selection.session}"] if selection.session else []
+    parts += [f"space-{selection.space}"] if selection.space else []
+    parts += [f"lag {selection.hrf_lag:g}s"] if selection.hrf_lag else []
+    parts += [f"edge {selection.drop_edge_volumes}"] if selection.drop_edge_volumes else []
+    parts += [selection.design.upper()] if selection.design != "block" else []
+    return "BIDS " + " ".join(parts)
+
+
 def default_run_name(config: DecodingConfig, dataset_name: str = "") -> str:
     """A short name that tells runs apart: data set, conditions, mask, estimator, C, scheme."""
-    parts = [dataset_name] if dataset_name else []
+    parts = [short_dataset_name(dataset_name)] if dataset_name else []
     parts += [_conditions_part(config.conditions), config.mask_name, config.estimator, f"C={config.C:g}", config.cv]
     if config.cv == "kfold":
         parts[-1] = f"kfold{config.n_folds}"
