@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from decoding_core import export, map_views, plotting, searchlight
+from decoding_core import cluster, environment, export, map_views, plotting, searchlight
 from decoding_core.config import SCORINGS
 from ui import analysis, cache, feedback, state
 from ui.feedback import ProgressCallback, run_heavy
@@ -26,6 +26,9 @@ from ui.feedback import ProgressCallback, run_heavy
 APP_CHUNK_SIZE = 48
 #: The radius input's bounds, in millimetres.
 RADIUS_RANGE = (1.0, 20.0)
+#: Chunks sent to a Dask cluster at once (``DECODING_LAB_SCHEDULER``): enough to keep its
+#: workers busy, few enough that a Stop is seen soon and the finished chunks are kept.
+CLUSTER_BATCH = 8
 
 
 def searchlight_key(dataset, config, radius: float) -> tuple:
@@ -87,14 +90,15 @@ def continue_searchlight(run: SearchlightRun, dataset, config, *, progress: Prog
     if run.scores is None:
         run.scores = np.full(len(task.spheres), np.nan)
         run.scored = np.zeros(len(task.spheres), dtype=bool)
+    scheduler = environment.read(environment.SCHEDULER)
     while run.running and run.next_chunk < len(chunks):
         if should_stop is not None and should_stop():
             run.stop()
             break
-        chunk = chunks[run.next_chunk]
-        ids, values = run_heavy(lambda chunk=chunk: searchlight.score_chunk(task, chunk))
-        run.scores[ids], run.scored[ids] = values, True
-        run.next_chunk += 1
+        batch = chunks[run.next_chunk:run.next_chunk + (CLUSTER_BATCH if scheduler else 1)]
+        for ids, values in _score_chunks(task, batch, scheduler):
+            run.scores[ids], run.scored[ids] = values, True
+        run.next_chunk += len(batch)
         if progress is not None:
             done = int(run.scored.sum())
             progress(done / len(task.spheres), f"{done} of {len(task.spheres)} spheres scored")
@@ -103,6 +107,18 @@ def continue_searchlight(run: SearchlightRun, dataset, config, *, progress: Prog
         run.running = False
         complete = run.result
         cache.get_or_compute("results", run.key, lambda: complete, made_from=dataset)
+
+
+def _score_chunks(task, batch, scheduler: str | None) -> tuple:
+    """Score a batch of sphere chunks here (one chunk, through the job gate) or on the Dask cluster.
+
+    On a cluster the job gate is not held: the work is on the workers, and the chunks'
+    results come back in order (`cluster.run_tasks`), or an error says what was lost.
+    """
+    if scheduler is None:
+        return tuple(run_heavy(lambda chunk=chunk: searchlight.score_chunk(task, chunk)) for chunk in batch)
+    return cluster.run_tasks(searchlight.score_chunk, batch, shared=(task,), scheduler=scheduler,
+                             what="sphere chunks").results
 
 
 class _NotKept(Exception):
