@@ -324,12 +324,15 @@ def plot_mean_timecourse(X, labels=None, runs=None, tr: float | None = None, *,
     # One line (1,452 dots were unreadable); each condition's blocks shaded behind it.
     fig = go.Figure(_broken_line(position, mean, volume_index, runs, labels))
     colors = condition_colors(labels)
-    _shade_condition_blocks(fig, position, labels, volume_index, runs, colors, tr or 1.0)
+    shapes = _condition_bands(position, labels, volume_index, runs, colors, tr or 1.0)
     for condition, color in colors.items():
         if condition != REST_LABEL:
             fig.add_trace(_legend_swatch(html.escape(condition), color))
     if runs is not None:
-        _add_run_boundaries(fig, position, runs, tr)
+        shapes += _run_boundaries(position, runs, tr)
+    # Every shape in one layout update: add_vrect/add_vline re-validate all shapes on each call
+    # (the Haxby design's 96 blocks and 11 run boundaries took seconds at every draw).
+    fig.update_layout(shapes=shapes)
     fig.update_layout(
         title=dict(text=f"Mean signal over {X.shape[1]} voxels", x=0.01, xanchor="left"),
         xaxis=dict(title="time (s)" if tr else "volume", showgrid=False),
@@ -343,19 +346,21 @@ def plot_mean_timecourse(X, labels=None, runs=None, tr: float | None = None, *,
     return fig
 
 
-def _shade_condition_blocks(fig: go.Figure, position: np.ndarray, labels: np.ndarray, volume_index: np.ndarray,
-                            runs, colors: dict, step: float) -> None:
+def _condition_bands(position: np.ndarray, labels: np.ndarray, volume_index: np.ndarray,
+                     runs, colors: dict, step: float) -> list:
     """A light band of the condition's colour behind each block of consecutive volumes (none for rest)."""
     starts = np.r_[True, (labels[1:] != labels[:-1]) | (np.diff(volume_index) != 1)]
     if runs is not None:
         starts[1:] |= runs[1:] != runs[:-1]
     first = np.flatnonzero(starts)
     last = np.r_[first[1:] - 1, labels.size - 1]
-    for start, end in zip(first, last):
-        if labels[start] == REST_LABEL:
-            continue
-        fig.add_vrect(x0=float(position[start]) - step / 2, x1=float(position[end]) + step / 2,
-                      fillcolor=colors[labels[start]], opacity=0.3, line_width=0, layer="below")
+    return [
+        dict(type="rect", xref="x", yref="paper", x0=float(position[start]) - step / 2,
+             x1=float(position[end]) + step / 2, y0=0, y1=1, fillcolor=colors[labels[start]],
+             opacity=0.3, line_width=0, layer="below")
+        for start, end in zip(first, last)
+        if labels[start] != REST_LABEL
+    ]
 
 
 def _unpack_masked(X, labels, runs, volume_index) -> tuple:
@@ -390,11 +395,15 @@ def _broken_line(position: np.ndarray, mean: np.ndarray, volume_index: np.ndarra
     )
 
 
-def _add_run_boundaries(fig: go.Figure, position: np.ndarray, runs: np.ndarray, tr: float | None) -> None:
+def _run_boundaries(position: np.ndarray, runs: np.ndarray, tr: float | None) -> list:
     """A dotted vertical line half a volume before the first volume of each run but the first."""
     starts = np.flatnonzero(np.r_[True, runs[1:] != runs[:-1]])
-    for start in starts[1:]:
-        fig.add_vline(x=float(position[start]) - 0.5 * (tr or 1.0), line=dict(color="#999999", width=1, dash="dot"))
+    return [
+        dict(type="line", xref="x", yref="paper", x0=float(position[start]) - 0.5 * (tr or 1.0),
+             x1=float(position[start]) - 0.5 * (tr or 1.0), y0=0, y1=1,
+             line=dict(color="#999999", width=1, dash="dot"))
+        for start in starts[1:]
+    ]
 
 
 # -- events of a BIDS data set -----------------------------------------------------------------
