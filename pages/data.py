@@ -45,7 +45,7 @@ def take_func_upload() -> None:
     gets the value without that copy: here it is written to disk, Streamlit's copy is
     released, and the widget's cached value dropped. ``None`` means the user removed the file.
     """
-    st.session_state[state.LOAD_ERROR] = None
+    set_upload_error("4D image", None)
     token = session_token()
     previous = st.session_state.get(state.PENDING_FUNC_UPLOAD)
     uploaded = st.session_state.get(state.W_UPLOAD_FUNC)
@@ -60,19 +60,21 @@ def take_func_upload() -> None:
         entry = uploads.store_pending_upload(token, "4D image", uploaded)
     except DecodingInputError as err:
         entry = None
-        st.session_state[state.LOAD_ERROR] = str(err)
+        set_upload_error("4D image", str(err))
     except OSError as err:
         entry = None
-        st.session_state[state.LOAD_ERROR] = (
+        set_upload_error("4D image", (
             f"Your 4D image could not be stored on the server ({type(err).__name__}): try again, or "
             "ask the administrator whether the server's disk is full."
-        )
+        ))
     finally:
         uploads.release_uploaded_files(uploaded)
         del uploaded
         # The widget's cached value would otherwise keep (and deep-copy) the bytes.
         del st.session_state[state.W_UPLOAD_FUNC]
-    if entry is None:
+    if entry is None:  # the box now holds a refused file: the one it replaced is not offered either
+        uploads.discard_pending_func_upload(token, previous)
+        st.session_state[state.PENDING_FUNC_UPLOAD] = None
         return
     if previous is not None and previous.path != entry.path:
         uploads.discard_pending_func_upload(token, previous)
@@ -85,7 +87,7 @@ def take_box_upload(role: str) -> None:
     The stored file outlives the box: leaving the Data page (which empties it) or reloading
     the page keeps it, and the page offers it again. ``None`` means the user removed the file.
     """
-    st.session_state[state.LOAD_ERROR] = None
+    set_upload_error(role, None)
     widget_key = state.W_UPLOAD_BOXES[role]
     uploaded = st.session_state.get(widget_key)
     if uploaded is None:
@@ -97,8 +99,10 @@ def take_box_upload(role: str) -> None:
     try:
         entry = uploads.store_pending_upload(session_token(), role, uploaded)
     except (DecodingInputError, OSError) as err:
-        st.session_state[state.LOAD_ERROR] = str(err) if isinstance(err, DecodingInputError) else (
+        message = str(err) if isinstance(err, DecodingInputError) else (
             f"Your {role} file could not be stored on the server ({type(err).__name__}): try again.")
+        clear_box_upload(role)  # the box now holds a refused file: the one it replaced is not offered either
+        set_upload_error(role, message)
         return
     finally:
         uploads.release_uploaded_files(uploaded)
@@ -111,19 +115,29 @@ def take_box_upload(role: str) -> None:
     st.session_state[state.PENDING_UPLOADS] = stored
 
 
+def set_upload_error(role: str, message: str | None) -> None:
+    """Keep (or, with None, forget) the error of one upload box's last file; a load's error is cleared."""
+    errors = dict(st.session_state[state.UPLOAD_ERRORS])
+    errors.pop(role, None)
+    if message is not None:
+        errors[role] = message
+    st.session_state[state.UPLOAD_ERRORS] = errors
+    st.session_state[state.LOAD_ERROR] = None
+
+
 def clear_box_upload(role: str) -> None:
     """Button callback: forget the stored labels table, mask or anatomy."""
     stored = dict(st.session_state[state.PENDING_UPLOADS])
     uploads.discard_pending_func_upload(session_token(), stored.pop(role, None))
     st.session_state[state.PENDING_UPLOADS] = stored
-    st.session_state[state.LOAD_ERROR] = None
+    set_upload_error(role, None)
 
 
 def clear_func_upload() -> None:
     """Button callback: forget the stored 4D image (a data set loaded from it stays usable)."""
     uploads.discard_pending_func_upload(session_token(), st.session_state.get(state.PENDING_FUNC_UPLOAD))
     st.session_state[state.PENDING_FUNC_UPLOAD] = None
-    st.session_state[state.LOAD_ERROR] = None
+    set_upload_error("4D image", None)
 
 
 def load_haxby(subject: int) -> None:
@@ -189,6 +203,14 @@ def draw_stored_file(role: str, title: str, entry, on_remove) -> None:
                          help=f"Forget this {title.lower()} (a data set already loaded from it stays in use).")
 
 
+def draw_refused_file(role: str, title: str, on_remove) -> None:
+    """Under a box whose last file was refused: a button to go on without it (Load waits until then)."""
+    key = state.W_UPLOAD_FUNC_CLEAR if role == "4D image" else state.W_UPLOAD_BOX_CLEAR[role]
+    st.button(f"Clear the refused {title.lower()}", key=key, on_click=on_remove,
+              args=() if role == "4D image" else (role,),
+              help="Its error is shown below; upload another file, or clear it to go on without it.")
+
+
 def draw_upload_form() -> None:
     """File uploaders (each file stored and checked as it arrives), the column pickers and the Load button."""
     st.caption(
@@ -206,6 +228,8 @@ def draw_upload_form() -> None:
         func_upload = st.session_state[state.PENDING_FUNC_UPLOAD]
         if func_upload:
             draw_stored_file("4D image", "4D image", func_upload, clear_func_upload)
+        elif "4D image" in st.session_state[state.UPLOAD_ERRORS]:
+            draw_refused_file("4D image", "4D image", clear_func_upload)
         st.file_uploader(
             "Labels table (one row per volume)", type=["txt", "csv", "tsv", "tab", "dat"],
             key=state.W_UPLOAD_LABELS, on_change=take_box_upload, args=("labels",),
@@ -214,6 +238,8 @@ def draw_upload_form() -> None:
         )
         if stored.get("labels"):
             draw_stored_file("labels", "Labels table", stored["labels"], clear_box_upload)
+        elif "labels" in st.session_state[state.UPLOAD_ERRORS]:
+            draw_refused_file("labels", "Labels table", clear_box_upload)
     with right:
         for role, title, widget_label in (("mask", "Mask", "Mask (optional, 3D)"),
                                           ("anatomy", "Anatomical image", "Anatomical image (optional, 3D)")):
@@ -221,6 +247,8 @@ def draw_upload_form() -> None:
                              on_change=take_box_upload, args=(role,), max_upload_size=uploads.MAX_3D_UPLOAD_MB)
             if stored.get(role):
                 draw_stored_file(role, title, stored[role], clear_box_upload)
+            elif role in st.session_state[state.UPLOAD_ERRORS]:
+                draw_refused_file(role, title, clear_box_upload)
 
     label_column = run_column = None
     if stored.get("labels"):
@@ -252,7 +280,8 @@ def draw_upload_form() -> None:
         "TR in seconds (0 = read it from the image header)", min_value=0.0, max_value=60.0,
         value=0.0, step=0.1, key=state.W_UPLOAD_TR,
     )
-    ready = bool(func_upload) and label_column is not None
+    # A refused file is shown with its error until it is replaced or removed: Load waits for that.
+    ready = bool(func_upload) and label_column is not None and not st.session_state[state.UPLOAD_ERRORS]
     if st.button("Load these files", key=state.W_UPLOAD_LOAD, type="primary", disabled=not ready):
         load_uploads(func_upload, stored, label_column, run_column, tr or None)
 
@@ -458,8 +487,12 @@ def draw_source_picker(dataset) -> None:
     else:
         draw_upload_form()
 
+    shown_errors = list(st.session_state[state.UPLOAD_ERRORS].values()) if source == "upload" else []
     if st.session_state[state.LOAD_ERROR]:
-        st.error(feedback.plain_markdown(st.session_state[state.LOAD_ERROR]), icon=":material/error:")
+        shown_errors.append(st.session_state[state.LOAD_ERROR])
+    for message in shown_errors:
+        st.error(feedback.plain_markdown(message), icon=":material/error:")
+    if shown_errors:
         if dataset is not None:
             st.info(f"The data set loaded before is still in use: {feedback.plain_markdown(dataset.title)}.")
     if st.session_state[state.HAXBY_FAILED] and source == "haxby":

@@ -90,6 +90,7 @@ def adopt_dataset(dataset, spec: str, display_names: dict | None = None) -> None
     st.session_state[state.DATASET_SPEC] = spec
     st.session_state[state.UPLOAD_DISPLAY_NAMES] = dict(display_names or {})
     st.session_state[state.LOAD_ERROR] = None
+    st.session_state[state.UPLOAD_ERRORS] = {}
     st.session_state[state.HAXBY_FAILED] = False
     if st.session_state.get(state.ROI_MASK_NAME) not in dataset.masks:
         st.session_state[state.ROI_MASK_NAME] = None

@@ -45,6 +45,9 @@ SOURCE_CHOICE = "source_choice"
 HAXBY_SUBJECT = "haxby_subject"
 #: The last error of a data set load, kept so it shows after the rerun.
 LOAD_ERROR = "load_error"
+#: The error of each upload box's last file (role -> message), kept until that box changes:
+#: a later upload in another box must not hide it.
+UPLOAD_ERRORS = "upload_errors"
 #: True when the last Haxby download failed (offers "use the built-in data set").
 HAXBY_FAILED = "haxby_failed"
 #: Mask shown over the anatomy on the Data page.
@@ -267,6 +270,7 @@ DEFAULTS = {
     SOURCE_CHOICE: "simulated",
     HAXBY_SUBJECT: 2,
     LOAD_ERROR: None,
+    UPLOAD_ERRORS: {},
     HAXBY_FAILED: False,
     ROI_MASK_NAME: None,
     PREPARED_FROM: {},

@@ -41,6 +41,10 @@ def _upload(at, state, case: dict, data: dict) -> None:
             (case.get("mask_name", "mask.nii.gz"), data["mask"], "application/octet-stream"))
     else:
         at.file_uploader(key=state.W_UPLOAD_MASK).set_value(None)
+        # The page keeps a stored mask until its Remove button is pressed (issue 15: boxes survive).
+        removes = [button for button in at.button if button.key == state.W_UPLOAD_BOX_CLEAR["mask"]]
+        if removes:
+            removes[0].click()
     at.run()
     load = at.button(key=state.W_UPLOAD_LOAD)
     if not load.disabled:

@@ -141,10 +141,11 @@ def test_sessions_are_isolated_and_a_closed_session_is_purged(browser, server, u
         choose_upload_source(page_a)
         set_upload(page_a, 0, func)
         set_upload(page_a, 1, labels)
-        # The 4D image goes straight to A's upload folder (Streamlit's copy is dropped at once);
-        # the labels table stays in Streamlit's memory until the load.
+        # Every box's file goes straight to A's upload folder as it arrives (issue 15: the boxes
+        # survive leaving the page), and Streamlit's copy is dropped at once.
         assert [p.name for p in pending_images(data_dir)] != []
-        wait_for_uploaded_bytes(base_url, lambda n: n >= labels.stat().st_size, METRICS_TTL_S + 10)
+        expect(page_a.get_by_text("Labels table ready: labels_of_A.txt").first).to_be_visible()
+        wait_for_uploaded_bytes(base_url, lambda n: n == 0, METRICS_TTL_S + 10)
         page_a.get_by_role("button", name="Load these files").click()
         wait_for_app(page_a)
         expect(page_a.get_by_text("Your uploaded data set").first).to_be_visible()
@@ -174,8 +175,8 @@ def test_sessions_are_isolated_and_a_closed_session_is_purged(browser, server, u
         choose_upload_source(page_a)
         set_upload(page_a, 0, pending)
         assert any(p.suffix == ".nii" for p in pending_images(data_dir))  # stored on disk, not loaded
-        set_upload(page_a, 1, labels)  # a table Streamlit holds in memory until a load
-        wait_for_uploaded_bytes(base_url, lambda n: n >= labels.stat().st_size, METRICS_TTL_S + 10)
+        set_upload(page_a, 1, labels)  # stored in A's folder as it arrives, never loaded
+        expect(page_a.get_by_text("Labels table ready: labels_of_A.txt").first).to_be_visible()
     finally:
         # ...and closes its tab.
         context_a.close()
