@@ -5,6 +5,7 @@ import streamlit as st
 import app
 from decoding_core import compare, plotting, summaries
 from decoding_core.config import format_value
+from decoding_core.errors import DecodingInputError
 from decoding_core.sweeps import SWEEPABLE
 from ui import feedback, history, state
 
@@ -114,6 +115,9 @@ def draw_weight_difference(record_a, record_b) -> None:
     )
     try:
         difference = compare.weight_difference_img(record_a, record_b, normalize=normalize)
+    except DecodingInputError as err:  # runs on other data sets or classes: nothing to subtract, no fault
+        st.info(feedback.plain_markdown(str(err)), icon=":material/info:")
+        return
     except Exception as err:
         feedback.show_error(err, "subtracting the weight maps")
         return
