@@ -182,7 +182,8 @@ def resume_session(token: str | None = None) -> bool:
         if key in previous:
             st.session_state[key] = previous[key]
     st.session_state[state.SESSION_TOKEN] = token
-    st.session_state[state.URL_CHECKED] = True  # the state is back: the address must not override it
+    # A configuration in the address still applies (`links.restore_from_url`): a link opened in a
+    # browser that had the app open before is that link, not a reload to ignore.
     runtime = streamlit_runtime()
     if runtime is not None and store.session_id is not None:
         # The old session's copies of uploaded bytes are never needed again.

@@ -92,7 +92,7 @@ def test_a_reload_keeps_the_upload_and_its_results(page, helpers, haxby_vt_dir):
         expect(stored_file_line(page, title, file_name)).to_be_visible()
     helpers.navigate_to_page(page, "History")
     # The history table (a canvas grid: its cells are in the page, not all of them visible).
-    expect(page.get_by_text(UPLOADED_TITLE).first).to_be_attached()
+    expect(page.get_by_text(UPLOADED_TITLE).first).to_be_attached(timeout=RUN_TIMEOUT_MS)
     helpers.screenshot(page, "session-after-reload-history")
 
 
