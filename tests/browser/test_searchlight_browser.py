@@ -91,6 +91,9 @@ def test_stop_keeps_a_partial_map_marked_partial(slow_page, helpers):
     helpers.screenshot(page, "searchlight-partial", full_page=False)
 
     page.get_by_role("button", name="Run the searchlight").click()  # continues where it stopped
+    # The app may look idle for a moment before the click's run starts: wait for the whole map.
+    expect(page.locator("[data-testid='stMetricValue']").filter(has_text=f"{total} / {total}")).to_have_count(
+        1, timeout=RUN_TIMEOUT_MS)
     helpers.wait_for_app(page, timeout=RUN_TIMEOUT_MS)
     metrics = helpers.metric_values(page, "Spheres scored")
     assert metrics["Spheres scored"] == f"{total} / {total}", metrics
