@@ -162,9 +162,14 @@ def assert_no_exception(page) -> None:
 
 
 def widget(page, test_id: str, label: str):
-    """The widget with data-testid ``test_id`` whose label contains ``label``."""
+    """The widget with data-testid ``test_id`` whose label starts with ``label`` (case as written).
+
+    Not "contains, any case": "Score" would also pick "Z-score each voxel's time series".
+    """
+    import re
+
     return page.locator(f"[data-testid='{test_id}']").filter(
-        has=page.locator("[data-testid='stWidgetLabel']", has_text=label)
+        has=page.locator("[data-testid='stWidgetLabel']", has_text=re.compile(rf"^\s*{re.escape(label)}"))
     )
 
 
