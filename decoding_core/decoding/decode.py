@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 import nibabel as nib
@@ -14,9 +15,12 @@ from sklearn.base import clone
 from decoding_core import cleaning, masking
 from decoding_core._validation import as_labels, as_runs
 from decoding_core.decoding.design import design_warnings, fold_list
+from decoding_core.decoding.folds import fold_workers, run_folds, single_blas_thread
 from decoding_core.decoding.estimators import (
+    ESTIMATORS,
     build_estimator,
     classifier_C,
+    convergence_warnings_counted,
     fit_estimator,
     not_converged_message,
 )
@@ -159,7 +163,8 @@ def _checked_matrix(masked: MaskedData) -> np.ndarray:
 
 
 def decode(masked: MaskedData, config: DecodingConfig,
-           progress: ProgressCallback | None = None, *, tr: float | None = None) -> DecodingResult:
+           progress: ProgressCallback | None = None, *, tr: float | None = None,
+           workers: int | None = None) -> DecodingResult:
     """Select ``config.conditions`` from ``masked`` and decode them under ``config``.
 
     Parameters
@@ -172,6 +177,10 @@ def decode(masked: MaskedData, config: DecodingConfig,
         ``progress(fraction, message)``, called after each fold.
     tr : float, optional
         Repetition time in seconds, for the ``time`` column of the predictions.
+    workers : int, optional
+        Folds fitted at once, in threads (same results as one after the other). By
+        default one per core (at most 4) when the estimator allows it
+        (`Estimator.fits_in_threads`) and the matrix is small enough; 1 fits them in turn.
 
     Returns
     -------
@@ -184,7 +193,8 @@ def decode(masked: MaskedData, config: DecodingConfig,
         data (too few runs, hold-out or K too large, ...).
     """
     selected = masking.select_conditions(masked, config.conditions)
-    return decode_selected(selected, config, progress, tr=tr if tr is not None else getattr(masked, "tr", None))
+    return decode_selected(selected, config, progress, tr=tr if tr is not None else getattr(masked, "tr", None),
+                           workers=workers)
 
 
 def _prediction_frame(fold, test, volumes, runs, tr, labels, predicted, decision, proba, classes) -> pd.DataFrame:
@@ -209,42 +219,78 @@ def _prediction_frame(fold, test, volumes, runs, tr, labels, predicted, decision
     return pd.DataFrame(frame)
 
 
-def _cross_validate(X, labels, runs, volumes, classes, splits, config, progress, tr) -> _Folds:
-    """Fit and score every fold; the predictions, weights and C of each."""
-    template = build_estimator(config)
-    n_folds, n_maps = len(splits), (1 if len(classes) == 2 else len(classes))
-    folds = _Folds(scores=np.zeros(n_folds), weights=np.zeros((n_folds, n_maps, X.shape[1]), dtype=np.float32),
-                   chosen_C=np.zeros(n_folds))
+@dataclass
+class _FoldOutcome:
+    """What one fold gives: its score, weights, C, predictions and row of the folds table."""
+
+    score: float
+    weights: np.ndarray
+    C: float
+    predictions: pd.DataFrame
+    row: dict
+    model: object
+    not_converged: int
+
+
+def _decode_fold(fold, train, test, template, data, classes, config, tr, count_warnings: bool,
+                 progress: ProgressCallback | None) -> _FoldOutcome:
+    """Fit one fold's model on ``train``, score it on ``test``; its weights and predictions.
+
+    ``count_warnings`` is False when the folds run in threads (the caller counts them).
+    """
+    X, labels, runs, volumes = data
     # A multi-class SVC's decision values are one-vs-one votes: its one-vs-rest counterpart is
     # fitted too (about as long as the SVC itself), for the scores and the maps.
     fit_share = 0.5 if config.estimator == "svc" and len(classes) > 2 else 1.0
-    for fold, (train, test) in enumerate(splits):
-        # Each fold moves its own part of the bar: after each class (one-vs-rest) or inner fit (tuning).
-        within = share(progress, fold / (n_folds + 1), (fold + 1) / (n_folds + 1), f"Fold {fold + 1} of {n_folds}: ")
-        model = fit_estimator(clone(template), X[train], labels[train], None if runs is None else runs[train],
-                              progress=share(within, 0.0, fit_share))
-        folds.not_converged += model.n_not_converged_
-        predicted = np.asarray(model.predict(X[test])).astype(str)
-        one_vs_rest = one_vs_rest_svc(model, X[train], labels[train], config, share(within, fit_share, 1.0))
-        if one_vs_rest is None:
-            decision, proba = class_scores(model, X[test], classes)
-        else:
-            support = voxel_support(model, X.shape[1])
-            decision, proba = class_scores(one_vs_rest, X[test][:, support], classes)
-        folds.scores[fold] = fold_score(config.scoring, labels[test], predicted, decision, proba, classes)
-        folds.weights[fold] = weight_maps(model, X[train], labels[train], classes, config, one_vs_rest)
-        folds.chosen_C[fold] = classifier_C(model, config)
-        folds.predictions.append(
-            _prediction_frame(fold, test, volumes, runs, tr, labels, predicted, decision, proba, classes))
-        folds.table.append({
-            "fold": fold + 1, "n_train": len(train), "n_test": len(test),
-            "test_runs": "" if runs is None else ", ".join(map(str, np.unique(runs[test]))),
-            "score": folds.scores[fold], "C": folds.chosen_C[fold],
-        })
-        folds.last_model = model
-        if progress is not None:
-            progress((fold + 1) / (n_folds + 1), f"Fold {fold + 1} of {n_folds} done")
-    return folds
+    model = fit_estimator(clone(template), X[train], labels[train], None if runs is None else runs[train],
+                          progress=share(progress, 0.0, fit_share), count_warnings=count_warnings)
+    predicted = np.asarray(model.predict(X[test])).astype(str)
+    one_vs_rest = one_vs_rest_svc(model, X[train], labels[train], config, share(progress, fit_share, 1.0))
+    if one_vs_rest is None:
+        decision, proba = class_scores(model, X[test], classes)
+    else:
+        support = voxel_support(model, X.shape[1])
+        decision, proba = class_scores(one_vs_rest, X[test][:, support], classes)
+    score = fold_score(config.scoring, labels[test], predicted, decision, proba, classes)
+    chosen_C = classifier_C(model, config)
+    return _FoldOutcome(
+        score=score,
+        weights=weight_maps(model, X[train], labels[train], classes, config, one_vs_rest),
+        C=chosen_C,
+        predictions=_prediction_frame(fold, test, volumes, runs, tr, labels, predicted, decision, proba, classes),
+        row={"fold": fold + 1, "n_train": len(train), "n_test": len(test),
+             "test_runs": "" if runs is None else ", ".join(map(str, np.unique(runs[test]))),
+             "score": score, "C": chosen_C},
+        model=model,
+        not_converged=model.n_not_converged_,
+    )
+
+
+def _cross_validate(X, labels, runs, volumes, classes, splits, config, progress, tr,
+                    workers: int | None = None) -> _Folds:
+    """Fit and score every fold (side by side when the estimator allows); the predictions, weights and C of each."""
+    template = build_estimator(config)
+    if workers is None:
+        workers = fold_workers(len(splits), X.nbytes, ESTIMATORS[config.estimator].fits_in_threads)
+    data = (X, labels, runs, volumes)
+    tasks = [partial(_decode_fold, fold, train, test, template, data, classes, config, tr, workers == 1)
+             for fold, (train, test) in enumerate(splits)]
+    if workers == 1:
+        outcomes, warned = run_folds(tasks, progress), []
+    else:
+        with convergence_warnings_counted() as warned:
+            outcomes = run_folds(tasks, progress, workers)
+    n_maps = 1 if len(classes) == 2 else len(classes)
+    return _Folds(
+        scores=np.array([outcome.score for outcome in outcomes], dtype=float),
+        weights=np.stack([outcome.weights for outcome in outcomes]).astype(np.float32).reshape(
+            len(outcomes), n_maps, X.shape[1]),
+        chosen_C=np.array([outcome.C for outcome in outcomes], dtype=float),
+        predictions=[outcome.predictions for outcome in outcomes],
+        table=[outcome.row for outcome in outcomes],
+        last_model=outcomes[-1].model,
+        not_converged=sum(outcome.not_converged for outcome in outcomes) + len(warned),
+    )
 
 
 def _undefined_score_messages(scores: np.ndarray, scoring: str) -> list:
@@ -302,11 +348,17 @@ def _computation_notes(config: DecodingConfig, n_classes: int) -> list:
 
 
 def decode_selected(selected: MaskedData, config: DecodingConfig,
-                    progress: ProgressCallback | None = None, *, tr: float | None = None) -> DecodingResult:
+                    progress: ProgressCallback | None = None, *, tr: float | None = None,
+                    workers: int | None = None) -> DecodingResult:
     """Decode every sample of ``selected`` (already restricted to the conditions).
 
     See `decode`; ``config.conditions`` is not used to select here.
     """
+    with single_blas_thread():
+        return _decode_selected(selected, config, progress, tr, workers)
+
+
+def _decode_selected(selected, config, progress, tr, workers) -> DecodingResult:
     started = time.perf_counter()
     X, labels, runs, volumes = _checked_selection(selected)
     classes, counts = np.unique(labels, return_counts=True)
@@ -317,7 +369,7 @@ def decode_selected(selected: MaskedData, config: DecodingConfig,
         )
     splits = make_splits(config, labels, runs)
     messages = design_warnings(config, labels, runs, splits)
-    folds = _cross_validate(X, labels, runs, volumes, classes, splits, config, progress, tr)
+    folds = _cross_validate(X, labels, runs, volumes, classes, splits, config, progress, tr, workers)
     messages += _undefined_score_messages(folds.scores, config.scoring)
 
     # The classifier refitted on all selected samples, as in the tutorial (svc.coef_).

@@ -8,9 +8,11 @@ factory that builds it, as nilearn keeps ``SUPPORTED_ESTIMATORS``.
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -45,10 +47,15 @@ class Estimator(Choice):
         ``make(C)`` -> an unfitted scikit-learn classifier.
     source : str
         The same constructor as Python source, with ``{C}`` for C (for the exported script).
+    fits_in_threads : bool
+        Whether two fits may run side by side in one process and give the results they give
+        one after the other. liblinear's are not: it draws its coordinate order from one
+        random state shared by the whole process.
     """
 
     make: Callable[[float], ClassifierMixin]
     source: str
+    fits_in_threads: bool = True
 
 
 def _make_svc(C: float):
@@ -110,12 +117,12 @@ ESTIMATORS = {
                   "liblinear's squared-hinge SVM; one-vs-rest for more than two classes.",
                   _make_svm_l2,
                   "LinearSVC(penalty='l2', loss='squared_hinge', dual=True, C={C}, tol=1e-3, "
-                  "max_iter=5000, random_state=0)"),
+                  "max_iter=5000, random_state=0)", fits_in_threads=False),
         Estimator("svm_l1", "L1-penalised linear SVM (LinearSVC)",
                   "Sparse weights: most voxels get exactly zero.",
                   _make_svm_l1,
                   "LinearSVC(penalty='l1', loss='squared_hinge', dual=False, C={C}, tol=1e-5, "
-                  "max_iter=20000, random_state=0)"),
+                  "max_iter=20000, random_state=0)", fits_in_threads=False),
         Estimator("logistic_l2", "L2-penalised logistic regression",
                   "Gives class probabilities; multinomial for more than two classes.",
                   _make_logistic_l2,
@@ -125,7 +132,7 @@ ESTIMATORS = {
                   "classes, its probabilities normalised over the classes.",
                   _make_logistic_l1,
                   "OneVsRestClassifier(LogisticRegression(l1_ratio=1.0, solver='liblinear', C={C}, "
-                  "tol=1e-4, max_iter=20000, random_state=0))"),
+                  "tol=1e-4, max_iter=20000, random_state=0))", fits_in_threads=False),
         Estimator("ridge", "Ridge classifier",
                   "Least squares with an L2 penalty (alpha = 1 / (2 C)); the fastest.",
                   _make_ridge, "RidgeClassifier(alpha=1.0 / (2.0 * {C}))"),
@@ -500,7 +507,35 @@ def build_estimator(config: DecodingConfig) -> Pipeline:
     return Pipeline(steps)
 
 
-def fit_estimator(estimator: Pipeline, X, y, groups=None, progress: ProgressCallback | None = None) -> Pipeline:
+@contextmanager
+def convergence_warnings_counted():
+    """Count the convergence warnings of fits within; show no other warning less than before.
+
+    Yields a list that gets the identifier of the warning thread for each
+    ``ConvergenceWarning`` (counted, never shown), from this thread and from threads
+    it starts (the warning filters are the process's: one context serves fits in
+    several threads). Screening's warnings about constant voxels are not shown; any
+    other warning goes on as it would have.
+    """
+    warned = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", ConvergenceWarning)
+        warnings.filterwarnings("ignore", message="Features .* are constant", category=UserWarning)
+        warnings.filterwarnings("ignore", category=RuntimeWarning, module="sklearn.feature_selection")
+        show = warnings.showwarning
+
+        def count_or_show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, ConvergenceWarning):
+                warned.append(threading.get_ident())
+            else:
+                show(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = count_or_show
+        yield warned
+
+
+def fit_estimator(estimator: Pipeline, X, y, groups=None, progress: ProgressCallback | None = None,
+                  *, count_warnings: bool = True) -> Pipeline:
     """Fit an estimator from `build_estimator`, giving runs to nested tuning.
 
     Convergence warnings are not shown but counted: the fitted pipeline's
@@ -520,19 +555,18 @@ def fit_estimator(estimator: Pipeline, X, y, groups=None, progress: ProgressCall
     progress : callable or None
         ``progress(fraction, message)`` within the fit: after each class of a
         one-vs-rest classifier, after each inner fit of nested tuning.
+    count_warnings : bool, default=True
+        False when the caller counts them itself, around fits in several threads
+        (`convergence_warnings_counted`; the warning filters are the process's, so
+        threads must not each set their own); ``n_not_converged_`` is then 0.
     """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        warnings.filterwarnings("ignore", message="Features .* are constant", category=UserWarning)
-        warnings.filterwarnings("ignore", category=RuntimeWarning, module="sklearn.feature_selection")
+    if not count_warnings:
         _fit_pipeline(estimator, X, y, groups=groups, progress=progress)
-    not_converged = 0
-    for warning in caught:
-        if issubclass(warning.category, ConvergenceWarning):
-            not_converged += 1
-        else:  # recording caught every warning: give the others back
-            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-    estimator.n_not_converged_ = not_converged
+        estimator.n_not_converged_ = 0
+        return estimator
+    with convergence_warnings_counted() as warned:
+        _fit_pipeline(estimator, X, y, groups=groups, progress=progress)
+    estimator.n_not_converged_ = len(warned)
     return estimator
 
 

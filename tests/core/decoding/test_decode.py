@@ -119,7 +119,7 @@ def test_progress_moves_within_each_fold_of_a_one_vs_rest_fit(estimator):
     masked = make_masked(classes=("face", "cat", "house", "shoe"), n_voxels=30, seed=2)
     calls = []
     decode(masked, DecodingConfig(conditions=("face", "cat", "house", "shoe"), estimator=estimator),
-           progress=lambda fraction, message: calls.append((round(fraction, 6), message)))
+           progress=lambda fraction, message: calls.append((round(fraction, 6), message)), workers=1)
     first_fold = [(f, m) for f, m in calls if m.startswith("Fold 1 of 4")]
     # 4 classes, each reported; svc also fits its one-vs-rest counterpart after the one-vs-one SVC.
     expected = [k / 4 for k in range(1, 5)] if estimator == "logistic_l1" else [0.5 + k / 8 for k in range(1, 5)]
