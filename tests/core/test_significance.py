@@ -329,8 +329,9 @@ def test_every_finished_permutation_is_handed_over_before_an_interruption(haxby_
     with pytest.raises(Interrupted):
         permutation_test(haxby_face_cat, FACE_CAT, n_permutations=40, seed=3, n_jobs=1, progress=progress,
                          on_null_scores=lambda observed, scores: kept.extend(scores))
-    full = permutation_test(haxby_face_cat, FACE_CAT, n_permutations=5, seed=3, n_jobs=1)
-    assert len(kept) == 5
+    # Progress is reported at most every 0.1 s: a few more permutations may finish first.
+    assert 5 <= len(kept) < 40
+    full = permutation_test(haxby_face_cat, FACE_CAT, n_permutations=len(kept), seed=3, n_jobs=1)
     np.testing.assert_array_equal(kept, full.null_scores)
 
 
