@@ -38,7 +38,6 @@ and is what scikit-learn does; it is the standard test, not a perfect one.
 from __future__ import annotations
 
 import math
-import os
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -54,7 +53,7 @@ from sklearn.svm import SVC
 from decoding_core import decoding, masking
 from decoding_core._validation import as_labels, as_runs
 from decoding_core.config import DecodingConfig
-from decoding_core.decoding.folds import single_blas_thread
+from decoding_core.decoding.folds import available_cores, single_blas_thread
 from decoding_core.errors import DecodingInputError
 from decoding_core.masking import MaskedData, ProgressCallback
 
@@ -276,13 +275,6 @@ def _check_n_jobs(n_jobs) -> int | None:
             f"'n_jobs' must be None (automatic), a positive integer or -1 (all cores). Got {n_jobs!r}."
         )
     return n_jobs
-
-
-def _available_cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 # ---------------------------------------------------------------------------
@@ -590,7 +582,7 @@ def _permuted_codes(codes: np.ndarray, runs: np.ndarray | None, seed: int,
 
 
 def _resolve_workers(n_jobs: int | None) -> int:
-    cores = _available_cores()
+    cores = available_cores()
     if n_jobs is None:
         return cores
     if n_jobs < 0:

@@ -7,7 +7,6 @@ factory that builds it, as nilearn keeps ``SUPPORTED_ESTIMATORS``.
 
 from __future__ import annotations
 
-import os
 import threading
 import warnings
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from decoding_core.decoding.choices import Choice
+from decoding_core.decoding.folds import available_cores
 from decoding_core.errors import DecodingInputError
 from decoding_core.progress import ProgressCallback, share
 
@@ -367,11 +367,7 @@ MAX_CLASS_THREADS = 4
 
 
 def _class_threads(n_classes: int) -> int:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(n_classes, cores, MAX_CLASS_THREADS))
+    return max(1, min(n_classes, available_cores(), MAX_CLASS_THREADS))
 
 
 def _is_linear_svc(classifier) -> bool:

@@ -38,11 +38,11 @@ FoldTask = Callable[[ProgressCallback | None], object]
 
 
 def available_cores() -> int:
-    """The cores this process may run on."""
+    """The cores this process may run on (at least 1)."""
     try:
-        return len(os.sched_getaffinity(0))
+        return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        return max(1, os.cpu_count() or 1)
 
 
 def fold_workers(n_folds: int, matrix_bytes: int, fits_in_threads: bool) -> int:
