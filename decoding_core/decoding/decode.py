@@ -271,7 +271,8 @@ def _cross_validate(X, labels, runs, volumes, classes, splits, config, progress,
     """Fit and score every fold (side by side when the estimator allows); the predictions, weights and C of each."""
     template = build_estimator(config)
     if workers is None:
-        workers = fold_workers(len(splits), X.nbytes, ESTIMATORS[config.estimator].fits_in_threads)
+        n_outputs = 1 if len(classes) == 2 else len(classes)
+        workers = fold_workers(len(splits), X, n_outputs, ESTIMATORS[config.estimator].fits_in_threads)
     data = (X, labels, runs, volumes)
     tasks = [partial(_decode_fold, fold, train, test, template, data, classes, config, tr, workers == 1)
              for fold, (train, test) in enumerate(splits)]

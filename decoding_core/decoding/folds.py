@@ -30,6 +30,13 @@ MAX_FOLD_THREADS = 4
 #: under this many bytes (a whole-brain matrix is copied once per fold at a time instead).
 MAX_PARALLEL_MATRIX_BYTES = 200 * 1024**2
 
+#: Folds are fitted side by side only when each fit multiplies at least this many numbers
+#: per pass over the data (samples x voxels x outputs): smaller fits spend their time in
+#: Python, holding the GIL, and threads slow them down (binary L2 logistic regression on the
+#: real VT data, 216 x 577: 0.5 s in turn, 0.8 s in two threads; 8 classes, 864 x 577 x 8:
+#: 5.8 s in turn, 4.7 s in two threads).
+MIN_THREADED_WORK = 1_000_000
+
 #: How often (seconds) the caller's thread looks for reports while folds run.
 _POLL_SECONDS = 0.1
 
@@ -45,23 +52,28 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def fold_workers(n_folds: int, matrix_bytes: int, fits_in_threads: bool) -> int:
+def fold_workers(n_folds: int, X, n_outputs: int, fits_in_threads: bool) -> int:
     """How many folds to fit at once: one per core, at most `MAX_FOLD_THREADS`.
 
     Parameters
     ----------
     n_folds : int
-    matrix_bytes : int
-        Size of the samples x voxels matrix.
+    X : ndarray of shape (n_samples, n_voxels)
+        The matrix the folds are cut from.
+    n_outputs : int
+        Decision values per sample: 1 for two classes, else the number of classes.
     fits_in_threads : bool
         Whether the estimator's fits may run side by side (`Estimator.fits_in_threads`).
 
     Returns
     -------
     int
-        1 to fit the folds in turn.
+        1 to fit the folds in turn: for liblinear, for a single fold, for a matrix too
+        large to copy once per thread (`MAX_PARALLEL_MATRIX_BYTES`) and for fits too small
+        to gain from threads (`MIN_THREADED_WORK`).
     """
-    if not fits_in_threads or n_folds < 2 or matrix_bytes > MAX_PARALLEL_MATRIX_BYTES:
+    if (not fits_in_threads or n_folds < 2 or X.nbytes > MAX_PARALLEL_MATRIX_BYTES
+            or X.shape[0] * X.shape[1] * n_outputs < MIN_THREADED_WORK):
         return 1
     return max(1, min(n_folds, available_cores(), MAX_FOLD_THREADS))
 

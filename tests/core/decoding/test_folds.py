@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_info
 from decoding_core.config import DecodingConfig
 from decoding_core.decoding import decode
 from decoding_core.decoding.estimators import ESTIMATORS
-from decoding_core.decoding.folds import fold_workers, run_folds, single_blas_thread
+from decoding_core.decoding.folds import available_cores, fold_workers, run_folds, single_blas_thread
 from tests.core.decoding._helpers import make_masked
 
 CLASSES = ("face", "cat", "house", "shoe")
@@ -49,9 +49,17 @@ def test_nested_tuning_in_threads_gives_the_results_in_turn(masked):
 def test_liblinear_estimators_fit_their_folds_in_turn():
     # liblinear's coordinate order comes from one random state of the whole process.
     assert not ESTIMATORS["svm_l1"].fits_in_threads and not ESTIMATORS["logistic_l1"].fits_in_threads
-    assert fold_workers(12, 10**6, fits_in_threads=False) == 1
-    assert fold_workers(1, 10**6, fits_in_threads=True) == 1
-    assert fold_workers(12, 10**12, fits_in_threads=True) == 1  # a whole-brain matrix: one copy at a time
+    eight_classes = np.empty((864, 577))
+    assert fold_workers(12, eight_classes, 8, fits_in_threads=False) == 1
+    assert fold_workers(1, eight_classes, 8, fits_in_threads=True) == 1
+    assert fold_workers(12, eight_classes, 8, fits_in_threads=True) == min(available_cores(), 4)
+
+
+def test_small_fits_and_huge_matrices_are_fitted_one_fold_at_a_time():
+    assert fold_workers(12, np.empty((216, 577)), 1, fits_in_threads=True) == 1  # threads slow it down
+    huge = np.lib.stride_tricks.as_strided(np.empty(1), shape=(1452, 40_000), strides=(0, 0))
+    assert huge.nbytes > 400 * 1024**2
+    assert fold_workers(12, huge, 1, fits_in_threads=True) == 1  # one copy of the matrix at a time
 
 
 def test_progress_comes_from_the_callers_thread_and_says_every_fold(masked):
