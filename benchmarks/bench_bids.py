@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -29,19 +28,11 @@ from decoding_core.datasets.simulation import simulate_event_related
 from decoding_core.events import trial_betas
 from decoding_core.masking import mask_dataset
 
+from _timing import best_time  # benchmarks/ is on the path of a script run from it
+
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 BIDS = DATA / "haxby2001-subj1-bids"
 MASK = DATA / "haxby2001-subj1-slice" / "mask.nii.gz"
-
-
-def best_time(function, repeats: int):
-    """The least time of ``repeats`` calls, and the last call's value."""
-    times, value = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        value = function()
-        times.append(time.perf_counter() - start)
-    return min(times), value
 
 
 def project_first_load():

@@ -14,7 +14,6 @@ runs (the machine is shared: the minimum is the least disturbed).
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,17 +25,9 @@ from decoding_core.datasets import load_files
 from decoding_core.decoding import decode
 from decoding_core.masking import mask_dataset, select_conditions
 
+from _timing import best_time  # benchmarks/ is on the path of a script run from it
+
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "haxby2001-subj1-vt"
-
-
-def best_time(function, repeats: int):
-    """The least time of ``repeats`` calls, and the last call's value."""
-    times, value = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        value = function()
-        times.append(time.perf_counter() - start)
-    return min(times), value
 
 
 def reference_time(masked, conditions, repeats: int) -> float:
