@@ -14,6 +14,7 @@ where they fail.
 from __future__ import annotations
 
 import types
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -43,14 +44,26 @@ def app_server(chromium_executable, tmp_path_factory):
 @pytest.fixture
 def page(browser, app_server):
     """A fresh browser context (a new Streamlit session) on the app's default page."""
+    with open_app_page(browser, app_server) as tab:
+        yield tab
+
+
+@contextmanager
+def open_app_page(browser, app_server, *, first_load_ms: int = FIRST_LOAD_TIMEOUT_MS,
+                  default_ms: int = RERUN_TIMEOUT_MS):
+    """A fresh browser context on the app, loaded; closed on exit.
+
+    Tests whose work is slow on a loaded machine ask for longer ``first_load_ms`` (the
+    first page load) and ``default_ms`` (every other wait of the page).
+    """
     context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
-    context.set_default_timeout(RERUN_TIMEOUT_MS)
+    context.set_default_timeout(default_ms)
     # Without the File System Access API a table's "Download as CSV" becomes an ordinary
     # download that Playwright can catch (see `dataframe_csv`).
     context.add_init_script("window.showSaveFilePicker = undefined;")
     tab = context.new_page()
-    tab.goto(app_server, timeout=FIRST_LOAD_TIMEOUT_MS)
-    wait_for_app(tab, timeout=FIRST_LOAD_TIMEOUT_MS)
+    tab.goto(app_server, timeout=first_load_ms)
+    wait_for_app(tab, timeout=first_load_ms)
     try:
         yield tab
     finally:

@@ -26,15 +26,8 @@ def page(browser, app_server, helpers):
     each session's first run draws the Data page: on the busy 2-core machine that took
     97 s and more, over ``conftest``'s 90 s.
     """
-    context = browser.new_context(viewport=helpers.VIEWPORT, accept_downloads=True)
-    context.set_default_timeout(helpers.RERUN_TIMEOUT_MS)
-    tab = context.new_page()
-    try:
-        tab.goto(app_server, timeout=RUN_TIMEOUT_MS)
-        helpers.wait_for_app(tab, timeout=RUN_TIMEOUT_MS)
+    with helpers.open_app_page(browser, app_server, first_load_ms=RUN_TIMEOUT_MS) as tab:
         yield tab
-    finally:
-        context.close()
 
 
 def type_into(page, helpers, label: str, text: str) -> None:

@@ -19,15 +19,9 @@ GROUP_TIMEOUT_MS = 900_000
 @pytest.fixture
 def slow_page(browser, app_server, helpers):
     """As conftest's ``page``, with first-load and run timeouts for five subjects on a loaded machine."""
-    context = browser.new_context(viewport=helpers.VIEWPORT)
-    context.set_default_timeout(GROUP_TIMEOUT_MS)
-    tab = context.new_page()
-    tab.goto(app_server, timeout=GROUP_TIMEOUT_MS)
-    helpers.wait_for_app(tab, timeout=GROUP_TIMEOUT_MS)
-    try:
+    with helpers.open_app_page(browser, app_server, first_load_ms=GROUP_TIMEOUT_MS,
+                               default_ms=GROUP_TIMEOUT_MS) as tab:
         yield tab
-    finally:
-        context.close()
 
 
 def test_group_of_simulated_subjects_with_forest_plot(slow_page, helpers):

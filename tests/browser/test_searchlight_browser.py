@@ -18,15 +18,9 @@ SLOW_TIMEOUT_MS = 600_000
 @pytest.fixture
 def slow_page(browser, app_server, helpers):
     """As conftest's ``page``, with first-load and default timeouts for a loaded machine."""
-    context = browser.new_context(viewport=helpers.VIEWPORT, accept_downloads=True)
-    context.set_default_timeout(SLOW_TIMEOUT_MS)
-    tab = context.new_page()
-    tab.goto(app_server, timeout=SLOW_TIMEOUT_MS)
-    helpers.wait_for_app(tab, timeout=SLOW_TIMEOUT_MS)
-    try:
+    with helpers.open_app_page(browser, app_server, first_load_ms=SLOW_TIMEOUT_MS,
+                               default_ms=SLOW_TIMEOUT_MS) as tab:
         yield tab
-    finally:
-        context.close()
 
 
 def test_searchlight_map_with_progress(slow_page, helpers, simulated_dataset):

@@ -151,19 +151,13 @@ def test_a_shared_link_never_opens_the_upload(page, helpers, haxby_vt_dir, brows
     addresses = {"the link offered": shared, "the address bar": page.url}
     for where, address in addresses.items():
         assert "bold_vt" not in address and "session" not in address, (where, address)
-        context = browser.new_context(viewport=helpers.VIEWPORT)
-        try:
-            other = context.new_page()
-            other.goto(address, timeout=helpers.FIRST_LOAD_TIMEOUT_MS)
-            helpers.wait_for_app(other, timeout=helpers.FIRST_LOAD_TIMEOUT_MS)
+        with helpers.open_app_page(browser, address) as other:
             helpers.assert_no_exception(other)
             expect(other.get_by_text(UPLOADED_TITLE)).to_have_count(0)
             expect(other.get_by_text("bold_vt.nii.gz")).to_have_count(0)
             helpers.navigate_to_page(other, "Data")
             expect(other.get_by_text(UPLOADED_TITLE)).to_have_count(0)
             expect(other.get_by_text(re.compile("ready: "))).to_have_count(0)
-        finally:
-            context.close()
     # The person who shared still has everything.
     page.reload()
     helpers.wait_for_page(page, "Results", timeout=RUN_TIMEOUT_MS)

@@ -26,15 +26,8 @@ FIRST_LOAD_TIMEOUT_MS = 300_000
 @pytest.fixture
 def page(browser, app_server, helpers):
     """A fresh browser context (a new Streamlit session), with room for a slow first load."""
-    context = browser.new_context(viewport=helpers.VIEWPORT)
-    context.set_default_timeout(helpers.RERUN_TIMEOUT_MS)
-    tab = context.new_page()
-    tab.goto(app_server, timeout=FIRST_LOAD_TIMEOUT_MS)
-    helpers.wait_for_app(tab, timeout=FIRST_LOAD_TIMEOUT_MS)
-    try:
+    with helpers.open_app_page(browser, app_server, first_load_ms=FIRST_LOAD_TIMEOUT_MS) as tab:
         yield tab
-    finally:
-        context.close()
 
 
 def upload_vt_files(page, helpers, haxby_vt_dir) -> None:
