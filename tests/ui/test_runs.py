@@ -102,8 +102,9 @@ def test_stop_inside_a_chunk_keeps_every_finished_permutation(driven):
     with pytest.raises(Interrupted):
         runs.continue_permutations(run, None, FACE_CAT, progress=progress)
     run.stop()  # the Stop button's callback, in the next script run
-    assert run.n_done == 7 and run.stopped_early and not run.running
-    np.testing.assert_array_equal(run.null_scores, sklearn_null(driven, 7))
+    # Progress is reported at most every 0.1 s: a few more may have finished before the Stop.
+    assert 7 <= run.n_done < 100 and run.stopped_early and not run.running
+    np.testing.assert_array_equal(run.null_scores, sklearn_null(driven, run.n_done))
 
 
 def test_chunks_continue_one_stream_of_permutations(driven, monkeypatch):
