@@ -109,6 +109,8 @@ def browser(chromium_executable):
 # -- a real ``streamlit run`` server, for the browser tests --------------------------------------
 
 SERVER_START_TIMEOUT = 60
+#: Each running server's log file, by base URL: a failing browser test prints its tail.
+SERVER_LOGS: dict[str, Path] = {}
 
 
 def _free_port() -> int:
@@ -161,8 +163,10 @@ def streamlit_server(work: Path, extra_env: dict | None = None):
             if time.monotonic() > deadline:
                 pytest.fail(f"streamlit did not become healthy in {SERVER_START_TIMEOUT} s:\n{_log_tail(log_path)}")
             time.sleep(0.5)
+        SERVER_LOGS[base_url] = log_path
         yield base_url
     finally:
+        SERVER_LOGS.pop(base_url, None)
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
             try:

@@ -70,6 +70,45 @@ def open_app_page(browser, app_server, *, first_load_ms: int = FIRST_LOAD_TIMEOU
         context.close()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing browser test also reports what its page showed and the server log's tail.
+
+    CI keeps only the printed output, not the screenshots or the server's log file.
+    """
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    for value in item.funcargs.values():
+        if hasattr(value, "locator") and hasattr(value, "url"):
+            report.sections.append(("what the page showed", _page_summary(value)))
+    from tests.conftest import SERVER_LOGS, _log_tail
+
+    log_path = SERVER_LOGS.get(item.funcargs.get("app_server"))
+    if log_path is not None:
+        report.sections.append(("streamlit server log (tail)", _log_tail(log_path, 3000)))
+
+
+def _page_summary(page) -> str:
+    """The script state, alerts, progress bars and metrics on ``page``, as text."""
+    selectors = {"script state": "[data-testid='stApp']", "alerts": "[data-testid='stAlert']",
+                 "exceptions": "[data-testid='stException']", "progress": "[data-testid='stProgress']",
+                 "metrics": "[data-testid='stMetric']"}
+    lines = []
+    try:
+        for what, selector in selectors.items():
+            locator = page.locator(selector)
+            if what == "script state":
+                texts = [locator.first.get_attribute("data-test-script-state", timeout=2000) or "?"]
+            else:
+                texts = [" ".join(text.split()) for text in locator.all_inner_texts()]
+            lines.append(f"{what}: " + (" | ".join(texts) if texts else "none"))
+    except Exception as err:  # the page may be closed or crashed: say so, never hide the test's failure
+        lines.append(f"(could not read the page: {err})")
+    return "\n".join(lines)
+
+
 @pytest.fixture(scope="session")
 def helpers():
     """This module: the page helpers below (``helpers.wait_for_app(page)``, ``helpers.screenshot(...)``).
@@ -195,13 +234,26 @@ def choose_option(page, label: str, option: str) -> None:
 
 
 def download(page, button_label: str, target_dir: Path, timeout: int = RERUN_TIMEOUT_MS) -> Path:
-    """Click the download button whose text contains ``button_label``; return the saved file."""
+    """Click the download button whose text contains ``button_label``; return the saved file.
+
+    A click that lands during a rerun can be lost (CI saw a download never start): the
+    click waits for the app to be idle, and is made once more, after the next idle, when
+    no download started within half of ``timeout``. Downloading twice is harmless.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
     from playwright.sync_api import expect
 
     button = page.locator("[data-testid='stDownloadButton']").filter(has_text=button_label)
     expect(button).to_have_count(1)
-    with page.expect_download(timeout=timeout) as info:
-        button.locator("button").click()
+    for attempt in range(2):
+        wait_for_app(page, timeout=timeout)
+        try:
+            with page.expect_download(timeout=timeout // 2) as info:
+                button.locator("button").click()
+            break
+        except PlaywrightTimeoutError:
+            if attempt:
+                raise
     saved = Path(target_dir) / info.value.suggested_filename
     info.value.save_as(saved)
     # The click reran the script to build the file: a click during that rerun can be lost.

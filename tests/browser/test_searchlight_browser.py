@@ -83,11 +83,16 @@ def test_stop_keeps_a_partial_map_marked_partial(slow_page, helpers):
     expect(page.locator("[data-testid='stDownloadButton']").filter(has_text="(partial)")).to_have_count(1)
     warning.scroll_into_view_if_needed()
     helpers.screenshot(page, "searchlight-partial", full_page=False)
+    # The wait after Stop may have seen the moment between the stopped run and the Stop's
+    # own run: let that run finish before the next click.
+    helpers.wait_for_app(page, timeout=RUN_TIMEOUT_MS)
 
     page.get_by_role("button", name="Run the searchlight").click()  # continues where it stopped
     # The app may look idle for a moment before the click's run starts: wait for the whole map.
-    expect(page.locator("[data-testid='stMetricValue']").filter(has_text=f"{total} / {total}")).to_have_count(
-        1, timeout=RUN_TIMEOUT_MS)
+    whole_map = page.locator("[data-testid='stMetricValue']").filter(has_text=f"{total} / {total}")
+    expect(whole_map.or_(page.locator("[data-testid='stProgress']").filter(has_text="spheres scored")).first
+           ).to_be_visible(timeout=RUN_TIMEOUT_MS)
+    expect(whole_map).to_have_count(1, timeout=RUN_TIMEOUT_MS)
     helpers.wait_for_app(page, timeout=RUN_TIMEOUT_MS)
     metrics = helpers.metric_values(page, "Spheres scored")
     assert metrics["Spheres scored"] == f"{total} / {total}", metrics
