@@ -7,7 +7,7 @@ from decoding_core import plotting, summaries
 from decoding_core.datasets import HAXBY, DatasetSpec
 from decoding_core.errors import DecodingInputError
 from decoding_core.io.labels import label_variant_mapping, label_variants
-from ui import analysis, datasets, feedback, state, uploads
+from ui import analysis, datasets, feedback, state, upload_boxes, uploads
 from ui import bids as bids_source
 from ui.session import session_token
 
@@ -35,109 +35,6 @@ def remember_source() -> None:
 def clear_load_error() -> None:
     """Uploader callback: a new file makes the message about the previous attempt stale."""
     st.session_state[state.LOAD_ERROR] = None
-
-
-def take_func_upload() -> None:
-    """4D-uploader callback: move the image out of Streamlit's memory into the session's folder.
-
-    Streamlit deep-copies a widget's value into every script run that draws it, so a
-    300 MB image held by the uploader would live in memory two or three times. A callback
-    gets the value without that copy: here it is written to disk, Streamlit's copy is
-    released, and the widget's cached value dropped. ``None`` means the user removed the file.
-    """
-    set_upload_error("4D image", None)
-    token = session_token()
-    previous = st.session_state.get(state.PENDING_FUNC_UPLOAD)
-    uploaded = st.session_state.get(state.W_UPLOAD_FUNC)
-    if uploaded is None:
-        uploads.discard_pending_func_upload(token, previous)
-        st.session_state[state.PENDING_FUNC_UPLOAD] = None
-        return
-    if not hasattr(uploaded, "getvalue"):
-        return  # a file already taken (Streamlit reports it as deleted): nothing new
-    try:
-        # Checked from its header before the page calls it ready: a 3D file or random bytes are named.
-        entry = uploads.store_pending_upload(token, "4D image", uploaded)
-    except DecodingInputError as err:
-        entry = None
-        set_upload_error("4D image", str(err))
-    except OSError as err:
-        entry = None
-        set_upload_error("4D image", (
-            f"Your 4D image could not be stored on the server ({type(err).__name__}): try again, or "
-            "ask the administrator whether the server's disk is full."
-        ))
-    finally:
-        uploads.release_uploaded_files(uploaded)
-        del uploaded
-        # The widget's cached value would otherwise keep (and deep-copy) the bytes.
-        del st.session_state[state.W_UPLOAD_FUNC]
-    if entry is None:  # the box now holds a refused file: the one it replaced is not offered either
-        uploads.discard_pending_func_upload(token, previous)
-        st.session_state[state.PENDING_FUNC_UPLOAD] = None
-        return
-    if previous is not None and previous.path != entry.path:
-        uploads.discard_pending_func_upload(token, previous)
-    st.session_state[state.PENDING_FUNC_UPLOAD] = entry
-
-
-def take_box_upload(role: str) -> None:
-    """Labels/mask/anatomy-uploader callback: store and check the file, as for the 4D image.
-
-    The stored file outlives the box: leaving the Data page (which empties it) or reloading
-    the page keeps it, and the page offers it again. ``None`` means the user removed the file.
-    """
-    set_upload_error(role, None)
-    widget_key = state.W_UPLOAD_BOXES[role]
-    uploaded = st.session_state.get(widget_key)
-    if uploaded is None:
-        clear_box_upload(role)
-        return
-    if not hasattr(uploaded, "getvalue"):
-        return  # a file already taken (Streamlit reports it as deleted): nothing new
-    stored = dict(st.session_state[state.PENDING_UPLOADS])
-    try:
-        entry = uploads.store_pending_upload(session_token(), role, uploaded)
-    except (DecodingInputError, OSError) as err:
-        message = str(err) if isinstance(err, DecodingInputError) else (
-            f"Your {role} file could not be stored on the server ({type(err).__name__}): try again.")
-        clear_box_upload(role)  # the box now holds a refused file: the one it replaced is not offered either
-        set_upload_error(role, message)
-        return
-    finally:
-        uploads.release_uploaded_files(uploaded)
-        del uploaded
-        del st.session_state[widget_key]
-    previous = stored.get(role)
-    if previous is not None and previous.path != entry.path:
-        uploads.discard_pending_func_upload(session_token(), previous)
-    stored[role] = entry
-    st.session_state[state.PENDING_UPLOADS] = stored
-
-
-def set_upload_error(role: str, message: str | None) -> None:
-    """Keep (or, with None, forget) the error of one upload box's last file; a load's error is cleared."""
-    errors = dict(st.session_state[state.UPLOAD_ERRORS])
-    errors.pop(role, None)
-    if message is not None:
-        errors[role] = message
-    st.session_state[state.UPLOAD_ERRORS] = errors
-    st.session_state[state.LOAD_ERROR] = None
-
-
-def clear_box_upload(role: str) -> None:
-    """Button callback: forget the stored labels table, mask or anatomy."""
-    stored = dict(st.session_state[state.PENDING_UPLOADS])
-    uploads.discard_pending_func_upload(session_token(), stored.pop(role, None))
-    st.session_state[state.PENDING_UPLOADS] = stored
-    set_upload_error(role, None)
-
-
-def clear_func_upload() -> None:
-    """Button callback: forget the stored 4D image (a data set loaded from it stays usable)."""
-    uploads.discard_pending_func_upload(session_token(), st.session_state.get(state.PENDING_FUNC_UPLOAD))
-    st.session_state[state.PENDING_FUNC_UPLOAD] = None
-    set_upload_error("4D image", None)
 
 
 def load_haxby(subject: int) -> None:
@@ -193,22 +90,27 @@ def load_uploads(func_upload, stored: dict, label_column, run_column, tr) -> Non
     datasets.adopt_dataset(dataset, "upload", names)
 
 
-def draw_stored_file(role: str, title: str, entry, on_remove) -> None:
-    """One stored upload under its box: its name and size, and a button to forget it."""
-    name_column, remove_column = st.columns([3, 1], vertical_alignment="center")
-    name_column.text(f"{title} ready: {entry.name} ({entry.size / 1e6:,.1f} MB)"
-                     if entry.size >= 100_000 else f"{title} ready: {entry.name} ({entry.size / 1e3:,.1f} kB)")
-    key = state.W_UPLOAD_FUNC_CLEAR if role == "4D image" else state.W_UPLOAD_BOX_CLEAR[role]
-    remove_column.button("Remove", key=key, on_click=on_remove, args=() if role == "4D image" else (role,),
-                         help=f"Forget this {title.lower()} (a data set already loaded from it stays in use).")
+#: The upload boxes of each upload source (their errors show, and hold Load back, only there).
+SOURCE_UPLOAD_ROLES = {"upload": ("4D image", "labels", "mask", "anatomy"),
+                       "runs": ("run files", "run labels", "mask", "anatomy")}
 
 
-def draw_refused_file(role: str, title: str, on_remove) -> None:
-    """Under a box whose last file was refused: a button to go on without it (Load waits until then)."""
-    key = state.W_UPLOAD_FUNC_CLEAR if role == "4D image" else state.W_UPLOAD_BOX_CLEAR[role]
-    st.button(f"Clear the refused {title.lower()}", key=key, on_click=on_remove,
-              args=() if role == "4D image" else (role,),
-              help="Its error is shown below; upload another file, or clear it to go on without it.")
+def upload_errors(source: str) -> dict:
+    """The errors of the upload boxes of ``source`` (role -> message)."""
+    return {role: message for role, message in st.session_state[state.UPLOAD_ERRORS].items()
+            if role in SOURCE_UPLOAD_ROLES.get(source, ())}
+
+
+def draw_optional_image_boxes(stored: dict) -> None:
+    """The mask and anatomy boxes (shared by both upload forms), each with its stored file."""
+    for role, title, widget_label in (("mask", "Mask", "Mask (optional, 3D)"),
+                                      ("anatomy", "Anatomical image", "Anatomical image (optional, 3D)")):
+        st.file_uploader(widget_label, type=["nii", "gz"], key=state.W_UPLOAD_BOXES[role],
+                         on_change=upload_boxes.take_box_upload, args=(role,), max_upload_size=uploads.MAX_3D_UPLOAD_MB)
+        if stored.get(role):
+            upload_boxes.draw_stored_file(role, title, stored[role], upload_boxes.clear_box_upload)
+        elif role in st.session_state[state.UPLOAD_ERRORS]:
+            upload_boxes.draw_refused_file(role, title, upload_boxes.clear_box_upload)
 
 
 def draw_upload_form() -> None:
@@ -221,34 +123,27 @@ def draw_upload_form() -> None:
     stored = st.session_state[state.PENDING_UPLOADS]
     left, right = st.columns(2)
     with left:
-        # The callbacks move each file to disk at once and check it (see take_func_upload): the
+        # The callbacks move each file to disk at once and check it (see upload_boxes.take_func_upload): the
         # widget then returns None and the page works from the stored entry.
         st.file_uploader("4D functional image", type=["nii", "gz"], key=state.W_UPLOAD_FUNC,
-                         on_change=take_func_upload)
+                         on_change=upload_boxes.take_func_upload)
         func_upload = st.session_state[state.PENDING_FUNC_UPLOAD]
         if func_upload:
-            draw_stored_file("4D image", "4D image", func_upload, clear_func_upload)
+            upload_boxes.draw_stored_file("4D image", "4D image", func_upload, upload_boxes.clear_func_upload)
         elif "4D image" in st.session_state[state.UPLOAD_ERRORS]:
-            draw_refused_file("4D image", "4D image", clear_func_upload)
+            upload_boxes.draw_refused_file("4D image", "4D image", upload_boxes.clear_func_upload)
         st.file_uploader(
             "Labels table (one row per volume)", type=["txt", "csv", "tsv", "tab", "dat"],
-            key=state.W_UPLOAD_LABELS, on_change=take_box_upload, args=("labels",),
+            key=state.W_UPLOAD_LABELS, on_change=upload_boxes.take_box_upload, args=("labels",),
             # Per-widget caps (MB): no need to hold 300 MB for a table or a mask.
             max_upload_size=uploads.MAX_LABELS_UPLOAD_MB,
         )
         if stored.get("labels"):
-            draw_stored_file("labels", "Labels table", stored["labels"], clear_box_upload)
+            upload_boxes.draw_stored_file("labels", "Labels table", stored["labels"], upload_boxes.clear_box_upload)
         elif "labels" in st.session_state[state.UPLOAD_ERRORS]:
-            draw_refused_file("labels", "Labels table", clear_box_upload)
+            upload_boxes.draw_refused_file("labels", "Labels table", upload_boxes.clear_box_upload)
     with right:
-        for role, title, widget_label in (("mask", "Mask", "Mask (optional, 3D)"),
-                                          ("anatomy", "Anatomical image", "Anatomical image (optional, 3D)")):
-            st.file_uploader(widget_label, type=["nii", "gz"], key=state.W_UPLOAD_BOXES[role],
-                             on_change=take_box_upload, args=(role,), max_upload_size=uploads.MAX_3D_UPLOAD_MB)
-            if stored.get(role):
-                draw_stored_file(role, title, stored[role], clear_box_upload)
-            elif role in st.session_state[state.UPLOAD_ERRORS]:
-                draw_refused_file(role, title, clear_box_upload)
+        draw_optional_image_boxes(stored)
 
     label_column = run_column = None
     if stored.get("labels"):
@@ -281,9 +176,82 @@ def draw_upload_form() -> None:
         value=0.0, step=0.1, key=state.W_UPLOAD_TR,
     )
     # A refused file is shown with its error until it is replaced or removed: Load waits for that.
-    ready = bool(func_upload) and label_column is not None and not st.session_state[state.UPLOAD_ERRORS]
+    ready = bool(func_upload) and label_column is not None and not upload_errors("upload")
     if st.button("Load these files", key=state.W_UPLOAD_LOAD, type="primary", disabled=not ready):
         load_uploads(func_upload, stored, label_column, run_column, tr or None)
+
+
+# -- one 4D file per run (uploaded; logic in ui/upload_boxes.py and ui/uploads.py) -----------------
+
+
+def load_run_files(label_column: str, tr: float | None) -> None:
+    """Load the stored run files and labels as the session's data set; on failure keep the one in use."""
+    stored = st.session_state[state.PENDING_UPLOADS]
+    token = session_token()
+    with st.status("Checking and joining your runs...", expanded=True) as status:
+        bar = st.progress(0.0, text="Joining the runs")
+        try:
+            dataset = uploads.load_run_file_uploads(
+                token, st.session_state[state.PENDING_RUN_FILES], st.session_state[state.PENDING_RUN_LABELS],
+                label_column=label_column, mask_bytes=uploads.read_pending_upload(token, stored.get("mask")),
+                anat_bytes=uploads.read_pending_upload(token, stored.get("anatomy")), tr=tr,
+                progress=feedback.progress_bar_callback(bar))
+        except Exception as err:
+            status.update(label="Your runs could not be loaded", state="error", expanded=False)
+            message = str(err) if isinstance(err, DecodingInputError) else (
+                f"Your runs could not be loaded: {type(err).__name__}: {err}")
+            names = {role: entry.name for role, entry in stored.items()}
+            st.session_state[state.LOAD_ERROR] = uploads.with_upload_names(message, names)
+            return
+        status.update(label="Your runs are loaded", state="complete", expanded=False)
+    runs, tables = st.session_state[state.PENDING_RUN_FILES], st.session_state[state.PENDING_RUN_LABELS]
+    names = {role: entry.name for role, entry in stored.items() if role in ("mask", "anatomy")}
+    datasets.adopt_dataset(dataset, "upload", {
+        **names, "4D image": f"{len(runs)} run files", "run files": [entry.name for entry in runs],
+        "run labels": [entry.name for entry in tables]})
+
+
+def draw_run_files_form() -> None:
+    """Several 4D files, one per run, their labels table(s), an optional mask and anatomy, and Load."""
+    st.caption(
+        "One 4D NIfTI file per run (all on one grid), and their labels: one table for all volumes (rows in "
+        "run order) or one table per run. Runs come from the files, in the order of their names "
+        "(numbers compared as numbers: run-2 before run-10). Files are kept for this browser session."
+    )
+    left, right = st.columns(2)
+    with left:
+        st.file_uploader("4D images, one per run", type=["nii", "gz"], accept_multiple_files=True,
+                         key=state.W_UPLOAD_RUN_FILES, on_change=upload_boxes.take_run_uploads, args=("run files",),
+                         max_upload_size=uploads.MAX_RUN_UPLOAD_MB,
+                         help=f"At most {uploads.MAX_RUN_FILES} files. Select several at once, or add more later; "
+                              "'Remove all' starts again.")
+        upload_boxes.draw_run_uploads("run files", "Run files")
+        st.file_uploader("Labels: one table for all volumes, or one per run", accept_multiple_files=True,
+                         type=["txt", "csv", "tsv", "tab", "dat"], key=state.W_UPLOAD_RUN_LABELS,
+                         on_change=upload_boxes.take_run_uploads, args=("run labels",),
+                         max_upload_size=uploads.MAX_LABELS_UPLOAD_MB)
+        upload_boxes.draw_run_uploads("run labels", "Labels tables")
+    with right:
+        draw_optional_image_boxes(st.session_state[state.PENDING_UPLOADS])
+    runs, tables = st.session_state[state.PENDING_RUN_FILES], st.session_state[state.PENDING_RUN_LABELS]
+    label_column = None
+    if tables:
+        try:
+            columns = uploads.read_label_columns(uploads.read_pending_upload(session_token(), tables[0]))
+        except Exception as err:
+            feedback.show_error(err, "reading the labels table")
+            columns = None
+        if columns:
+            if st.session_state.get(state.W_RUNS_LABEL_COLUMN) not in columns:
+                st.session_state.pop(state.W_RUNS_LABEL_COLUMN, None)
+            label_column = st.selectbox("Column with the conditions", columns, key=state.W_RUNS_LABEL_COLUMN,
+                                        index=uploads.default_column(columns, "labels"))
+    tr = st.number_input("TR in seconds (0 = read it from the images' headers)", min_value=0.0, max_value=60.0,
+                         value=0.0, step=0.1, key=state.W_RUNS_TR)
+    ready = bool(runs) and label_column is not None and not upload_errors("runs")
+    if st.button(f"Load these {len(runs)} runs" if runs else "Load the runs", key=state.W_RUNS_LOAD,
+                 type="primary", disabled=not ready):
+        load_run_files(label_column, tr or None)
 
 
 # -- BIDS data sets (a folder on the server, or an uploaded .zip; logic in ui/bids.py) ------------
@@ -484,10 +452,12 @@ def draw_source_picker(dataset) -> None:
             load_haxby(subject)
     elif source == "bids":
         draw_bids_form()
+    elif source == "runs":
+        draw_run_files_form()
     else:
         draw_upload_form()
 
-    shown_errors = list(st.session_state[state.UPLOAD_ERRORS].values()) if source == "upload" else []
+    shown_errors = list(upload_errors(source).values())
     if st.session_state[state.LOAD_ERROR]:
         shown_errors.append(st.session_state[state.LOAD_ERROR])
     for message in shown_errors:
@@ -556,7 +526,7 @@ def draw_overview(dataset) -> None:
     st.subheader(feedback.plain_markdown(dataset.title))
     if st.session_state[state.DATASET_SPEC] == "upload":
         for role, name in st.session_state[state.UPLOAD_DISPLAY_NAMES].items():
-            st.text(f"{role}: {name}")
+            st.text(f"{role}: {name if isinstance(name, str) else ', '.join(name)}")
     # Escaped: an upload's description quotes its column names, which are the user's text.
     if dataset.description:
         st.caption(feedback.plain_markdown(dataset.description))

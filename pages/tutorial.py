@@ -33,9 +33,12 @@ def data_code(dataset, mask_name: str) -> dict:
         return {"load": "haxby_dataset = datasets.fetch_haxby()\nfmri_filename = haxby_dataset.func[0]\n"
                         "mask_filename = haxby_dataset.mask_vt[0]",
                 "labels": 'behavioral = pd.read_csv(haxby_dataset.session_target[0], delimiter=" ")\n'
-                          'conditions = behavioral["labels"]\nconditions.value_counts()',
+                          'conditions = behavioral["labels"]\nrun_label = behavioral["chunks"]\n'
+                          'conditions.value_counts()',
                 "background": "haxby_dataset.anat[0]"}
     names = st.session_state[state.UPLOAD_DISPLAY_NAMES]
+    if names.get("run files"):
+        return run_files_code(dataset, mask_name, names)
     load = ("from nilearn.image import mean_img\n"
             f"fmri_filename = {names.get('4D image', 'bold.nii.gz')!r}  # your 4D image\n")
     if mask_name == "uploaded" and "mask" in names:
@@ -43,8 +46,32 @@ def data_code(dataset, mask_name: str) -> dict:
     else:
         load += ("from nilearn.masking import compute_epi_mask\n"
                  "mask_filename = compute_epi_mask(mean_img(fmri_filename))  # no mask uploaded")
+    runs = f"run_label = behavioral[{dataset.run_column!r}]\n" if dataset.run_column else ""
     labels = (f"behavioral = pd.read_csv({names.get('labels', 'labels.txt')!r}, sep=None, engine=\"python\")\n"
+              f"conditions = behavioral[{dataset.label_column!r}]\n{runs}conditions.value_counts()")
+    background = repr(names["anatomy"]) if "anatomy" in names else "mean_img(fmri_filename)"
+    return {"load": load, "labels": labels, "background": background}
+
+
+def run_files_code(dataset, mask_name: str, names: dict) -> dict:
+    """`data_code` for runs uploaded as one file each: the runs joined in order, labels read per run."""
+    load = ("from nilearn.image import concat_imgs, mean_img\n"
+            f"run_filenames = {list(names['run files'])!r}  # your runs, in run order\n"
+            "fmri_filename = concat_imgs(run_filenames)  # one 4D image: the runs one after another\n")
+    if mask_name == "uploaded" and "mask" in names:
+        load += f"mask_filename = {names['mask']!r}  # your mask"
+    else:
+        load += ("from nilearn.masking import compute_epi_mask\n"
+                 "mask_filename = compute_epi_mask(mean_img(fmri_filename))  # no mask uploaded")
+    tables = list(names.get("run labels", ()))
+    read = (f"pd.read_csv({tables[0]!r}, sep=None, engine=\"python\")" if len(tables) == 1 else
+            f"pd.concat([pd.read_csv(name, sep=None, engine=\"python\") for name in {tables!r}], ignore_index=True)")
+    labels = (f"behavioral = {read}\n"
+              "# The runs come from the files: volume i of run k has run_label k.\n"
+              "run_label = pd.Series([run for run, name in enumerate(run_filenames)\n"
+              "                       for _ in range(load_img(name).shape[3])])\n"
               f"conditions = behavioral[{dataset.label_column!r}]\nconditions.value_counts()")
+    labels = "from nilearn.image import load_img\n" + labels
     background = repr(names["anatomy"]) if "anatomy" in names else "mean_img(fmri_filename)"
     return {"load": load, "labels": labels, "background": background}
 
@@ -128,7 +155,9 @@ st.dataframe(summaries.condition_run_counts(dataset)[["total"]] if dataset.runs 
 step(4, f"Keep only {feedback.plain_markdown(' and '.join(conditions))}",
      "The tutorial decodes two categories; the other volumes (and rest) are dropped.",
      f"condition_mask = conditions.isin({list(conditions)!r})\n"
-     "fmri_masked = fmri_masked[condition_mask]\nfmri_masked.shape",
+     "fmri_masked = fmri_masked[condition_mask]\nconditions = conditions[condition_mask]\n"
+     + ("run_label = run_label[condition_mask]\n" if dataset.runs is not None else "")
+     + "fmri_masked.shape",
      (CONFIGURE_PAGE, "Choose other conditions on the Configure page"))
 selection = summaries.selection_summary(dataset, conditions, mask_name)
 st.markdown(f"Output: `({selection.n_samples}, {selection.n_voxels})`")

@@ -73,7 +73,8 @@ def adopt_dataset(dataset, spec: str, display_names: dict | None = None) -> None
     spec : str
         How it was obtained: ``"simulated"``, ``"haxby:N"`` or ``"upload"``.
     display_names : dict, optional
-        For uploads: role ("4D image", "labels", ...) -> the user's file name (safe to show).
+        For uploads: role ("4D image", "labels", ...) -> the user's file name (safe to show);
+        for one file per run, also "run files" and "run labels" -> lists of names in run order.
         The core describes the app's stored copies (``func.nii.gz``); the description then
         says the user's own names, and the title names the image, so runs on two uploads
         tell apart in History.

@@ -39,7 +39,12 @@ PENDING_FUNC_UPLOAD = "pending_func_upload"
 #: (like the 4D image): {"labels" | "mask" | "anatomy": `ui.uploads.PendingImage`}. The page
 #: offers them again when the user comes back to the Data page or reloads it.
 PENDING_UPLOADS = "pending_uploads"
-#: Which data source the Data page shows ("simulated", "haxby", "upload").
+#: The runs uploaded as one 4D file each, stored and checked as they arrive (like the 4D
+#: image): a list of `ui.uploads.PendingImage` in run order (`ui.uploads.run_order`).
+PENDING_RUN_FILES = "pending_run_files"
+#: Their labels: one stored table for all volumes, or one per run (a list, in run order).
+PENDING_RUN_LABELS = "pending_run_labels"
+#: Which data source the Data page shows ("simulated", "haxby", "upload", "runs", "bids").
 SOURCE_CHOICE = "source_choice"
 #: Haxby subject chosen on the Data page.
 HAXBY_SUBJECT = "haxby_subject"
@@ -128,6 +133,13 @@ W_UPLOAD_ANAT = "w_upload_anat"
 #: The upload boxes other than the 4D image's, by role, and their "Remove" buttons.
 W_UPLOAD_BOXES = {"labels": W_UPLOAD_LABELS, "mask": W_UPLOAD_MASK, "anatomy": W_UPLOAD_ANAT}
 W_UPLOAD_BOX_CLEAR = {role: f"{key}_clear" for role, key in W_UPLOAD_BOXES.items()}
+W_UPLOAD_RUN_FILES = "w_upload_run_files"
+W_UPLOAD_RUN_FILES_CLEAR = "w_upload_run_files_clear"
+W_UPLOAD_RUN_LABELS = "w_upload_run_labels"
+W_UPLOAD_RUN_LABELS_CLEAR = "w_upload_run_labels_clear"
+W_RUNS_LABEL_COLUMN = "w_runs_label_column"
+W_RUNS_TR = "w_runs_tr"
+W_RUNS_LOAD = "w_runs_load"
 W_LABEL_COLUMN = "w_label_column"
 W_RUN_COLUMN = "w_run_column"
 W_UPLOAD_TR = "w_upload_tr"
@@ -248,6 +260,7 @@ SOURCES = {
     "simulated": "Built-in simulated data set (offline)",
     "haxby": "Real Haxby 2001 subject (download)",
     "upload": "Your own files (upload)",
+    "runs": "One file per run (upload)",
     "bids": "BIDS data set (folder or .zip)",
 }
 HAXBY_SUBJECTS = (1, 2, 3, 4, 5, 6)
@@ -267,6 +280,8 @@ DEFAULTS = {
     UPLOAD_DISPLAY_NAMES: {},
     PENDING_FUNC_UPLOAD: None,
     PENDING_UPLOADS: {},
+    PENDING_RUN_FILES: [],
+    PENDING_RUN_LABELS: [],
     SOURCE_CHOICE: "simulated",
     HAXBY_SUBJECT: 2,
     LOAD_ERROR: None,

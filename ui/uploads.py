@@ -10,6 +10,7 @@ paths; messages about the stored copies say the user's own names (`with_upload_n
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -26,6 +27,11 @@ from ui.session import script_session_id, session_store, streamlit_runtime, uplo
 #: Upload caps of the labels table and of 3D images (MB); the 4D image's is server.maxUploadSize.
 MAX_LABELS_UPLOAD_MB = max(1, datasets.MAX_LABELS_BYTES // 1024**2)
 MAX_3D_UPLOAD_MB = 64
+#: Most files the run-files box keeps (every run of one subject and task), and the cap of each
+#: (MB): Streamlit holds a whole selection in memory until the page's callback stores it, and
+#: the joined runs must fit the image budget anyway (a Haxby run is about 25 MB).
+MAX_RUN_FILES = 64
+MAX_RUN_UPLOAD_MB = 128
 #: Subfolder of a session's upload folder holding the 4D image uploaded but not loaded yet.
 PENDING_FOLDER = "pending"
 #: The file-name stems the app gives uploads on disk, by role (see `load_uploaded_dataset`).
@@ -373,3 +379,113 @@ def default_column(columns: list[str], preferred: str) -> int:
     """Index of ``preferred`` in ``columns`` (case-insensitive), else 0."""
     lowered = [c.lower() for c in columns]
     return lowered.index(preferred) if preferred in lowered else 0
+
+
+# -- one 4D file per run ---------------------------------------------------------------------------
+
+
+def run_order(entries) -> list[PendingImage]:
+    """Stored uploads in run order: by name, numbers compared as numbers (``run-2`` before ``run-10``)."""
+    def natural_key(entry):
+        return [(0, int(part), "") if part.isdigit() else (1, 0, part.lower())
+                for part in re.split(r"(\d+)", entry.name) if part]
+
+    return sorted(entries, key=natural_key)
+
+
+def _run_files_digest(run_entries, labels_bytes: list, mask_bytes, anat_bytes, settings) -> str:
+    digest = hashlib.sha256()
+    for entry in run_entries:
+        digest.update(bytes.fromhex(entry.sha256))
+    for part in (*labels_bytes, b"|", mask_bytes or b"", anat_bytes or b""):
+        digest.update(hashlib.sha256(part).digest())
+    digest.update(repr(settings).encode())
+    return "runs-" + digest.hexdigest()[:24]
+
+
+def _write_run_files_folder(folder: Path, sources: list[Path], run_entries, mask_bytes, anat_bytes) -> dict:
+    """The run files (hard links, named ``run-01.nii.gz`` ...), the mask and the anatomy in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for number, (source, entry) in enumerate(zip(sources, run_entries), start=1):
+        with open(source, "rb") as handle:
+            target = folder / _nifti_file_name(f"run-{number:02d}", handle.read(2))
+        _link_or_copy(source, target)
+        remember_file_digest(target, entry.sha256)
+        runs.append(target)
+    stored = {"runs": runs, "mask": None, "anat": None}
+    for role, data in (("mask", mask_bytes), ("anat", anat_bytes)):
+        if data:
+            stored[role] = folder / _nifti_file_name(role, data)
+            stored[role].write_bytes(data)
+    return stored
+
+
+def with_run_file_names(message: str, run_entries) -> str:
+    """Say the user's run file names in a message naming the app's copies (``run-01.nii.gz`` ...)."""
+    for number, entry in enumerate(run_entries, start=1):
+        message = re.sub(rf"(')?(?<![\w/.-])run-{number:02d}\.(?:nii\.gz|nii)(?![\w.])(?(1)')",
+                         lambda _match, name=entry.name: f"'{name}'", message)
+    return message
+
+
+def load_run_file_uploads(session_token: str, run_entries, labels_entries, *, label_column: str,
+                          mask_bytes: bytes | None = None, anat_bytes: bytes | None = None,
+                          tr: float | None = None, progress=None):
+    """Load stored uploads of one 4D file per run as a `Dataset` (runs come from the files).
+
+    As `load_uploaded_dataset`: the files are hard-linked into a folder of this
+    session named by the digest of their contents, joined there into one series
+    (`decoding_core.datasets.load_run_files`), kept in the session's own store, and
+    the folder is removed again when loading fails.
+
+    Parameters
+    ----------
+    session_token : str
+    run_entries : sequence of PendingImage
+        The stored run files, in run order (see `run_order`).
+    labels_entries : sequence of PendingImage
+        One stored labels table for all volumes (rows in run order), or one per run
+        (in run order).
+    label_column : str
+    mask_bytes, anat_bytes : bytes, optional
+    tr : float, optional
+    progress : callable, optional
+        ``progress(fraction, message)`` while the runs are joined.
+
+    Raises
+    ------
+    DecodingInputError
+        What `load_run_files` refuses (messages say the user's file names), or a
+        stored file that is gone.
+    ValueError
+        A stored file outside this session's folder or a malformed digest (a bug, not input).
+    """
+    if not run_entries or not labels_entries:
+        raise DecodingInputError("Upload the run files and their labels table(s), then press Load.")
+    sources = [_checked_pending_image(session_token, entry.path, entry.sha256) for entry in run_entries]
+    labels_bytes = [read_pending_upload(session_token, entry) for entry in labels_entries]
+    upload_digest = _run_files_digest(run_entries, labels_bytes, mask_bytes, anat_bytes, (label_column, tr))
+
+    def compute():
+        folder = upload_root(session_token) / upload_digest
+        try:
+            stored = _write_run_files_folder(folder, sources, run_entries, mask_bytes, anat_bytes)
+            dataset = datasets.load_run_files(
+                stored["runs"], labels_bytes[0] if len(labels_bytes) == 1 else labels_bytes,
+                label_column=label_column, mask=stored["mask"], anat=stored["anat"], tr=tr,
+                title="Your uploaded runs", cache_dir=folder / "joined", progress=progress,
+            )
+            dataset.read_background()
+            return dataset
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+
+    try:
+        dataset = session_store().get_or_compute(("datasets", "upload-runs", session_token, upload_digest),
+                                                 lambda: run_heavy(compute))
+    except DecodingInputError as err:
+        raise DecodingInputError(with_run_file_names(str(err), run_entries)) from None
+    return dataclasses.replace(dataset, source=with_run_file_names(dataset.source, run_entries),
+                               description=with_run_file_names(dataset.description, run_entries))
