@@ -274,6 +274,9 @@ class RunRecord:
     dataset_title : str
     label_column, run_column : str, str or None
         Columns of the labels table the run used (needed to reproduce it).
+    n_run_files : int
+        Files the runs came from, one per run (0: one file for all volumes, or a
+        built-in data set); the exported script then takes those files.
     label_renames : dict of str to str
         Condition names of that table the data set renamed (merged spellings).
     config : DecodingConfig
@@ -330,6 +333,7 @@ class RunRecord:
     label_column: str = "labels"
     label_renames: dict = field(default_factory=dict)
     run_column: str | None = "chunks"
+    n_run_files: int = 0
     meaningless: bool = False
     warnings: list = field(default_factory=list)
     notes: list = field(default_factory=list)
@@ -385,6 +389,7 @@ class RunRecord:
             label_column=str(dataset.label_column),
             label_renames={str(k): str(v) for k, v in dataset.label_renames.items()},
             run_column=None if dataset.run_column is None else str(dataset.run_column),
+            n_run_files=len(dataset.run_files),
             config=config,
             fold_scores=fold_scores,
             fold_names=fold_names(result),
@@ -458,7 +463,7 @@ class RunRecord:
             "dataset_name": self.dataset_name, "dataset_digest": self.dataset_digest,
             "dataset_title": self.dataset_title, "label_column": self.label_column,
             "label_renames": dict(self.label_renames),
-            "run_column": self.run_column, "config": self.config.to_dict(),
+            "run_column": self.run_column, "n_run_files": self.n_run_files, "config": self.config.to_dict(),
             "fold_names": list(self.fold_names), "mean_score": _json_safe(self.mean_score),
             "std_score": _json_safe(self.std_score), "chance_level": _json_safe(self.chance_level),
             "meaningless": self.meaningless, "n_samples": self.n_samples, "n_voxels": self.n_voxels,
@@ -608,6 +613,7 @@ def _record_from_parts(metadata, arrays_blob: bytes, predictions_blob: bytes) ->
         label_column=str(metadata.get("label_column", "labels")),
         label_renames=_renames(metadata.get("label_renames", {})),
         run_column=None if run_column is None else str(run_column),
+        n_run_files=_count(metadata.get("n_run_files", 0), "n_run_files"),
         config=config,
         fold_scores=fold_scores.astype(np.float64),
         fold_names=[str(n) for n in fold_names],
@@ -642,10 +648,10 @@ def _renames(value) -> dict:
     return dict(value)
 
 
-def _count(value) -> int:
+def _count(value, field: str = "not_converged") -> int:
     """A stored count (earlier exports have none: 0); anything but a whole number is refused."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _invalid_history("field 'not_converged' is not a count")
+        raise _invalid_history(f"field {field!r} is not a count")
     return value
 
 

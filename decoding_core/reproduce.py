@@ -61,6 +61,7 @@ Data set: @@dataset_title@@ (@@dataset_name@@; digest @@dataset_digest@@).
 Usage
 -----
     python reproduce.py --func BOLD.nii.gz --labels LABELS.txt [--mask mask.nii.gz]
+    python reproduce.py --func RUN1.nii.gz RUN2.nii.gz ... --labels LABELS.txt   # one file per run
     python reproduce.py --haxby-dir ~/nilearn_data      # Haxby subjects, nilearn's layout
 
 The mask defaults to ``mask.nii.gz`` next to this script (the exact mask of the run).
@@ -305,8 +306,8 @@ def clean_by_run(X, runs, config, t_r, run_files):
     return X.astype(np.float32).astype(np.float64), np.concatenate(kept)
 
 
-def read_labels(path, label_column, run_column):
-    """The labels table: CSV, TSV or whitespace separated (sniffed from the first line)."""
+def read_table(path):
+    """A labels table: CSV, TSV or whitespace separated (sniffed from the first line)."""
     first_line = Path(path).read_text(errors="replace").splitlines()[0]
     if "\t" in first_line:
         table = pd.read_csv(path, sep="\t")
@@ -315,6 +316,12 @@ def read_labels(path, label_column, run_column):
     else:
         table = pd.read_csv(path, sep=r"\s+")
     table.columns = [str(c).strip() for c in table.columns]
+    return table
+
+
+def read_labels(path, label_column, run_column):
+    """The labels and (with ``run_column``) the runs of the labels table at ``path``."""
+    table = read_table(path)
     labels = table[label_column].to_numpy(dtype=str)
     runs = None if run_column is None else table[run_column].to_numpy()
     return labels, runs
@@ -482,6 +489,37 @@ def runs_sha256(paths):
     return hashlib.sha256("\n".join(file_sha256(path) for path in paths).encode()).hexdigest()
 
 
+def join_run_files(funcs, tables):
+    """One image and one labels table from ``--func`` and ``--labels`` (lists of paths).
+
+    One file each: themselves. Several run files: joined in the order given into a
+    temporary image, as the app joined them, with their labels (one table for all
+    volumes, or one per run, joined in order); the data check digests the run files.
+    Returns (image, labels table, volumes per run or None).
+    """
+    import tempfile
+
+    from nilearn.image import concat_imgs, load_img
+
+    for path in (*funcs, *tables):
+        if not Path(path).is_file():
+            raise SystemExit(f"The file {path} does not exist.")
+    if len(funcs) == 1 and len(tables) == 1:
+        return funcs[0], tables[0], None
+    if len(tables) not in (1, len(funcs)):
+        raise SystemExit(f"Give one labels table, or one per run: {len(funcs)} run files and {len(tables)} tables.")
+    BIDS_READ["folder"] = tempfile.TemporaryDirectory(prefix="reproduce-runs-")  # removed at exit
+    BIDS_READ["run_files"] = list(funcs)
+    folder = Path(BIDS_READ["folder"].name)
+    run_lengths = [int(load_img(str(path)).shape[3]) for path in funcs]
+    joined = folder / "bold.nii.gz"
+    concat_imgs([str(path) for path in funcs]).to_filename(joined)
+    parts = [read_table(path) for path in tables]
+    labels = folder / "labels.tsv"
+    pd.concat(parts, ignore_index=True).to_csv(labels, sep="\t", index=False)
+    return joined, labels, run_lengths
+
+
 #: The run files read from a BIDS folder (the data check digests them, not the joined file), and the
 #: temporary folder of the joined runs (removed when the script ends).
 BIDS_READ = {"run_files": None, "folder": None}
@@ -530,8 +568,10 @@ def load_bids_samples(root, selection, mask):
 def main(argv=None):
     here = Path(__file__).resolve().parent
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--func", type=Path, default=@@default_func@@, help="the 4D functional image")
-    parser.add_argument("--labels", type=Path, default=@@default_labels@@, help="the labels table (one row per volume)")
+    parser.add_argument("--func", type=Path, nargs="+", default=@@default_func@@,
+                        help="the 4D functional image, or one file per run in run order (runs come from the files)")
+    parser.add_argument("--labels", type=Path, nargs="+", default=@@default_labels@@,
+                        help="the labels table (one row per volume); with one file per run, it or one table per run")
     parser.add_argument("--mask", type=Path, default=here / "mask.nii.gz", help="the 3D decoding mask")
     parser.add_argument("--haxby-dir", type=Path, help="nilearn data directory holding haxby2001/subjN/ (Haxby runs)")
     parser.add_argument("--bids", type=Path, default=None if DATASET.get("bids") is None else Path(DATASET["bids"]["root"]),
@@ -544,6 +584,9 @@ def main(argv=None):
                              "(when the run regressed confounds)")
     args = parser.parse_args(argv)
     func, labels_path = args.func, args.labels
+    run_lengths = None
+    if func is not None and labels_path is not None:
+        func, labels_path, run_lengths = join_run_files(func, labels_path)
     if DATASET.get("bids") is not None and func is None:
         func, labels_path, t_r, run_files = load_bids_samples(args.bids, DATASET["bids"], args.mask)
         args.tr = t_r if args.tr is None else args.tr
@@ -575,7 +618,10 @@ def main(argv=None):
         warnings.simplefilter("ignore", FutureWarning)
         # The app keeps the masked matrix in float32 and fits every estimator on it as float64.
         X_all = masker.fit_transform(str(func)).astype(np.float32).astype(np.float64)
-    labels_all, runs_all = read_labels(labels_path, DATASET["label_column"], DATASET["run_column"])
+    labels_all, runs_all = read_labels(labels_path, DATASET["label_column"],
+                                       None if run_lengths is not None else DATASET["run_column"])
+    if run_lengths is not None:  # runs come from the files, as in the app
+        runs_all = np.repeat(np.arange(len(run_lengths)), run_lengths)
     # Condition names the app merged at the user's request ("Face" -> "face").
     renames = DATASET.get("label_renames") or {}
     labels_all = np.array([renames.get(label, label) for label in labels_all])
@@ -698,6 +744,10 @@ def _data_hint(record: RunRecord) -> str:
         return (f"Haxby et al. (2001), subject {subject}, as nilearn.datasets.fetch_haxby stores it:\n"
                 f"    python reproduce.py --haxby-dir ~/nilearn_data\n"
                 f"(or --func .../haxby2001/subj{subject}/bold.nii.gz --labels .../labels.txt).")
+    if record.n_run_files > 1:
+        return (f"Your own files, one per run: give the same {record.n_run_files} run files, in run order, and the "
+                "labels table (or one table per run, in run order) you loaded in the app:\n"
+                "    python reproduce.py --func RUN1.nii.gz RUN2.nii.gz ... --labels LABELS.txt")
     return ("Your own files: give the same functional image and labels table you loaded in the app:\n"
             "    python reproduce.py --func BOLD.nii.gz --labels LABELS.txt")
 
@@ -737,6 +787,7 @@ def build_script(record: RunRecord, func_sha256: str | None = None) -> str:
     dataset = {
         "name": record.dataset_name, "title": record.dataset_title, "digest": record.dataset_digest,
         "label_column": record.label_column, "run_column": record.run_column, "haxby_subject": subject,
+        "n_run_files": record.n_run_files,
         "label_renames": dict(record.label_renames), "bids": _bids_selection(record),
     }
     fills = {
@@ -856,7 +907,7 @@ def export_run_zip(result, dataset, record: RunRecord | None = None) -> bytes:
         record = RunRecord.from_result(result, dataset)
     try:  # remembered since the data set was loaded: no second pass over the file
         func_sha256 = nifti.file_digest(dataset.func_path)
-        if BidsSelection.from_name(dataset.name) is not None and dataset.run_files:
+        if dataset.run_files:
             # The script reads the run files, not the app's joined copy: their digest is the one it checks.
             func_sha256 = runs_sha256(dataset.run_files)
     except OSError:

@@ -451,3 +451,30 @@ def test_script_reproduces_a_run_on_merged_condition_names(tmp_path, haxby_vt_di
     folder = unpack(export_run_zip(result, dataset), tmp_path / "export")
     output = run_script_subprocess(folder, "--func", haxby_vt_dir / "bold_vt.nii.gz", "--labels", labels)
     assert output["match"] is True, output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tables", ["one", "per run"])
+def test_script_reproduces_a_run_on_one_file_per_run(tables, tmp_path, haxby_bids_dir, haxby_slice_dir):
+    """Runs uploaded as files (issue 12): the script joins them as the app did and checks their digest."""
+    from decoding_core.datasets import load_run_files
+
+    runs = sorted((haxby_bids_dir / "sub-1" / "func").glob("*_bold.nii.gz"))
+    labels = pd.read_csv(haxby_slice_dir / "labels.txt", sep=" ")
+    if tables == "one":
+        table_paths = [haxby_slice_dir / "labels.txt"]
+    else:
+        table_paths = []
+        for run, part in labels.groupby("chunks"):
+            table_paths.append(tmp_path / f"labels-{run}.tsv")
+            part[["labels"]].to_csv(table_paths[-1], sep="\t", index=False)
+    given = [path.read_bytes() for path in table_paths]
+    dataset = load_run_files(runs, given[0] if len(given) == 1 else given, mask=haxby_slice_dir / "mask.nii.gz",
+                             cache_dir=tmp_path / "joined")
+    result = decoding.run_decoding(dataset, DecodingConfig(mask_name="uploaded", standardize="run"))
+    folder = unpack(export_run_zip(result, dataset), tmp_path / "export")
+    assert "one per run" in (folder / "README.txt").read_text()
+    output = run_script_subprocess(folder, "--func", *runs, "--labels", *table_paths)
+    assert output["match"] is True, output["mismatch"]
+    assert_same_scores(output["fold_scores"], result.fold_scores)
+    assert output["data_read"]["func_sha256"] == output["data_recorded"]["func_sha256"]
