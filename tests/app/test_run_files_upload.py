@@ -160,3 +160,19 @@ def test_remove_all_forgets_the_stored_runs(run_files, slice_labels):
     assert at.session_state[state.PENDING_RUN_FILES] == []
     assert not any(path.exists() for path in paths)
     assert at.button(key=state.W_RUNS_LOAD).disabled
+
+
+@pytest.mark.parametrize("case", ["gzip_bomb_small_header", "gzip_bomb_single_member", "truncated_gzip",
+                                  "bad_crc", "random_bytes_gz_name", "3d_as_functional", "terabyte_header_gz"])
+def test_a_hostile_run_file_gets_a_clear_message_and_the_data_set_is_kept(case):
+    from tests.security.hostile import hostile_niftis
+
+    name, data = hostile_niftis()[case]
+    volumes = 20 if case in ("truncated_gzip", "bad_crc") else 10  # as the header says: the data are at fault
+    labels = ("labels.txt", b"labels\n" + b"face\ncat\n" * (volumes // 2), "text/plain")
+    at = start_app()
+    previous = at.session_state[state.DATASET]
+    upload_runs(at, [(f"run 1 {name}", data, "application/gzip")], [labels])
+    errors = error_texts(at)
+    assert any(f"run 1 {name}" in text for text in errors), errors
+    assert at.session_state[state.DATASET] is previous
