@@ -101,6 +101,22 @@ def upload_errors(source: str) -> dict:
             if role in SOURCE_UPLOAD_ROLES.get(source, ())}
 
 
+def stored_table_columns(entry, picker_key: str) -> list[str] | None:
+    """The columns of a stored labels table (None, with the error shown, when it cannot be read).
+
+    A new table may lack the column picked for the previous one: the picker ``picker_key``
+    then forgets it.
+    """
+    try:
+        columns = uploads.read_label_columns(uploads.read_pending_upload(session_token(), entry))
+    except Exception as err:
+        feedback.show_error(err, "reading the labels table")
+        return None
+    if st.session_state.get(picker_key) not in columns:
+        st.session_state.pop(picker_key, None)
+    return columns
+
+
 def draw_optional_image_boxes(stored: dict) -> None:
     """The mask and anatomy boxes (shared by both upload forms), each with its stored file."""
     for role, title, widget_label in (("mask", "Mask", "Mask (optional, 3D)"),
@@ -147,16 +163,8 @@ def draw_upload_form() -> None:
 
     label_column = run_column = None
     if stored.get("labels"):
-        try:
-            columns = uploads.read_label_columns(
-                uploads.read_pending_upload(st.session_state[state.SESSION_TOKEN], stored["labels"]))
-        except Exception as err:
-            feedback.show_error(err, "reading the labels table")
-            columns = None
+        columns = stored_table_columns(stored["labels"], state.W_LABEL_COLUMN)
         if columns:
-            # A new table may lack the column picked for the previous one.
-            if st.session_state.get(state.W_LABEL_COLUMN) not in columns:
-                st.session_state.pop(state.W_LABEL_COLUMN, None)
             run_options = ["(no runs)"] + columns
             if st.session_state.get(state.W_RUN_COLUMN) not in run_options:
                 st.session_state.pop(state.W_RUN_COLUMN, None)
@@ -236,14 +244,8 @@ def draw_run_files_form() -> None:
     runs, tables = st.session_state[state.PENDING_RUN_FILES], st.session_state[state.PENDING_RUN_LABELS]
     label_column = None
     if tables:
-        try:
-            columns = uploads.read_label_columns(uploads.read_pending_upload(session_token(), tables[0]))
-        except Exception as err:
-            feedback.show_error(err, "reading the labels table")
-            columns = None
+        columns = stored_table_columns(tables[0], state.W_RUNS_LABEL_COLUMN)
         if columns:
-            if st.session_state.get(state.W_RUNS_LABEL_COLUMN) not in columns:
-                st.session_state.pop(state.W_RUNS_LABEL_COLUMN, None)
             label_column = st.selectbox("Column with the conditions", columns, key=state.W_RUNS_LABEL_COLUMN,
                                         index=uploads.default_column(columns, "labels"))
     tr = st.number_input("TR in seconds (0 = read it from the images' headers)", min_value=0.0, max_value=60.0,

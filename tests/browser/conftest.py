@@ -233,6 +233,12 @@ def choose_option(page, label: str, option: str) -> None:
     wait_for_app(page)
 
 
+def dropzone(page, box_label: str):
+    """The file input of the upload box whose text contains ``box_label`` (for ``set_input_files``)."""
+    return page.locator("[data-testid='stFileUploader']").filter(has_text=box_label).locator(
+        "[data-testid='stFileUploaderDropzoneInput']")
+
+
 def download(page, button_label: str, target_dir: Path, timeout: int = RERUN_TIMEOUT_MS) -> Path:
     """Click the download button whose text contains ``button_label``; return the saved file.
 

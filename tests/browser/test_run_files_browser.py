@@ -21,11 +21,6 @@ RUN_TIMEOUT_MS = 120_000
 FUNC = "sub-1/func"
 
 
-def dropzone(page, box_label: str):
-    return page.locator("[data-testid='stFileUploader']").filter(has_text=box_label).locator(
-        "[data-testid='stFileUploaderDropzoneInput']")
-
-
 def test_run_files_upload_load_and_decode(page, helpers, haxby_bids_dir, haxby_slice_dir):
     runs = sorted((haxby_bids_dir / FUNC).glob("*_bold.nii.gz"))
     assert len(runs) == 12
@@ -35,14 +30,14 @@ def test_run_files_upload_load_and_decode(page, helpers, haxby_bids_dir, haxby_s
     helpers.wait_for_app(page)
 
     # In reverse order: the page puts them in run order by name.
-    dropzone(page, "4D images, one per run").set_input_files([str(path) for path in reversed(runs)])
+    helpers.dropzone(page, "4D images, one per run").set_input_files([str(path) for path in reversed(runs)])
     helpers.wait_for_app(page, timeout=RUN_TIMEOUT_MS)
     listed = page.get_by_text("Run files ready (12, in run order)")
     expect(listed).to_be_visible(timeout=RUN_TIMEOUT_MS)
     expect(listed).to_contain_text(f"first {runs[0].name}, last {runs[-1].name}")
-    dropzone(page, "Labels: one table for all volumes").set_input_files(str(haxby_slice_dir / "labels.txt"))
+    helpers.dropzone(page, "Labels: one table for all volumes").set_input_files(str(haxby_slice_dir / "labels.txt"))
     helpers.wait_for_app(page, timeout=RUN_TIMEOUT_MS)
-    dropzone(page, "Mask (optional").set_input_files(str(haxby_slice_dir / "mask.nii.gz"))
+    helpers.dropzone(page, "Mask (optional").set_input_files(str(haxby_slice_dir / "mask.nii.gz"))
     helpers.wait_for_app(page, timeout=RUN_TIMEOUT_MS)
 
     load = page.get_by_role("button", name="Load these 12 runs")

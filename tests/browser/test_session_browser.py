@@ -19,11 +19,6 @@ RUN_TIMEOUT_MS = 120_000
 UPLOADED_TITLE = "Your uploaded data set (bold_vt.nii.gz)"
 
 
-def dropzone(page, box_label: str):
-    return page.locator("[data-testid='stFileUploader']").filter(has_text=box_label).locator(
-        "[data-testid='stFileUploaderDropzoneInput']")
-
-
 def choose_upload_source(page, helpers) -> None:
     expander = page.get_by_text("Choose the data set", exact=True)
     if not page.get_by_text("Your own files (upload)").is_visible():
@@ -41,7 +36,7 @@ def put_files(page, helpers, haxby_vt_dir, *, func: bool = True, mask: bool = Tr
     if mask:
         boxes.append(("Mask (optional", "mask_vt.nii.gz"))
     for label, file_name in boxes:
-        dropzone(page, label).set_input_files(str(haxby_vt_dir / file_name))
+        helpers.dropzone(page, label).set_input_files(str(haxby_vt_dir / file_name))
         helpers.wait_for_app(page, timeout=RUN_TIMEOUT_MS)
 
 
