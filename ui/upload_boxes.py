@@ -142,10 +142,13 @@ def draw_refused_file(role: str, title: str, on_remove) -> None:
 
 # -- one 4D file per run ---------------------------------------------------------------------------
 #: The two multi-file boxes, by error key: the session-state list of their stored files, how
-#: each file is checked (a role of `uploads.UPLOAD_BOXES`), the uploader's and its Remove button's keys.
+#: each file is checked (a role of `uploads.UPLOAD_BOXES`), the uploader's key, and the keys of
+#: its "Remove all" and "Go on without the refused files" buttons.
 RUN_BOXES = {
-    "run files": (state.PENDING_RUN_FILES, "4D image", state.W_UPLOAD_RUN_FILES, state.W_UPLOAD_RUN_FILES_CLEAR),
-    "run labels": (state.PENDING_RUN_LABELS, "labels", state.W_UPLOAD_RUN_LABELS, state.W_UPLOAD_RUN_LABELS_CLEAR),
+    "run files": (state.PENDING_RUN_FILES, "4D image", state.W_UPLOAD_RUN_FILES, state.W_UPLOAD_RUN_FILES_CLEAR,
+                  state.W_UPLOAD_RUN_FILES_DISMISS),
+    "run labels": (state.PENDING_RUN_LABELS, "labels", state.W_UPLOAD_RUN_LABELS, state.W_UPLOAD_RUN_LABELS_CLEAR,
+                   state.W_UPLOAD_RUN_LABELS_DISMISS),
 }
 
 
@@ -156,7 +159,7 @@ def take_run_uploads(box: str) -> None:
     content twice is kept once); each is checked as its kind wants (a 4D header, a
     readable table). Refused files are named in one error; the others are kept.
     """
-    key, role, widget_key, _ = RUN_BOXES[box]
+    key, role, widget_key, _, _ = RUN_BOXES[box]
     uploaded_files = [item for item in (st.session_state.get(widget_key) or []) if hasattr(item, "getvalue")]
     if not uploaded_files:
         return  # files already taken (Streamlit reports them as deleted), or the box was emptied
@@ -198,9 +201,16 @@ def clear_run_uploads(box: str) -> None:
 
 
 def draw_run_uploads(box: str, title: str) -> None:
-    """Under a run box: its stored files in run order (number, name, size) and a button to remove them."""
-    key, _, _, clear_key = RUN_BOXES[box]
+    """Under a run box: its stored files in run order (number, name, size) and a button to remove them.
+
+    When some of the files last put in the box were refused (their error shows below the
+    form and holds Load back), a button lets the user go on with the files that were kept.
+    """
+    key, _, _, clear_key, dismiss_key = RUN_BOXES[box]
     entries = st.session_state[key]
+    if box in st.session_state[state.UPLOAD_ERRORS]:
+        st.button("Go on without the refused files", key=dismiss_key, on_click=set_upload_error, args=(box, None),
+                  help="Their errors are shown below; the files kept above stay.")
     if not entries:
         return
     name_column, remove_column = st.columns([3, 1], vertical_alignment="center")

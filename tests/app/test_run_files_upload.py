@@ -121,6 +121,11 @@ def test_a_3d_file_among_the_runs_is_named_and_the_others_kept(run_files, haxby_
     assert [entry.name for entry in at.session_state[state.PENDING_RUN_FILES]] == [n for n, _, _ in run_files[:3]]
     assert at.button(key=state.W_RUNS_LOAD).disabled  # the refused file's error holds Load back
     assert at.session_state[state.DATASET] is previous
+    at.button(key=state.W_UPLOAD_RUN_FILES_DISMISS).click()
+    at.run()
+    assert not error_texts(at)
+    assert len(at.session_state[state.PENDING_RUN_FILES]) == 3  # the files kept stay
+    assert not at.button(key=state.W_RUNS_LOAD).disabled
 
 
 @pytest.mark.parametrize("case, expected", [
