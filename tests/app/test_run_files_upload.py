@@ -181,3 +181,24 @@ def test_a_hostile_run_file_gets_a_clear_message_and_the_data_set_is_kept(case):
     errors = error_texts(at)
     assert any(f"run 1 {name}" in text for text in errors), errors
     assert at.session_state[state.DATASET] is previous
+
+
+def test_a_reload_keeps_the_run_files_waiting_in_their_boxes(run_files, slice_labels, haxby_slice_dir, monkeypatch):
+    from ui import session
+
+    first = upload_runs(start_app(), run_files[:3], [("labels.tsv", _table_bytes(slice_labels), "text/plain")],
+                        load=False)
+    token = first.session_state[state.SESSION_TOKEN]
+    kept = [entry.name for entry in first.session_state[state.PENDING_RUN_FILES]]
+    assert len(kept) == 3
+    # The reload: a new session whose browser cookie names the first one (as in test_session_resume).
+    monkeypatch.setattr(session, "_cookie_token", lambda: token)
+    second = start_app()
+    assert second.session_state[state.SESSION_TOKEN] == token
+    second.radio(key=state.W_SOURCE).set_value("runs")
+    second.run()
+    assert_no_traceback(second)
+    assert [entry.name for entry in second.session_state[state.PENDING_RUN_FILES]] == kept
+    assert all(entry.path.is_file() for entry in second.session_state[state.PENDING_RUN_FILES])
+    assert [entry.name for entry in second.session_state[state.PENDING_RUN_LABELS]] == ["labels.tsv"]
+    assert not second.button(key=state.W_RUNS_LOAD).disabled  # ready to load, nothing to upload again
