@@ -195,6 +195,8 @@ def draw_upload_form() -> None:
 def load_run_files(label_column: str, tr: float | None) -> None:
     """Load the stored run files and labels as the session's data set; on failure keep the one in use."""
     stored = st.session_state[state.PENDING_UPLOADS]
+    # Only the mask and anatomy boxes are shared with the one-file form (not its labels table).
+    names = {role: entry.name for role, entry in stored.items() if role in ("mask", "anatomy")}
     token = session_token()
     with st.status("Checking and joining your runs...", expanded=True) as status:
         bar = st.progress(0.0, text="Joining the runs")
@@ -208,12 +210,10 @@ def load_run_files(label_column: str, tr: float | None) -> None:
             status.update(label="Your runs could not be loaded", state="error", expanded=False)
             message = str(err) if isinstance(err, DecodingInputError) else (
                 f"Your runs could not be loaded: {type(err).__name__}: {err}")
-            names = {role: entry.name for role, entry in stored.items()}
             st.session_state[state.LOAD_ERROR] = uploads.with_upload_names(message, names)
             return
         status.update(label="Your runs are loaded", state="complete", expanded=False)
     runs, tables = st.session_state[state.PENDING_RUN_FILES], st.session_state[state.PENDING_RUN_LABELS]
-    names = {role: entry.name for role, entry in stored.items() if role in ("mask", "anatomy")}
     datasets.adopt_dataset(dataset, "upload", {
         **names, "4D image": f"{len(runs)} run files", "run files": [entry.name for entry in runs],
         "run labels": [entry.name for entry in tables]})

@@ -266,14 +266,25 @@ def _write_upload_folder(folder: Path, source: Path, func_sha256: str, labels_by
                          mask_bytes: bytes | None, anat_bytes: bytes | None) -> dict:
     """Put the uploads in ``folder`` under the app's own names; returns their paths by role."""
     folder.mkdir(parents=True, exist_ok=True)
-    with open(source, "rb") as handle:
-        magic = handle.read(2)
-    stored = {"func": folder / _nifti_file_name("func", magic), "labels": folder / "labels.txt",
-              "mask": None, "anat": None}
-    _link_or_copy(source, stored["func"])
-    # Hashed when it was stored: spare `load_files` reading 300 MB again.
-    remember_file_digest(stored["func"], func_sha256)
+    stored = {"func": _link_stored_image(source, folder, "func", func_sha256), "labels": folder / "labels.txt"}
     stored["labels"].write_bytes(labels_bytes)
+    stored.update(_write_mask_and_anatomy(folder, mask_bytes, anat_bytes))
+    return stored
+
+
+def _link_stored_image(source: Path, folder: Path, stem: str, sha256: str) -> Path:
+    """A stored 4D upload linked into ``folder`` as ``<stem>.nii[.gz]``, its digest remembered."""
+    with open(source, "rb") as handle:
+        target = folder / _nifti_file_name(stem, handle.read(2))
+    _link_or_copy(source, target)
+    # Hashed when it was stored: spare `load_files` reading hundreds of MB again.
+    remember_file_digest(target, sha256)
+    return target
+
+
+def _write_mask_and_anatomy(folder: Path, mask_bytes: bytes | None, anat_bytes: bytes | None) -> dict:
+    """The uploaded mask and anatomy in ``folder`` under the app's names: {"mask", "anat"} -> path or None."""
+    stored = {"mask": None, "anat": None}
     for role, data in (("mask", mask_bytes), ("anat", anat_bytes)):
         if data:
             stored[role] = folder / _nifti_file_name(role, data)
@@ -358,9 +369,14 @@ def with_upload_names(message: str, names: dict) -> str:
     """
     for role, stem in _STORED_UPLOAD_STEMS.items():
         if role in names:
-            message = re.sub(rf"(')?(?<![\w/.-]){stem}\.(?:nii\.gz|nii|txt)(?![\w.])(?(1)')",
-                             lambda _match, name=names[role]: f"'{name}'", message)
+            message = _say_user_name(message, stem, names[role])
     return message
+
+
+def _say_user_name(message: str, stem: str, name: str) -> str:
+    """``message`` with the app's stored file ``<stem>.nii[.gz]`` or ``<stem>.txt`` called ``'name'``."""
+    return re.sub(rf"(')?(?<![\w/.-]){re.escape(stem)}\.(?:nii\.gz|nii|txt)(?![\w.])(?(1)')",
+                  lambda _match: f"'{name}'", message)
 
 
 def read_label_columns(labels_bytes: bytes) -> list[str]:
@@ -406,26 +422,15 @@ def _run_files_digest(run_entries, labels_bytes: list, mask_bytes, anat_bytes, s
 def _write_run_files_folder(folder: Path, sources: list[Path], run_entries, mask_bytes, anat_bytes) -> dict:
     """The run files (hard links, named ``run-01.nii.gz`` ...), the mask and the anatomy in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    runs = []
-    for number, (source, entry) in enumerate(zip(sources, run_entries), start=1):
-        with open(source, "rb") as handle:
-            target = folder / _nifti_file_name(f"run-{number:02d}", handle.read(2))
-        _link_or_copy(source, target)
-        remember_file_digest(target, entry.sha256)
-        runs.append(target)
-    stored = {"runs": runs, "mask": None, "anat": None}
-    for role, data in (("mask", mask_bytes), ("anat", anat_bytes)):
-        if data:
-            stored[role] = folder / _nifti_file_name(role, data)
-            stored[role].write_bytes(data)
-    return stored
+    runs = [_link_stored_image(source, folder, f"run-{number:02d}", entry.sha256)
+            for number, (source, entry) in enumerate(zip(sources, run_entries), start=1)]
+    return {"runs": runs, **_write_mask_and_anatomy(folder, mask_bytes, anat_bytes)}
 
 
 def with_run_file_names(message: str, run_entries) -> str:
     """Say the user's run file names in a message naming the app's copies (``run-01.nii.gz`` ...)."""
     for number, entry in enumerate(run_entries, start=1):
-        message = re.sub(rf"(')?(?<![\w/.-])run-{number:02d}\.(?:nii\.gz|nii)(?![\w.])(?(1)')",
-                         lambda _match, name=entry.name: f"'{name}'", message)
+        message = _say_user_name(message, f"run-{number:02d}", entry.name)
     return message
 
 
@@ -477,15 +482,14 @@ def load_run_file_uploads(session_token: str, run_entries, labels_entries, *, la
                 title="Your uploaded runs", cache_dir=folder / "joined", progress=progress,
             )
             dataset.read_background()
-            return dataset
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
+        return dataclasses.replace(dataset, source=with_run_file_names(dataset.source, run_entries),
+                                   description=with_run_file_names(dataset.description, run_entries))
 
     try:
-        dataset = session_store().get_or_compute(("datasets", "upload-runs", session_token, upload_digest),
-                                                 lambda: run_heavy(compute))
+        return session_store().get_or_compute(("datasets", "upload-runs", session_token, upload_digest),
+                                              lambda: run_heavy(compute))
     except DecodingInputError as err:
         raise DecodingInputError(with_run_file_names(str(err), run_entries)) from None
-    return dataclasses.replace(dataset, source=with_run_file_names(dataset.source, run_entries),
-                               description=with_run_file_names(dataset.description, run_entries))
