@@ -494,9 +494,12 @@ def _labels_per_run(labels, run_files, infos, label_column: str) -> pd.DataFrame
         tables = []
         for source, path, count in zip(labels, run_files, counts):
             try:
-                tables.append(read_labels_table(source, n_volumes=count))
+                table = read_labels_table(source, n_volumes=count)
+                if label_column not in table.columns:  # else the joined table would have empty labels
+                    raise _missing_column_error("label", label_column, table)
             except DecodingInputError as error:
                 raise DecodingInputError(f"The labels of the run {Path(path).name}: {error}") from None
+            tables.append(table)
         table = pd.concat(tables, ignore_index=True)
     else:
         table = read_labels_table(labels, n_volumes=sum(counts))

@@ -132,6 +132,7 @@ def test_a_3d_file_among_the_runs_is_named_and_the_others_kept(run_files, haxby_
     ("three tables", "one labels table per run: 12 run files and 3 labels tables"),
     ("short table", "rows"),
     ("other grid", "grid"),
+    ("a table without the column", "has no label column 'labels'"),
 ])
 def test_mismatched_files_give_a_clear_error_and_keep_the_data_set(
         case, expected, run_files, slice_labels, haxby_slice_dir, haxby_vt_dir):
@@ -142,6 +143,10 @@ def test_mismatched_files_give_a_clear_error_and_keep_the_data_set(
                   for n, (_, part) in enumerate(list(slice_labels.groupby("chunks"))[:3])]
     elif case == "short table":
         tables = [("labels.tsv", _table_bytes(slice_labels.iloc[:-5]), "text/plain")]
+    elif case == "a table without the column":
+        tables = [(f"labels {run:02d}.tsv", _table_bytes(part.rename(columns={"labels": "condition"})
+                                                          if run == 3 else part), "text/plain")
+                  for run, part in slice_labels.groupby("chunks")]
     else:
         runs[4] = ("vt run.nii.gz", (haxby_vt_dir / "bold_vt.nii.gz").read_bytes(), "application/gzip")
     at = start_app()
