@@ -35,9 +35,10 @@ from sklearn.svm import LinearSVC
 #: Most Newton steps per binary problem (about 10 on the real VT data; the count is finite).
 MAX_NEWTON_STEPS = 200
 
-#: Largest linear system solved (samples in the dual, voxels + 1 in the primal): 4000 x 4000
-#: doubles take 128 MB; above it both sides are larger and liblinear fits instead.
-MAX_SYSTEM_SIZE = 4000
+#: Largest linear system solved (samples in the dual, voxels + 1 in the primal). A dual fit
+#: holds the kernel and one system, 2 x 50 MB at 2500, per fold fitted at once (a shared
+#: server has 690 MB); above it on both sides liblinear fits instead.
+MAX_SYSTEM_SIZE = 2500
 
 #: Margins this close to 1 count as on the margin when the set of samples is compared:
 #: such a sample contributes nothing to the objective on either side.
