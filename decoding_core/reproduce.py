@@ -118,8 +118,10 @@ CONFOUND_NAMES = @@confound_names@@
 CONVERGENCE = {"not_converged": 0}
 
 
-def make_classifier(C):
-    """The run's linear classifier, built exactly as the app builds it."""
+def make_classifier(C, n_classes):
+    """The run's linear classifier for a fit on ``n_classes`` classes, as the app fits it."""
+    if n_classes == 2:
+        return @@binary_estimator_source@@
     return @@estimator_source@@
 
 
@@ -167,7 +169,7 @@ def screened_fit(X, y, C, percentile):
     screening = make_screening(percentile)
     if screening is not None:
         X = fit_quietly(screening, X, y).transform(X)
-    return screening, fit_quietly(make_classifier(C), X, y)
+    return screening, fit_quietly(make_classifier(C, len(np.unique(y))), X, y)
 
 
 def choose_C(X, y, groups, config):
@@ -198,7 +200,7 @@ def one_vs_rest_svc(classifier, X_train, y_train, C):
     training fold, whose decision values give the ROC AUC (as the app does); else None."""
     if not isinstance(classifier, SVC) or len(classifier.classes_) <= 2:
         return None
-    return fit_quietly(OneVsRestClassifier(make_classifier(C)), X_train, y_train)
+    return fit_quietly(OneVsRestClassifier(make_classifier(C, 2)), X_train, y_train)
 
 
 def make_splits(config, labels, runs):
@@ -804,6 +806,8 @@ def build_script(record: RunRecord, func_sha256: str | None = None) -> str:
         "recorded_data": repr(_recorded_data(record, func_sha256)),
         "recorded_versions": repr({p: v for p, v in package_versions().items() if p in COMPARED_PACKAGES}),
         "estimator_source": ESTIMATORS[record.config.estimator].source.format(C="C"),
+        "binary_estimator_source": (ESTIMATORS[record.config.estimator].binary_source
+                                    or ESTIMATORS[record.config.estimator].source).format(C="C"),
         "scheme_source": CV_SCHEMES[record.config.cv].source,
         "confound_names": repr({name: CONFOUND_STRATEGIES[name].nilearn_name for name in record.config.confounds}),
         "default_func": None,

@@ -30,7 +30,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from decoding_core.decoding.choices import Choice
 from decoding_core.decoding.folds import available_cores
-from decoding_core.decoding.squared_hinge import fit_linear_svc, solves_exactly
+from decoding_core.decoding import binary_logistic, squared_hinge
 from decoding_core.errors import DecodingInputError
 from decoding_core.progress import ProgressCallback, share
 
@@ -52,11 +52,15 @@ class Estimator(Choice):
         Whether two fits may run side by side in one process and give the results they give
         one after the other. liblinear's are not: it draws its coordinate order from one
         random state shared by the whole process.
+    binary_source : str or None
+        Python source of the same fit on two classes, where `fit_classifier` reaches it
+        another way than ``make(C).fit`` (None: ``source``). The exported script uses it.
     """
 
     make: Callable[[float], ClassifierMixin]
     source: str
     fits_in_threads: bool = True
+    binary_source: str | None = None
 
 
 def _make_svc(C: float):
@@ -87,6 +91,8 @@ def _make_logistic_l2(C: float):
     # tol=1e-6: lbfgs's default 1e-4 stops where the ROC AUC still moves (3 classes of the
     # real VT data: 0.8909 against 0.8951 converged on one fold; 8 classes: 0.938 against
     # 0.934), and where a 1e-5 change of the data (nilearn's masking) moves it too.
+    # Two classes are fitted to the optimum by `binary_logistic` (Newton's method) instead;
+    # scikit-learn's newton-cholesky at tol=1e-10 gives the same answer (the binary source).
     return LogisticRegression(l1_ratio=0.0, solver="lbfgs", C=C, tol=1e-6, max_iter=10000)
 
 
@@ -127,9 +133,12 @@ ESTIMATORS = {
                   "LinearSVC(penalty='l1', loss='squared_hinge', dual=False, C={C}, tol=1e-5, "
                   "max_iter=20000, random_state=0)", fits_in_threads=False),
         Estimator("logistic_l2", "L2-penalised logistic regression",
-                  "Gives class probabilities; multinomial for more than two classes.",
+                  "Gives class probabilities; two classes fitted to the optimum (Newton's method), more "
+                  "with L-BFGS (multinomial).",
                   _make_logistic_l2,
-                  "LogisticRegression(l1_ratio=0.0, solver='lbfgs', C={C}, tol=1e-6, max_iter=10000)"),
+                  "LogisticRegression(l1_ratio=0.0, solver='lbfgs', C={C}, tol=1e-6, max_iter=10000)",
+                  binary_source="LogisticRegression(l1_ratio=0.0, solver='newton-cholesky', C={C}, "
+                                "tol=1e-10, max_iter=100)"),
         Estimator("logistic_l1", "L1-penalised logistic regression",
                   "Sparse weights and class probabilities (liblinear); one-vs-rest for more than two "
                   "classes, its probabilities normalised over the classes.",
@@ -403,13 +412,16 @@ def fit_classifier(classifier, X, y, progress: ProgressCallback | None = None):
 
     A linear SVC is fitted through its precomputed kernel (`_fit_svc_on_kernel`), a
     squared-hinge LinearSVC to its exact optimum (`squared_hinge.fit_linear_svc`, progress
-    per class), a one-vs-rest classifier by `fit_one_vs_rest` (classes in threads, progress
-    per class), anything else by its own ``fit``.
+    per class), a two-class L2 logistic regression to its optimum by Newton's method
+    (`binary_logistic.fit_binary_logistic`), a one-vs-rest classifier by `fit_one_vs_rest`
+    (classes in threads, progress per class), anything else by its own ``fit``.
     """
     if _is_linear_svc(classifier):
         return _fit_svc_on_kernel(classifier, X, y)
-    if solves_exactly(classifier):
-        return fit_linear_svc(classifier, X, y, progress)
+    if squared_hinge.solves_exactly(classifier):
+        return squared_hinge.fit_linear_svc(classifier, X, y, progress)
+    if binary_logistic.solves_exactly(classifier, X, y):
+        return binary_logistic.fit_binary_logistic(classifier, X, y)
     if isinstance(classifier, OneVsRestClassifier):
         return fit_one_vs_rest(classifier, X, y, progress)
     return classifier.fit(X, y)

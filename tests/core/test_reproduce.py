@@ -20,7 +20,7 @@ import pytest
 from decoding_core import decoding, export
 from decoding_core.config import CV_SCHEMES, ESTIMATORS, DecodingConfig
 from decoding_core.datasets import load_files
-from decoding_core.decoding.estimators import _inner_splitter
+from decoding_core.decoding.estimators import _inner_splitter, coefficients, fit_classifier
 from decoding_core.history import RunRecord, SQLiteRunStore
 from decoding_core.reproduce import build_script, export_data, export_record_zip, export_run_zip
 
@@ -305,10 +305,25 @@ def test_script_imports_only_nilearn_scikit_learn_and_their_dependencies(script_
 @pytest.mark.parametrize("estimator", list(ESTIMATORS))
 @pytest.mark.parametrize("C", [0.001, 1.0, 37.5])
 def test_script_builds_the_same_classifiers(script_for, estimator, C):
-    ours = script_for(estimator=estimator).make_classifier(C)
+    ours = script_for(estimator=estimator).make_classifier(C, 3)
     theirs = decoding.make_classifier(estimator, C)
     assert type(ours) is type(theirs)
     assert plain_params(ours) == plain_params(theirs)
+
+
+@pytest.mark.parametrize("estimator", list(ESTIMATORS))
+def test_script_fits_two_classes_to_the_apps_answer(script_for, estimator):
+    # The app fits some two-class problems by Newton's method (L2 SVM, L2 logistic
+    # regression): the script's scikit-learn fit must land on the same optimum.
+    rng = np.random.default_rng(0)
+    y = np.repeat(["cat", "face"], 40)
+    X = rng.normal(size=(80, 30)) + 0.7 * (y == "face")[:, None]
+    X_test = rng.normal(size=(40, 30))
+    script = script_for(estimator=estimator)
+    ours = script.make_classifier(1.0, 2).fit(X, y)
+    theirs = fit_classifier(decoding.make_classifier(estimator, 1.0), X, y)
+    np.testing.assert_allclose(coefficients(ours), coefficients(theirs), rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(ours.predict(X_test), theirs.predict(X_test))
 
 
 def test_script_screens_and_tunes_as_decoding_does(script_module):

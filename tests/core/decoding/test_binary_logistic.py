@@ -1,0 +1,98 @@
+"""Two-class L2 logistic regression fitted by Newton's method equals scikit-learn's (issue 13)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import LeaveOneGroupOut, cross_val_predict
+
+from decoding_core import masking
+from decoding_core.config import ESTIMATORS, DecodingConfig
+from decoding_core.datasets import load_files
+from decoding_core.decoding import binary_logistic, decode, make_classifier
+from decoding_core.decoding.binary_logistic import fit_binary_logistic, solve_binary_logistic
+from decoding_core.decoding.estimators import fit_classifier
+
+
+@pytest.fixture(scope="module")
+def vt_masked(haxby_vt_dir):
+    dataset = load_files(haxby_vt_dir / "bold_vt.nii.gz", haxby_vt_dir / "labels.txt",
+                         mask=haxby_vt_dir / "mask_vt.nii.gz")
+    return masking.mask_dataset(dataset, next(iter(dataset.masks)), standardize=True)
+
+
+def selection(masked, conditions):
+    selected = masking.select_conditions(masked, conditions)
+    return (np.asarray(selected.X, dtype=np.float64), np.asarray(selected.labels).astype(str),
+            np.asarray(selected.runs))
+
+
+def newton_cholesky(C):
+    """scikit-learn's own Newton solver, far past the tolerance: the exported script's fit."""
+    return eval(ESTIMATORS["logistic_l2"].binary_source.format(C=C), {"LogisticRegression": LogisticRegression})
+
+
+@pytest.mark.parametrize("form", ["dual", "primal"])
+@pytest.mark.parametrize("C", [0.001, 1.0, 100.0])
+def test_face_vs_cat_equals_scikit_learns_newton_cholesky(vt_masked, monkeypatch, form, C):
+    X, y, runs = selection(vt_masked, ("face", "cat"))
+    train, test = next(LeaveOneGroupOut().split(X, y, runs))
+    monkeypatch.setattr(binary_logistic, "choose_form", lambda n_samples, n_features: form)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        ours = fit_binary_logistic(make_classifier("logistic_l2", C), X[train], y[train])
+        theirs = newton_cholesky(C).fit(X[train], y[train])
+    np.testing.assert_array_equal(ours.classes_, theirs.classes_)
+    np.testing.assert_allclose(ours.coef_, theirs.coef_, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(ours.intercept_, theirs.intercept_, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(ours.predict_proba(X[test]), theirs.predict_proba(X[test]), atol=1e-10)
+    assert ours.n_iter_[0] < 20
+
+
+@pytest.mark.parametrize("form", ["dual", "primal"])
+def test_the_answer_meets_the_optimality_conditions(form):
+    # Independent of scikit-learn: the gradient vanishes, the intercept's unpenalised.
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(50, 20))
+    y = (X[:, 0] + rng.normal(size=50) > 0).astype(float)
+    solution = solve_binary_logistic(X, y, 3.0, form=form)
+    probability = 1 / (1 + np.exp(-(X @ solution.coef + solution.intercept)))
+    assert solution.converged
+    np.testing.assert_allclose(solution.coef + 3.0 * X.T @ (probability - y), 0.0, atol=1e-9)
+    assert abs(np.sum(probability - y)) < 1e-9
+
+
+def test_more_than_two_classes_keep_lbfgs(vt_masked):
+    X, y, _ = selection(vt_masked, ("face", "cat", "house"))
+    assert not binary_logistic.solves_exactly(make_classifier("logistic_l2"), X, y)
+    assert binary_logistic.solves_exactly(make_classifier("logistic_l2"), X[y != "house"], y[y != "house"])
+    assert not binary_logistic.solves_exactly(make_classifier("logistic_l1"), X[y != "house"], y[y != "house"])
+    fitted = fit_classifier(make_classifier("logistic_l2"), X, y)
+    assert fitted.n_iter_[0] > 50  # L-BFGS iterations, not Newton steps
+
+
+def test_a_step_cap_short_of_the_optimum_warns(vt_masked):
+    X, y, _ = selection(vt_masked, ("face", "cat"))
+    classifier = make_classifier("logistic_l2").set_params(max_iter=2)
+    with pytest.warns(ConvergenceWarning, match="stopped at 2 steps"):
+        fit_classifier(classifier, X, y)
+    assert classifier.n_iter_[0] == 2
+
+
+def test_decode_equals_scikit_learn_fold_by_fold(vt_masked):
+    X, y, runs = selection(vt_masked, ("face", "cat"))
+    config = DecodingConfig(mask_name=vt_masked.mask_name, conditions=("face", "cat"),
+                            estimator="logistic_l2", scoring="roc_auc")
+    result = decode(vt_masked, config)
+    probabilities = cross_val_predict(newton_cholesky(1.0), X, y, groups=runs, cv=LeaveOneGroupOut(),
+                                      method="predict_proba")
+    from sklearn.metrics import roc_auc_score
+
+    expected = [roc_auc_score(y[test] == "face", probabilities[test, 1])
+                for _, test in LeaveOneGroupOut().split(X, y, runs)]
+    np.testing.assert_allclose(result.fold_scores, expected, rtol=0, atol=1e-12)
+    assert result.not_converged == 0
