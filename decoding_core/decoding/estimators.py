@@ -11,7 +11,7 @@ import threading
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -49,9 +49,9 @@ class Estimator(Choice):
     source : str
         The same constructor as Python source, with ``{C}`` for C (for the exported script).
     fits_in_threads : bool
-        Whether two fits may run side by side in one process and give the results they give
-        one after the other. liblinear's are not: it draws its coordinate order from one
-        random state shared by the whole process.
+        Whether the folds gain from being fitted side by side in threads. liblinear's do
+        not: its fits take turns (one random state for the whole process, reseeded by each
+        fit; `_fits_with_liblinear`).
     binary_source : str or None
         Python source of the same fit on two classes, where `fit_classifier` reaches it
         another way than ``make(C).fit`` (None: ``source``). The exported script uses it.
@@ -382,6 +382,18 @@ def _class_threads(n_classes: int) -> int:
     return max(1, min(n_classes, available_cores(), MAX_CLASS_THREADS))
 
 
+def _fits_with_liblinear(classifier) -> bool:
+    """Whether ``classifier.fit`` runs liblinear.
+
+    liblinear reseeds one random state for the whole process at the start of each fit and
+    draws its coordinate order from it: two fits at once (folds, or two sessions of the
+    app) would interleave their draws. Its fits take turns (`squared_hinge.LIBLINEAR_LOCK`),
+    so each gives the result it gives alone.
+    """
+    return isinstance(classifier, LinearSVC) or (
+        isinstance(classifier, LogisticRegression) and classifier.solver == "liblinear")
+
+
 def _is_linear_svc(classifier) -> bool:
     return type(classifier) is SVC and classifier.kernel == "linear"
 
@@ -422,6 +434,9 @@ def fit_classifier(classifier, X, y, progress: ProgressCallback | None = None):
         return squared_hinge.fit_linear_svc(classifier, X, y, progress)
     if binary_logistic.solves_exactly(classifier, X, y):
         return binary_logistic.fit_binary_logistic(classifier, X, y)
+    if _fits_with_liblinear(classifier):
+        with squared_hinge.LIBLINEAR_LOCK:
+            return classifier.fit(X, y)
     if isinstance(classifier, OneVsRestClassifier):
         return fit_one_vs_rest(classifier, X, y, progress)
     return classifier.fit(X, y)
@@ -452,12 +467,12 @@ def fit_one_vs_rest(one_vs_rest: OneVsRestClassifier, X, y,
         column = columns[index]
         if kernel is not None and len(np.unique(column)) == 2:
             return _fit_svc_on_kernel(clone(one_vs_rest.estimator), X, column, kernel)
-        return _fit_binary(one_vs_rest.estimator, X, column, fit_params={},
-                           classes=[f"not {classes[index]}", classes[index]])
+        with squared_hinge.LIBLINEAR_LOCK if _fits_with_liblinear(one_vs_rest.estimator) else nullcontext():
+            return _fit_binary(one_vs_rest.estimator, X, column, fit_params={},
+                               classes=[f"not {classes[index]}", classes[index]])
 
     estimators = [None] * len(columns)
-    # liblinear draws its coordinate order from one random state shared by the whole
-    # process: classes fitted side by side would interleave their draws (other results).
+    # liblinear's fits take turns (`_fits_with_liblinear`): threads would only wait.
     threads = _class_threads(len(columns)) if kernel is not None else 1
     with ThreadPoolExecutor(max_workers=threads) as pool:
         futures = {pool.submit(fit_one, index): index for index in range(len(columns))}

@@ -127,3 +127,28 @@ def test_outcomes_keep_the_order_of_the_folds():
 def test_blas_runs_on_one_thread_within_the_context():
     with single_blas_thread():
         assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
+
+
+def test_liblinear_fits_in_threads_give_the_results_they_give_alone(masked):
+    # liblinear reseeds one process-wide random state per fit and draws its coordinate
+    # order from it: fits at once (two sessions of the app) must take turns.
+    from sklearn.base import clone
+
+    from decoding_core.decoding import make_classifier
+    from decoding_core.decoding.estimators import coefficients, fit_classifier
+
+    X, y = np.asarray(masked.X, dtype=np.float64), np.asarray(masked.labels).astype(str)
+    templates = [make_classifier("svm_l1", 1.0), make_classifier("logistic_l1", 1.0)]
+    alone = [coefficients(fit_classifier(clone(t), X, y)) for t in templates]
+    together = [None] * 4
+
+    def fit(slot):
+        together[slot] = coefficients(fit_classifier(clone(templates[slot % 2]), X, y))
+
+    threads = [threading.Thread(target=fit, args=(slot,)) for slot in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for slot in range(4):
+        np.testing.assert_array_equal(together[slot], alone[slot % 2])
