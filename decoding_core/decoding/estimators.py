@@ -454,9 +454,11 @@ def fit_one_vs_rest(one_vs_rest: OneVsRestClassifier, X, y,
     """
     from sklearn.multiclass import _fit_binary  # the binary fit OneVsRestClassifier.fit uses
 
-    binarizer = LabelBinarizer(sparse_output=True)
-    columns = [column.toarray().ravel() for column in binarizer.fit_transform(y).tocsc().T]
+    binarizer = LabelBinarizer(sparse_output=True).fit(y)
     classes = binarizer.classes_
+    # The columns of binarizer.transform(y), without its sparse round trip (a few ms a fit).
+    positives = classes[1:] if len(classes) == 2 else classes
+    columns = [(np.asarray(y) == positive).astype(int) for positive in positives]
     X = np.asarray(X)
     kernel = None
     if _is_linear_svc(one_vs_rest.estimator):

@@ -191,6 +191,17 @@ def test_one_vs_rest_fit_equals_scikit_learns_and_reports_each_class(base):
     assert seen[-1][1] == "one-vs-rest: 4 of 4 classes fitted"
 
 
+def test_one_vs_rest_fit_of_two_classes_equals_scikit_learns():
+    masked = make_masked(classes=("face", "cat"), n_voxels=40, signal=0.5, seed=6)
+    X, y = masked.X.astype(np.float64), masked.labels
+    base = decoding.make_classifier("logistic_l1").estimator
+    plain = OneVsRestClassifier(base).fit(X, y)
+    fast = fit_one_vs_rest(OneVsRestClassifier(base), X, y)
+    assert len(fast.estimators_) == len(plain.estimators_) == 1
+    np.testing.assert_array_equal(fast.estimators_[0].coef_, plain.estimators_[0].coef_)
+    np.testing.assert_array_equal(fast.predict_proba(X), plain.predict_proba(X))
+
+
 def test_tuned_fit_reports_each_inner_fit_then_the_refit():
     masked = make_masked(classes=("face", "cat", "house"), n_runs=4, n_voxels=30, seed=5)
     seen = []
