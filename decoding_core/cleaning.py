@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from decoding_core.choices import Choice
 from decoding_core.errors import DecodingInputError
 
 #: Columns processed at once by `clean_signals` (float64 work block).
@@ -35,28 +36,17 @@ TUTORIAL_CLEANING = {"standardize": SERIES, "detrend": NONE, "high_pass": None, 
 
 
 @dataclass(frozen=True)
-class CleaningChoice:
-    """One value a cleaning setting offers (the fields of `decoding_core.decoding.choices.Choice`).
-
-    Defined here rather than imported, because `decoding_core.decoding` imports masking,
-    which imports this module.
+class CleaningChoice(Choice):
+    """One value a cleaning setting offers: a `Choice`, for a confound strategy with its nilearn name.
 
     Attributes
     ----------
-    name : str
-        Key used by the configuration, the command line, links and exports.
-    title : str
-        Name shown to the user.
-    help : str
-        What it does.
     nilearn_name : str
         For a confound strategy: its name in ``nilearn.interfaces.fmriprep.load_confounds``.
     """
 
-    name: str
-    title: str
-    help: str
     nilearn_name: str = ""
+
 
 #: Where a z-score or a linear detrend is fitted.
 SCOPES = {

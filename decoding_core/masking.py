@@ -8,7 +8,6 @@ once, in chunks of volumes, keeping only the masked voxels of every mask.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 import dataclasses
 from dataclasses import dataclass, field
 

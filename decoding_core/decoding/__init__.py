@@ -19,7 +19,7 @@ The tables import nothing of the configuration, so `decoding_core.config` can
 check its settings against them.
 """
 
-from decoding_core.decoding.choices import Choice
+from decoding_core.choices import Choice
 from decoding_core.decoding.estimators import (
     DEFAULT_C_GRID,
     ESTIMATORS,

@@ -28,7 +28,7 @@ from sklearn.svm import SVC, LinearSVC
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from decoding_core.decoding.choices import Choice
+from decoding_core.choices import Choice
 from decoding_core.decoding.folds import available_cores
 from decoding_core.decoding import binary_logistic, squared_hinge
 from decoding_core.errors import DecodingInputError

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from decoding_core.decoding.choices import Choice
+from decoding_core.choices import Choice
 from decoding_core.decoding.estimators import label_score
 
 

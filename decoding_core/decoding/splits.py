@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.model_selection import KFold, LeaveOneGroupOut, StratifiedKFold
 
 from decoding_core._validation import as_labels, as_runs
-from decoding_core.decoding.choices import Choice
+from decoding_core.choices import Choice
 from decoding_core.errors import DecodingInputError
 
 if TYPE_CHECKING:  # the configuration imports this table to check itself
