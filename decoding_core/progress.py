@@ -75,13 +75,15 @@ def _now() -> float:
     return time.monotonic()
 
 
-def timed(progress: ProgressCallback | None, clock: Callable[[], float] | None = None) -> ProgressCallback | None:
+def timed(progress: ProgressCallback | None, clock: Callable[[], float] | None = None,
+          done_before: float = 0.0) -> ProgressCallback | None:
     """A callback that adds the time elapsed and an estimate of the time left to each message.
 
-    The estimate assumes the rest goes at the pace so far: ``elapsed * (1 - f) / f`` for
-    a fraction ``f`` done; it is left out for the first `ESTIMATE_AFTER_SECONDS` and
-    `ESTIMATE_AFTER_FRACTION`, and once the work is done. The clock starts when
-    `timed` is called.
+    The estimate assumes the rest goes at the pace so far: ``elapsed * (1 - f) / (f - d)``
+    for a fraction ``f`` done, ``d`` of it before the clock started (a run continued from
+    where it stopped); it is left out for the first `ESTIMATE_AFTER_SECONDS` and
+    `ESTIMATE_AFTER_FRACTION` of new work, and once the work is done. The clock starts
+    when `timed` is called.
 
     Parameters
     ----------
@@ -89,6 +91,8 @@ def timed(progress: ProgressCallback | None, clock: Callable[[], float] | None =
         ``progress(fraction, message)``; None gives None.
     clock : callable or None
         Seconds (default: ``time.monotonic``), for tests.
+    done_before : float, default=0.0
+        The fraction already done when the clock starts.
 
     Returns
     -------
@@ -103,6 +107,14 @@ def timed(progress: ProgressCallback | None, clock: Callable[[], float] | None =
     >>> step(0.25, "Fold 3 of 12")
     >>> seen
     ['Fold 3 of 12 (10 s elapsed, about 30 s left)']
+
+    A run continued at half way: 10 s for the next quarter leaves about 10 s.
+
+    >>> step = timed(lambda f, m: seen.append(m), clock=lambda: now[0], done_before=0.5)
+    >>> now[0] = 20.0
+    >>> step(0.75, "Permutation 750 of 1000")
+    >>> seen[-1]
+    'Permutation 750 of 1000 (10 s elapsed, about 10 s left)'
     """
     if progress is None:
         return None
@@ -116,8 +128,9 @@ def timed(progress: ProgressCallback | None, clock: Callable[[], float] | None =
             fraction = 0.0
         elapsed = clock() - started
         times = f"{format_duration(elapsed)} elapsed"
-        if 0.0 < fraction < 1.0 and elapsed >= ESTIMATE_AFTER_SECONDS and fraction >= ESTIMATE_AFTER_FRACTION:
-            times += f", about {format_duration(elapsed * (1.0 - fraction) / fraction)} left"
+        new_work = fraction - done_before
+        if 0.0 < fraction < 1.0 and elapsed >= ESTIMATE_AFTER_SECONDS and 0.0 < new_work >= ESTIMATE_AFTER_FRACTION:
+            times += f", about {format_duration(elapsed * (1.0 - fraction) / new_work)} left"
         progress(fraction, f"{message} ({times})" if message else times.capitalize())
 
     return timed_progress

@@ -85,9 +85,10 @@ stop_column.button("Stop", key=state.W_GROUP_STOP, on_click=stop_group, icon=":m
                    disabled=run is None or not run.running)
 
 if run is not None and run.running:
-    bar = st.progress(len(run.results) / run.total, text=f"Decoding {run.total} subjects")
+    done_before = len(run.results) / run.total
+    bar = st.progress(done_before, text=f"Decoding {run.total} subjects")
     try:
-        group.continue_group(run, progress=feedback.progress_bar_callback(bar))
+        group.continue_group(run, progress=feedback.progress_bar_callback(bar, done_before))
     except Exception as err:
         run.fail()
         feedback.show_error(err, "running the group")

@@ -244,11 +244,12 @@ def draw_significance(result, dataset) -> None:
     if run is not None and run.key != analysis.result_key(dataset, config):
         run = st.session_state[state.PERMUTATION_RESULT] = None
     if run is not None and run.running:
-        bar = st.progress(run.n_done / run.n_target, text="Permuting the labels")
+        done_before = run.n_done / run.n_target
+        bar = st.progress(done_before, text="Permuting the labels")
         try:
             # Chunks are stored as they finish, so Stop (which interrupts this run) keeps them.
             runs.continue_permutations(
-                run, dataset, config, progress=feedback.progress_bar_callback(bar),
+                run, dataset, config, progress=feedback.progress_bar_callback(bar, done_before),
                 should_stop=lambda: st.session_state[state.PERMUTATION_STOP],
             )
         except Exception as err:

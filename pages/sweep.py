@@ -98,7 +98,7 @@ if sweep is not None and sweep.running:
         bar = st.progress(done, text=f"Sweeping {SWEEPABLE[sweep.setting].title}")
         try:
             # Runs are stored as they finish, so Stop (which interrupts this script run) keeps them.
-            runs.continue_sweep(sweep, dataset, progress=feedback.progress_bar_callback(bar))
+            runs.continue_sweep(sweep, dataset, progress=feedback.progress_bar_callback(bar, done))
         except Exception as err:
             sweep.fail()
             feedback.show_error(err, "running the sweep")

@@ -88,12 +88,15 @@ def run_with_status(work: Callable[[ProgressCallback], object], *, label: str,
         return value, None
 
 
-def progress_bar_callback(bar) -> ProgressCallback:
+def progress_bar_callback(bar, done_before: float = 0.0) -> ProgressCallback:
     """A core progress callback that moves an ``st.progress`` bar, with the time elapsed and left.
 
     Parameters
     ----------
     bar : streamlit element returned by ``st.progress``
+    done_before : float, default=0.0
+        The fraction done before this script run (a run continued after Stop or a rerun):
+        the time left is estimated from this run's pace on the new work only.
 
     Returns
     -------
@@ -117,7 +120,7 @@ def progress_bar_callback(bar) -> ProgressCallback:
             shown["percent"], shown["message"] = percent, message
             bar.progress(fraction, text=str(message) if message else None)
 
-    return timed(progress)
+    return timed(progress, done_before=done_before)
 
 
 # -- the queue of heavy work -------------------------------------------------------------------

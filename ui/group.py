@@ -20,6 +20,7 @@ from decoding_core.config import DecodingConfig
 from decoding_core.datasets.simulated import SIMULATED_MASKS
 from decoding_core.errors import DecodingInputError
 from decoding_core.plotting.group import plot_group_forest
+from decoding_core.progress import share
 from ui import cache
 from ui.feedback import ProgressCallback, run_heavy
 
@@ -124,7 +125,9 @@ def continue_group(run: GroupRun, progress: ProgressCallback | None = None) -> N
     """Decode the run's remaining subjects, keeping each as it finishes; then its group result."""
     remaining = group.subjects_from_specs(run.specs[len(run.results):])
     if run.scheduler is not None and remaining:
-        results, _ = run_heavy(lambda: group.decode_on_cluster(remaining, run.config, run.scheduler, progress))
+        # The cluster reports over the remaining subjects; the bar is over all of them.
+        overall = share(progress, len(run.results) / run.total, 1.0)
+        results, _ = run_heavy(lambda: group.decode_on_cluster(remaining, run.config, run.scheduler, overall))
         run.results.extend(results)
     for subject in remaining if run.scheduler is None else ():
         if not run.running:

@@ -212,10 +212,11 @@ def draw_searchlight(result, dataset) -> None:
     if run is not None and run.key[1:3] != searchlight_key(dataset, config, run.radius)[1:3]:
         run = st.session_state[state.SEARCHLIGHT_RUN] = None  # made for another run or data set
     if run is not None and run.running:
-        bar = st.progress(0.0 if run.scored is None else float(run.scored.mean()), text="Scoring the spheres")
+        done_before = 0.0 if run.scored is None else float(run.scored.mean())
+        bar = st.progress(done_before, text="Scoring the spheres")
         try:
             # Chunks are stored as they finish, so Stop (which interrupts this run) keeps them.
-            continue_searchlight(run, dataset, config, progress=feedback.progress_bar_callback(bar),
+            continue_searchlight(run, dataset, config, progress=feedback.progress_bar_callback(bar, done_before),
                                  should_stop=lambda: st.session_state[state.SEARCHLIGHT_STOP])
         except Exception as err:
             run.fail()

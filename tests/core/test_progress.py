@@ -49,3 +49,23 @@ def test_no_estimate_from_nothing_done_whatever_the_thresholds(monkeypatch):
 def test_durations_read_as_a_person_says_them():
     assert [format_duration(s) for s in (0, 59.4, 60, 3599, 7260, -3)] == [
         "0 s", "59 s", "1 min 00 s", "59 min 59 s", "2 h 01 min", "0 s"]
+
+
+def test_a_continued_run_is_timed_on_its_new_work_only():
+    # Before: a permutation test continued at 60 % estimated 10 s * 0.3 / 0.7 = 4 s left.
+    now = [0.0]
+    seen = []
+    progress = timed(lambda fraction, message: seen.append(message), clock=lambda: now[0], done_before=0.6)
+    now[0] = 10.0
+    progress(0.7, "Permutation 700 of 1000")
+    assert seen == ["Permutation 700 of 1000 (10 s elapsed, about 30 s left)"]
+
+
+def test_no_estimate_before_new_work_whatever_the_thresholds(monkeypatch):
+    from decoding_core import progress as core_progress
+
+    monkeypatch.setattr(core_progress, "ESTIMATE_AFTER_SECONDS", 0.0)
+    monkeypatch.setattr(core_progress, "ESTIMATE_AFTER_FRACTION", 0.0)
+    seen = []
+    timed(lambda fraction, message: seen.append(message), clock=lambda: 5.0, done_before=0.4)(0.4, "Resumed")
+    assert seen == ["Resumed (0 s elapsed)"]
