@@ -15,13 +15,11 @@ and more than two classes (multinomial), keep scikit-learn's L-BFGS.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from scipy.special import expit, log1p
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
 from decoding_core.decoding.squared_hinge import choose_form
@@ -174,7 +172,9 @@ def fit_binary_logistic(classifier: LogisticRegression, X, y) -> LogisticRegress
     one row for ``classes_[1]``, ``intercept_``, ``classes_``, ``n_iter_`` as Newton
     steps, ``n_features_in_``), so its ``predict``, ``predict_proba`` and
     ``decision_function`` are scikit-learn's own; ``tol`` is not needed and ``max_iter``
-    caps the Newton steps (a ``ConvergenceWarning`` at the cap, as lbfgs warns).
+    caps the Newton steps. Where Newton's method stops at the cap or its Hessian cannot be
+    factorised (nearly separable classes with a huge C), the classifier's own ``fit``
+    (L-BFGS) fits it instead, and warns if it stops at its cap too.
 
     Parameters
     ----------
@@ -186,11 +186,14 @@ def fit_binary_logistic(classifier: LogisticRegression, X, y) -> LogisticRegress
     X = np.ascontiguousarray(X, dtype=np.float64)
     classes = np.unique(y)
     max_steps = max(1, min(MAX_NEWTON_STEPS, int(classifier.max_iter)))
-    solution = solve_binary_logistic(X, (np.asarray(y) == classes[1]).astype(float), float(classifier.C),
-                                     max_steps=max_steps)
-    if not solution.converged:
-        warnings.warn(f"Logistic regression's Newton method stopped at {max_steps} steps before its "
-                      "optimum.", ConvergenceWarning, stacklevel=2)
+    try:
+        solution = solve_binary_logistic(X, (np.asarray(y) == classes[1]).astype(float), float(classifier.C),
+                                         max_steps=max_steps)
+    except np.linalg.LinAlgError:  # a Hessian too ill-conditioned to factorise (huge C on raw data)
+        solution = None
+    if solution is None or not solution.converged:
+        # L-BFGS, as before this solver: it warns itself if it stops at its cap too.
+        return classifier.fit(X, y)
     classifier.coef_ = solution.coef.reshape(1, -1)
     classifier.intercept_ = np.array([solution.intercept])
     classifier.classes_ = classes

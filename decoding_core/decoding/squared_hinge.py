@@ -247,8 +247,9 @@ def fit_linear_svc(svc: LinearSVC, X, y, progress=None) -> LinearSVC:
     its ``predict`` and ``decision_function`` are LinearSVC's own. One binary problem for
     two classes (the second class positive, as liblinear's), one per class otherwise;
     ``tol`` is not needed; ``max_iter`` caps the Newton steps (with `MAX_NEWTON_STEPS`),
-    and a problem that reaches the cap warns with a ``ConvergenceWarning``, as liblinear does. Problems too large
-    for a Newton system are fitted by liblinear itself (`LIBLINEAR_LOCK`).
+    and a problem that reaches the cap warns with a ``ConvergenceWarning``, as liblinear
+    does. Problems too large for a Newton system, or whose system cannot be factorised,
+    are fitted by liblinear itself (`LIBLINEAR_LOCK`).
 
     Parameters
     ----------
@@ -272,8 +273,12 @@ def fit_linear_svc(svc: LinearSVC, X, y, progress=None) -> LinearSVC:
     solutions = []
     for index, positive in enumerate(positives, start=1):
         targets = np.where(y == positive, 1.0, -1.0)
-        solutions.append(solve_binary(X, targets, svc.C, intercept_scaling=scaling, form=form,
-                                      kernel=kernel, max_steps=max_steps))
+        try:
+            solutions.append(solve_binary(X, targets, svc.C, intercept_scaling=scaling, form=form,
+                                          kernel=kernel, max_steps=max_steps))
+        except np.linalg.LinAlgError:  # a system too ill-conditioned to factorise (huge C, raw data)
+            with LIBLINEAR_LOCK:
+                return svc.fit(X, y)
         if progress is not None and len(positives) > 1:
             progress(index / len(positives), f"one-vs-rest: {index} of {len(positives)} classes fitted")
     if not all(solution.converged for solution in solutions):

@@ -75,12 +75,27 @@ def test_more_than_two_classes_keep_lbfgs(vt_masked):
     assert fitted.n_iter_[0] > 50  # L-BFGS iterations, not Newton steps
 
 
-def test_a_step_cap_short_of_the_optimum_warns(vt_masked):
+def test_a_step_cap_short_of_the_optimum_falls_back_to_lbfgs_which_warns(vt_masked):
     X, y, _ = selection(vt_masked, ("face", "cat"))
     classifier = make_classifier("logistic_l2").set_params(max_iter=2)
-    with pytest.warns(ConvergenceWarning, match="stopped at 2 steps"):
+    with pytest.warns(ConvergenceWarning, match="lbfgs"):
         fit_classifier(classifier, X, y)
     assert classifier.n_iter_[0] == 2
+    plain = make_classifier("logistic_l2").set_params(max_iter=2)
+    with pytest.warns(ConvergenceWarning):
+        plain.fit(X, y)
+    np.testing.assert_array_equal(classifier.coef_, plain.coef_)
+
+
+def test_a_hessian_that_cannot_be_factorised_falls_back_to_lbfgs(vt_masked, monkeypatch):
+    X, y, _ = selection(vt_masked, ("face", "cat"))
+
+    def not_positive_definite(*args, **kwargs):
+        raise np.linalg.LinAlgError("not positive definite")
+
+    monkeypatch.setattr(binary_logistic, "cho_factor", not_positive_definite)
+    fitted = fit_classifier(make_classifier("logistic_l2", 1.0), X, y)
+    np.testing.assert_array_equal(fitted.coef_, make_classifier("logistic_l2", 1.0).fit(X, y).coef_)
 
 
 def test_decode_equals_scikit_learn_fold_by_fold(vt_masked):

@@ -111,6 +111,39 @@ def test_problems_too_large_for_a_newton_system_are_fitted_by_liblinear(vt_maske
     assert ours.n_iter_ == theirs.n_iter_ > 1  # liblinear's iterations, not Newton steps
 
 
+def test_a_system_that_cannot_be_factorised_falls_back_to_liblinear(vt_masked, monkeypatch):
+    X, y, _, _ = first_fold(vt_masked, ("face", "cat"))
+
+    def not_positive_definite(*args, **kwargs):
+        raise np.linalg.LinAlgError("not positive definite")
+
+    monkeypatch.setattr(squared_hinge, "cho_factor", not_positive_definite)
+    fitted = fit_linear_svc(make_classifier("svm_l2", 1.0), X, y)
+    np.testing.assert_array_equal(fitted.coef_, make_classifier("svm_l2", 1.0).fit(X, y).coef_)
+
+
+def test_raw_unstandardised_voxels_are_fitted_exactly(haxby_vt_dir):
+    # Raw BOLD values (hundreds to thousands) make the kernel's entries about 1e9.
+    dataset = load_files(haxby_vt_dir / "bold_vt.nii.gz", haxby_vt_dir / "labels.txt",
+                         mask=haxby_vt_dir / "mask_vt.nii.gz")
+    raw = masking.mask_dataset(dataset, next(iter(dataset.masks)), standardize=False)
+    X, y, _, _ = first_fold(raw, ("face", "cat"))
+    assert X.max() > 1000
+    C = 0.01
+    svc = fit_linear_svc(LinearSVC(C=C), X, y)  # liblinear does not converge here even at 1e6 iterations
+    # The optimality conditions (liblinear's objective: the intercept is a penalised weight).
+    targets = np.where(y == svc.classes_[1], 1.0, -1.0)
+    weights = np.append(svc.coef_.ravel(), svc.intercept_)
+    X_aug = np.hstack([X, np.ones((len(X), 1))])
+    residual = np.maximum(0.0, 1.0 - targets * (X_aug @ weights))
+    gradient = weights - 2 * C * X_aug.T @ (targets * residual)
+    # The two terms cancel to 1e-8 of their size: the kernel's entries are about 1e9, so its
+    # rounding (1e-16 of them) is about the size of the intercept's column of ones.
+    term_size = 2 * C * np.abs(X_aug).T @ residual
+    assert np.all(np.abs(gradient) <= 1e-8 * term_size.max())
+    assert np.mean(svc.predict(X) == y) > 0.9
+
+
 def test_one_class_is_refused_as_linear_svc_refuses_it():
     X = np.random.default_rng(0).normal(size=(10, 4))
     with pytest.raises(ValueError, match="at least 2 classes"):
