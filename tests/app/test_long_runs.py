@@ -35,7 +35,8 @@ def test_permutation_bar_shows_time_elapsed_and_left_and_stop_keeps_every_permut
                 run.stop()
             return self.bar.progress(fraction, text=text)
 
-    monkeypatch.setattr(feedback, "progress_bar_callback", lambda bar: real_callback(RecordingBar(bar)))
+    monkeypatch.setattr(feedback, "progress_bar_callback",
+                        lambda bar, done_before=0.0: real_callback(RecordingBar(bar), done_before))
     at = start_app()
     go_to(at, "configure.py")
     run_from_configure(at)
