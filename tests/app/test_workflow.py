@@ -396,3 +396,44 @@ def test_haxby_offline_says_so_and_offers_the_built_in_data_set(monkeypatch, tmp
     assert not at.error
     assert at.session_state[state.DATASET_SPEC] == "simulated"
     assert at.radio(key=state.W_SOURCE).value == "simulated"
+
+
+@pytest.mark.slow
+def test_the_newton_fitted_estimators_show_scikit_learns_converged_scores(haxby_vt_dir):
+    # The L2 SVM and two-class L2 logistic regression are fitted by the project's Newton
+    # solvers (issue 13); what Results shows must equal plain nilearn + scikit-learn.
+    import numpy as np
+    import pandas as pd
+    from nilearn.maskers import NiftiMasker
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import LeaveOneGroupOut, cross_val_score
+    from sklearn.svm import LinearSVC
+
+    labels_table = pd.read_csv(haxby_vt_dir / "labels.txt", sep=" ")
+    X = NiftiMasker(mask_img=str(haxby_vt_dir / "mask_vt.nii.gz"), standardize="zscore_sample",
+                    reports=False).fit_transform(str(haxby_vt_dir / "bold_vt.nii.gz"))
+    labels, runs = labels_table["labels"].to_numpy(dtype=str), labels_table["chunks"].to_numpy()
+
+    def independent(estimator, conditions, scoring):
+        keep = np.isin(labels, conditions)
+        return cross_val_score(estimator, X[keep], labels[keep], groups=runs[keep], cv=LeaveOneGroupOut(),
+                               scoring=scoring).mean()
+
+    at = start_app()
+    upload_files(at, *real_files(haxby_vt_dir))
+    cases = [
+        ("svm_l2", ["face", "house"], "accuracy", LinearSVC(tol=1e-5, max_iter=20_000, random_state=0)),
+        ("logistic_l2", ["face", "cat"], "roc_auc",
+         LogisticRegression(solver="newton-cholesky", tol=1e-8, max_iter=100)),
+    ]
+    for estimator, conditions, scoring, reference in cases:
+        go_to(at, "configure.py")
+        at.multiselect(key=state.W_CONDITIONS).set_value(conditions)
+        at.selectbox(key=state.W_ESTIMATOR).set_value(estimator)
+        at.selectbox(key=state.W_SCORING).set_value(scoring)
+        at.run()
+        result = run_from_configure(at)
+        assert result.config.estimator == estimator and result.not_converged == 0
+        expected = independent(reference, conditions, scoring)
+        assert float(metric_value(at, "Mean ")) == pytest.approx(expected, abs=5e-4)
+        assert result.mean_score == pytest.approx(expected, abs=1e-6)

@@ -193,6 +193,7 @@ REAL_CASES = {
     "L1 SVM, leave-one-run-out, ROC AUC": dict(estimator="svm_l1", scoring="roc_auc"),
     "logistic L2, three classes, ROC AUC": dict(estimator="logistic_l2", scoring="roc_auc",
                                                 conditions=("face", "cat", "house")),
+    "logistic L2, two classes (Newton), ROC AUC": dict(estimator="logistic_l2", scoring="roc_auc"),
     "logistic L1, hold-out, three classes": dict(estimator="logistic_l1", cv="holdout", holdout_size=54,
                                                  conditions=("face", "cat", "house")),
     "ridge, training data, ROC AUC": dict(estimator="ridge", cv="train", scoring="roc_auc"),

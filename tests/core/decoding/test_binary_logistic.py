@@ -31,8 +31,13 @@ def selection(masked, conditions):
             np.asarray(selected.runs))
 
 
-def newton_cholesky(C):
-    """scikit-learn's own Newton solver, far past the tolerance: the exported script's fit."""
+def newton_cholesky(C, tol=1e-10):
+    """scikit-learn's own Newton solver, far past the tolerance (it converges on these folds)."""
+    return LogisticRegression(l1_ratio=0.0, solver="newton-cholesky", C=C, tol=tol, max_iter=100)
+
+
+def script_classifier(C):
+    """The exported script's two-class fit (`Estimator.binary_source`)."""
     return eval(ESTIMATORS["logistic_l2"].binary_source.format(C=C), {"LogisticRegression": LogisticRegression})
 
 
@@ -98,16 +103,38 @@ def test_a_hessian_that_cannot_be_factorised_falls_back_to_lbfgs(vt_masked, monk
     np.testing.assert_array_equal(fitted.coef_, make_classifier("logistic_l2", 1.0).fit(X, y).coef_)
 
 
-def test_decode_equals_scikit_learn_fold_by_fold(vt_masked):
+@pytest.mark.parametrize("C", [0.001, 1.0])
+def test_decode_equals_the_exported_scripts_scikit_learn_fit_fold_by_fold(vt_masked, C):
     X, y, runs = selection(vt_masked, ("face", "cat"))
     config = DecodingConfig(mask_name=vt_masked.mask_name, conditions=("face", "cat"),
-                            estimator="logistic_l2", scoring="roc_auc")
+                            estimator="logistic_l2", scoring="roc_auc", C=C)
     result = decode(vt_masked, config)
-    probabilities = cross_val_predict(newton_cholesky(1.0), X, y, groups=runs, cv=LeaveOneGroupOut(),
-                                      method="predict_proba")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # the script's fit converges here
+        probabilities = cross_val_predict(script_classifier(C), X, y, groups=runs, cv=LeaveOneGroupOut(),
+                                          method="predict_proba")
     from sklearn.metrics import roc_auc_score
 
     expected = [roc_auc_score(y[test] == "face", probabilities[test, 1])
                 for _, test in LeaveOneGroupOut().split(X, y, runs)]
     np.testing.assert_allclose(result.fold_scores, expected, rtol=0, atol=1e-12)
     assert result.not_converged == 0
+
+
+def test_with_a_large_C_the_optimum_is_reached_where_scikit_learns_solvers_stop_short(vt_masked):
+    # C=100 on face vs cat: newton-cholesky's line search gives up (then L-BFGS), and
+    # lbfgs stops silently; the Newton fit's gradient is still at the rounding floor.
+    X, y, runs = selection(vt_masked, ("face", "cat"))
+    targets = (y == "face").astype(float)
+    for train, _ in list(LeaveOneGroupOut().split(X, y, runs))[:3]:
+        fitted = fit_classifier(make_classifier("logistic_l2", 100.0), X[train], y[train])
+        assert fitted.n_iter_[0] < 30
+        probability = fitted.predict_proba(X[train])[:, 1]
+        gradient = fitted.coef_.ravel() + 100.0 * X[train].T @ (probability - targets[train])
+        assert np.abs(gradient).max() < 1e-6
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            lbfgs = make_classifier("logistic_l2", 100.0).fit(X[train], y[train])
+        lbfgs_gradient = lbfgs.coef_.ravel() + 100.0 * X[train].T @ (lbfgs.predict_proba(X[train])[:, 1]
+                                                                      - targets[train])
+        assert np.abs(lbfgs_gradient).max() > 100 * np.abs(gradient).max()
