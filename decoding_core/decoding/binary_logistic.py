@@ -15,14 +15,12 @@ and more than two classes (multinomial), keep scikit-learn's L-BFGS.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from scipy.special import expit, log1p
 from sklearn.linear_model import LogisticRegression
 
-from decoding_core.decoding.squared_hinge import choose_form
+from decoding_core.decoding.squared_hinge import BinarySolution, choose_form
 
 #: Most Newton steps (about 10 on the real VT data).
 MAX_NEWTON_STEPS = 100
@@ -30,24 +28,6 @@ MAX_NEWTON_STEPS = 100
 #: A Newton step this small, relative to the weights, means the optimum is reached: the
 #: next would be about its square (quadratic convergence).
 STEP_TOLERANCE = 1e-10
-
-
-@dataclass(frozen=True)
-class LogisticSolution:
-    """A fitted two-class logistic regression.
-
-    Attributes
-    ----------
-    coef : ndarray of shape (n_features,)
-    intercept : float
-    n_steps : int
-    converged : bool
-    """
-
-    coef: np.ndarray
-    intercept: float
-    n_steps: int
-    converged: bool
 
 
 def solves_exactly(classifier, X, y) -> bool:
@@ -116,7 +96,7 @@ def _step_size(weights, intercept, decision, step_weights, step_intercept, step_
 
 
 def solve_binary_logistic(X, y, C: float, *, form: str = "auto", kernel=None,
-                          max_steps: int = MAX_NEWTON_STEPS) -> LogisticSolution:
+                          max_steps: int = MAX_NEWTON_STEPS) -> BinarySolution:
     """The minimiser of two-class L2 logistic regression (unpenalised intercept).
 
     Parameters
@@ -133,7 +113,7 @@ def solve_binary_logistic(X, y, C: float, *, form: str = "auto", kernel=None,
 
     Returns
     -------
-    LogisticSolution
+    BinarySolution
     """
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -154,15 +134,15 @@ def solve_binary_logistic(X, y, C: float, *, form: str = "auto", kernel=None,
         largest = max(np.abs(weights).max(initial=0.0), abs(intercept))
         if max(np.abs(step_weights).max(initial=0.0), abs(step_intercept)) <= STEP_TOLERANCE * (1 + largest):
             # this last full step leaves an error of about its square
-            return LogisticSolution(weights - step_weights, intercept - step_intercept, step, True)
+            return BinarySolution(weights - step_weights, intercept - step_intercept, step, True)
         step_decision = X @ step_weights + step_intercept
         size, candidate = _step_size(weights, intercept, decision, step_weights, step_intercept,
                                      step_decision, decrement, objective, y, C)
         if size is None:  # no decrease left although the step is not small: a flat objective
-            return LogisticSolution(weights, intercept, step, False)
+            return BinarySolution(weights, intercept, step, False)
         weights, intercept = weights - size * step_weights, intercept - size * step_intercept
         decision, objective = decision - size * step_decision, candidate
-    return LogisticSolution(weights, intercept, max_steps, False)
+    return BinarySolution(weights, intercept, max_steps, False)
 
 
 def fit_binary_logistic(classifier: LogisticRegression, X, y) -> LogisticRegression:

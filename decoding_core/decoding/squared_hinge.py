@@ -51,7 +51,7 @@ LIBLINEAR_LOCK = threading.Lock()
 
 @dataclass(frozen=True)
 class BinarySolution:
-    """One fitted one-vs-rest problem.
+    """One fitted two-class linear problem (a one-vs-rest class; `binary_logistic` too).
 
     Attributes
     ----------

@@ -12,17 +12,9 @@ from sklearn.model_selection import LeaveOneGroupOut, cross_val_predict
 
 from decoding_core import masking
 from decoding_core.config import ESTIMATORS, DecodingConfig
-from decoding_core.datasets import load_files
 from decoding_core.decoding import binary_logistic, decode, make_classifier
 from decoding_core.decoding.binary_logistic import fit_binary_logistic, solve_binary_logistic
 from decoding_core.decoding.estimators import fit_classifier
-
-
-@pytest.fixture(scope="module")
-def vt_masked(haxby_vt_dir):
-    dataset = load_files(haxby_vt_dir / "bold_vt.nii.gz", haxby_vt_dir / "labels.txt",
-                         mask=haxby_vt_dir / "mask_vt.nii.gz")
-    return masking.mask_dataset(dataset, next(iter(dataset.masks)), standardize=True)
 
 
 def selection(masked, conditions):

@@ -19,7 +19,6 @@ from sklearn.svm import SVC
 
 from decoding_core import masking
 from decoding_core.config import ESTIMATORS, DecodingConfig
-from decoding_core.datasets import load_files
 from decoding_core.decoding import DEFAULT_C_GRID, decode, make_splits
 from decoding_core.decoding.decode import NESTED_SCREENING_NOTE, SVC_ROC_AUC_NOTE
 from decoding_core.decoding.estimators import _inner_splitter
@@ -29,14 +28,6 @@ STABLE_TO = 0.002
 
 #: The estimators whose face vs cat decode takes more than about 3 s here at tol / 100.
 SLOW_ESTIMATORS = {"svm_l1", "logistic_l1", "logistic_l2"}
-
-
-@pytest.fixture(scope="module")
-def vt_masked(haxby_vt_dir):
-    """Subject 1's VT voxels, z-scored, every condition (as the app masks them)."""
-    dataset = load_files(haxby_vt_dir / "bold_vt.nii.gz", haxby_vt_dir / "labels.txt",
-                         mask=haxby_vt_dir / "mask_vt.nii.gz")
-    return masking.mask_dataset(dataset, next(iter(dataset.masks)), standardize=True)
 
 
 def selection(masked, conditions):

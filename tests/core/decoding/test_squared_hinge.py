@@ -19,13 +19,6 @@ from decoding_core.decoding.estimators import fit_classifier
 from decoding_core.decoding.squared_hinge import choose_form, fit_linear_svc, solve_binary
 
 
-@pytest.fixture(scope="module")
-def vt_masked(haxby_vt_dir):
-    dataset = load_files(haxby_vt_dir / "bold_vt.nii.gz", haxby_vt_dir / "labels.txt",
-                         mask=haxby_vt_dir / "mask_vt.nii.gz")
-    return masking.mask_dataset(dataset, next(iter(dataset.masks)), standardize=True)
-
-
 def first_fold(masked, conditions):
     """Training and test matrices of the first leave-one-run-out fold (float64, as fitted)."""
     selected = masking.select_conditions(masked, conditions)
