@@ -129,7 +129,8 @@ def timed(progress: ProgressCallback | None, clock: Callable[[], float] | None =
         elapsed = clock() - started
         times = f"{format_duration(elapsed)} elapsed"
         new_work = fraction - done_before
-        if 0.0 < fraction < 1.0 and elapsed >= ESTIMATE_AFTER_SECONDS and 0.0 < new_work >= ESTIMATE_AFTER_FRACTION:
+        if (0.0 < fraction < 1.0 and elapsed >= ESTIMATE_AFTER_SECONDS and new_work > 0.0
+                and new_work >= ESTIMATE_AFTER_FRACTION):
             times += f", about {format_duration(elapsed * (1.0 - fraction) / new_work)} left"
         progress(fraction, f"{message} ({times})" if message else times.capitalize())
 

@@ -29,7 +29,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from decoding_core.choices import Choice
-from decoding_core.decoding.folds import available_cores
+from decoding_core.decoding.folds import LIBLINEAR_LOCK, available_cores
 from decoding_core.decoding import binary_logistic, squared_hinge
 from decoding_core.errors import DecodingInputError
 from decoding_core.progress import ProgressCallback, share
@@ -391,7 +391,7 @@ def _fits_with_liblinear(classifier) -> bool:
 
     liblinear reseeds one random state for the whole process at the start of each fit and
     draws its coordinate order from it: two fits at once (folds, or two sessions of the
-    app) would interleave their draws. Its fits take turns (`squared_hinge.LIBLINEAR_LOCK`),
+    app) would interleave their draws. Its fits take turns (`LIBLINEAR_LOCK`),
     so each gives the result it gives alone.
     """
     return isinstance(classifier, LinearSVC) or (
@@ -439,7 +439,7 @@ def fit_classifier(classifier, X, y, progress: ProgressCallback | None = None):
     if binary_logistic.solves_exactly(classifier, X, y):
         return binary_logistic.fit_binary_logistic(classifier, X, y)
     if _fits_with_liblinear(classifier):
-        with squared_hinge.LIBLINEAR_LOCK:
+        with LIBLINEAR_LOCK:
             return classifier.fit(X, y)
     if isinstance(classifier, OneVsRestClassifier):
         return fit_one_vs_rest(classifier, X, y, progress)
@@ -473,7 +473,7 @@ def fit_one_vs_rest(one_vs_rest: OneVsRestClassifier, X, y,
         column = columns[index]
         if kernel is not None and len(np.unique(column)) == 2:
             return _fit_svc_on_kernel(clone(one_vs_rest.estimator), X, column, kernel)
-        with squared_hinge.LIBLINEAR_LOCK if _fits_with_liblinear(one_vs_rest.estimator) else nullcontext():
+        with LIBLINEAR_LOCK if _fits_with_liblinear(one_vs_rest.estimator) else nullcontext():
             return _fit_binary(one_vs_rest.estimator, X, column, fit_params={},
                                classes=[f"not {classes[index]}", classes[index]])
 

@@ -16,12 +16,18 @@ from __future__ import annotations
 
 import os
 import queue
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from threadpoolctl import threadpool_limits
 
 from decoding_core.progress import ProgressCallback, share
+
+#: liblinear reseeds one random state for the whole process at the start of each fit and
+#: draws its coordinate order from it: its fits take turns (folds, fallbacks, or two
+#: sessions of the app), so that each gives the result it gives alone.
+LIBLINEAR_LOCK = threading.Lock()
 
 #: Most folds fitted at once.
 MAX_FOLD_THREADS = 4

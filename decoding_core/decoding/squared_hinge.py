@@ -23,7 +23,6 @@ whichever costs less; problems too large for either fall back to liblinear.
 
 from __future__ import annotations
 
-import threading
 import warnings
 from dataclasses import dataclass
 
@@ -31,6 +30,8 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import LinearSVC
+
+from decoding_core.decoding.folds import LIBLINEAR_LOCK
 
 #: Most Newton steps per binary problem (about 10 on the real VT data; the count is finite).
 MAX_NEWTON_STEPS = 200
@@ -43,10 +44,6 @@ MAX_SYSTEM_SIZE = 2500
 #: Margins this close to 1 count as on the margin when the set of samples is compared:
 #: such a sample contributes nothing to the objective on either side.
 MARGIN_TOLERANCE = 1e-10
-
-#: liblinear draws its coordinate order from one random state for the whole process;
-#: its fits (the fallback) take turns so that fits in threads give the serial results.
-LIBLINEAR_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -249,7 +246,7 @@ def fit_linear_svc(svc: LinearSVC, X, y, progress=None) -> LinearSVC:
     ``tol`` is not needed; ``max_iter`` caps the Newton steps (with `MAX_NEWTON_STEPS`),
     and a problem that reaches the cap warns with a ``ConvergenceWarning``, as liblinear
     does. Problems too large for a Newton system, or whose system cannot be factorised,
-    are fitted by liblinear itself (`LIBLINEAR_LOCK`).
+    are fitted by liblinear itself (`folds.LIBLINEAR_LOCK`).
 
     Parameters
     ----------
