@@ -6,7 +6,6 @@ import dataclasses
 import shutil
 import warnings
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest

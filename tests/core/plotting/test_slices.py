@@ -5,7 +5,6 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 import plotly.colors
-import plotly.graph_objects as go
 import pytest
 
 from decoding_core import plotting
