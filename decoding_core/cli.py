@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from decoding_core import cluster, datasets, decoding, export, group, masking, significance
+from decoding_core import cluster, datasets, decoding, export, group, masking, prefetch, significance
 from decoding_core.config import CV_SCHEMES, ESTIMATORS, SCORINGS, SETTINGS, DecodingConfig
 from decoding_core.errors import DecodingInputError
 from decoding_core.export import read_config_json
@@ -434,10 +434,14 @@ def _command_decode(args) -> int:
     if scheduler is not None and not n_permutations:
         raise DecodingInputError("--scheduler runs the permutations of a test on a cluster: give --permutations N too.")
     progress = _progress_printer(args.quiet or args.json)
+    # The voxels `python -m decoding_core` read while this module was imported, if it did;
+    # taken first, so that the file's digest is not computed twice.
+    raw_voxels = prefetch.take()
     dataset = load_dataset_from_args(args, progress=progress)
     config = config_from_args(args, dataset)
-    # Kept only for the permutation test, which then needs no second pass over the file.
-    raw_voxels = masking.RawVoxelCache() if n_permutations else None
+    if raw_voxels is None and n_permutations:
+        # The permutation test then needs no second pass over the file.
+        raw_voxels = masking.RawVoxelCache()
     result = decoding.run_decoding(dataset, config, progress=progress, cache=raw_voxels)
     test = None
     if n_permutations:

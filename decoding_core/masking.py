@@ -452,13 +452,28 @@ def clean_dataset_matrix(raw, dataset, *, standardize="series", detrend="none", 
                                t_r=dataset.tr, confounds=confound_matrices, sample_masks=sample_masks, copy=copy)
 
 
+def raw_matrix_key(func_digest: str, mask_img, smoothing_fwhm=None) -> tuple:
+    """The `RawVoxelCache` key of one image's raw matrix in one mask (as `mask_dataset` looks it up).
+
+    Parameters
+    ----------
+    func_digest : str
+        ``nifti.file_digest`` of the 4D image.
+    mask_img : nibabel.Nifti1Image
+        The mask (its nonzero voxels and its affine count).
+    smoothing_fwhm : float or sequence of 3 floats, optional
+        The smoothing applied before masking.
+    """
+    smoothing_key = None if smoothing_fwhm is None else tuple(np.atleast_1d(np.asarray(smoothing_fwhm, float)).tolist())
+    return (func_digest, _mask_digest(mask_img), smoothing_key)
+
+
 def _raw_matrix(dataset, mask_name, smoothing_fwhm, progress, cache: RawVoxelCache) -> tuple[np.ndarray, bool]:
     """The raw (uncleaned) matrix of one mask, and whether ``cache`` holds it (then it is read-only)."""
     func_digest = nifti.file_digest(dataset.func_path)
-    smoothing_key = None if smoothing_fwhm is None else tuple(np.atleast_1d(np.asarray(smoothing_fwhm, float)).tolist())
 
     def key_for(name):
-        return (func_digest, _mask_digest(dataset.masks[name]), smoothing_key)
+        return raw_matrix_key(func_digest, dataset.masks[name], smoothing_fwhm)
 
     raw = cache.get(key_for(mask_name))
     if raw is not None:

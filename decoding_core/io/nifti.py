@@ -801,13 +801,15 @@ def _digest_memo_key(path) -> tuple:
 
 
 def file_digest(path) -> str:
-    """SHA-256 (hex) of a file's bytes, read in 1 MiB blocks; remembered while the file is unchanged."""
+    """SHA-256 (hex) of a file's bytes, read in 16 MiB blocks; remembered while the file is unchanged."""
     known = _DIGEST_MEMO.get(_digest_memo_key(path))
     if known is not None:
         return known
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1024**2), b""):
+        # Large blocks: hashing releases the GIL for each one, and a thread that takes it back
+        # a few hundred times waits each time for the others (`decoding_core.prefetch`).
+        for block in iter(lambda: handle.read(16 * 1024**2), b""):
             digest.update(block)
     remember_file_digest(path, digest.hexdigest())
     return digest.hexdigest()

@@ -15,6 +15,8 @@ import resource
 import subprocess
 import sys
 
+import nibabel as nib
+import numpy as np
 import pytest
 
 from decoding_core import datasets
@@ -157,13 +159,22 @@ def _limit_memory(limit_bytes: int):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("with_mask", [False, True], ids=["no mask", "with a mask (read ahead)"])
 @pytest.mark.parametrize("case", ["terabyte_header", "gzip_bomb_claiming_4gib", "extension_huge"])
-def test_command_line_process_under_a_memory_limit(case, hostile_nifti_paths, valid_labels, tmp_path):
-    """The real entry point, ``python -m decoding_core``, in a process limited to 1.5 GB of address space."""
+def test_command_line_process_under_a_memory_limit(case, with_mask, hostile_nifti_paths, valid_labels, tmp_path):
+    """The real entry point, ``python -m decoding_core``, in a process limited to 1.5 GB of address space.
+
+    With a mask, the entry point starts reading the image in threads before its imports
+    (`decoding_core.prefetch`): they must meet the same defences, and leave the message to the command.
+    """
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    mask = []
+    if with_mask:
+        nib.save(nib.Nifti1Image(np.ones((4, 4, 4), np.uint8), np.eye(4)), tmp_path / "mask.nii.gz")
+        mask = ["--mask", str(tmp_path / "mask.nii.gz")]
     completed = subprocess.run(
         [sys.executable, "-m", "decoding_core", "decode", "--func", str(hostile_nifti_paths[case]),
-         "--labels", str(valid_labels), "--quiet"],
+         "--labels", str(valid_labels), *mask, "--quiet"],
         capture_output=True, text=True, env=env, timeout=120, preexec_fn=_limit_memory(1536 * 1024**2),
         cwd=REPO_ROOT,
     )

@@ -1,0 +1,136 @@
+"""Reading the image while the command line imports: the same answers, one read, failures left to the command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from decoding_core import cli, masking, prefetch
+from decoding_core.datasets import load_files
+
+from tests.conftest import REPO_ROOT
+
+
+@pytest.fixture
+def vt_decode_argv(haxby_vt_dir):
+    return ["decode", "--func", str(haxby_vt_dir / "bold_vt.nii.gz"), "--labels", str(haxby_vt_dir / "labels.txt"),
+            "--mask", str(haxby_vt_dir / "mask_vt.nii.gz"), "--conditions", "face", "cat",
+            "--cv", "leave-one-run-out", "--json"]
+
+
+def _answer(summary: dict) -> dict:
+    """A JSON summary less its time."""
+    return {key: value for key, value in summary.items() if key != "elapsed_seconds"}
+
+
+@pytest.fixture
+def counted_reads(monkeypatch):
+    """How many times the masked voxels of an image were read (by anyone)."""
+    calls = []
+    original = masking.extract_masked_voxels
+
+    def counting(*args, **kwargs):
+        calls.append(args[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(masking, "extract_masked_voxels", counting)
+    return calls
+
+
+@pytest.fixture(autouse=True)
+def nothing_pending():
+    yield
+    prefetch.take()  # a test that failed half-way leaves no read for the next one
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["decode", "--func", "f.nii.gz", "--labels", "l.txt", "--mask", "m.nii.gz"], ("f.nii.gz", "m.nii.gz")),
+    (["decode", "--func=f.nii.gz", "--mask=m.nii.gz", "--labels", "l.txt"], ("f.nii.gz", "m.nii.gz")),
+    (["decode", "--func", "f.nii.gz", "--labels", "l.txt"], None),  # no mask: an EPI mask from the mean image
+    (["decode", "--func", "f.nii.gz", "--mask", "m.nii.gz", "--smoothing", "6"], None),
+    (["decode", "--func", "f.nii.gz", "--mask", "m.nii.gz", "--smoothing=6"], None),
+    (["decode", "--func", "f.nii.gz", "--mask", "m.nii.gz", "--config", "c.json"], None),
+    (["decode", "--bids", "d", "--mask", "m.nii.gz"], None),
+    (["searchlight", "--func", "f.nii.gz", "--mask", "m.nii.gz"], None),
+    (["decode", "--func"], None),
+    ([], None),
+])
+def test_only_a_plain_decode_of_ones_own_files_is_read_ahead(argv, expected):
+    assert prefetch.files_to_read(argv) == expected
+
+
+def test_the_read_ahead_voxels_are_those_the_decode_would_read(haxby_vt_dir):
+    func, mask = haxby_vt_dir / "bold_vt.nii.gz", haxby_vt_dir / "mask_vt.nii.gz"
+    mask_img, raw = prefetch.masked_voxels(func, mask)
+    dataset = load_files(func, haxby_vt_dir / "labels.txt", mask=mask)
+    assert masking.raw_matrix_key("x", mask_img) == masking.raw_matrix_key("x", dataset.masks["uploaded"])
+    np.testing.assert_array_equal(raw, masking.extract_masked_voxels(func, dataset.masks)["uploaded"])
+
+
+def test_the_command_decodes_the_read_ahead_voxels_without_reading_them_again(vt_decode_argv, counted_reads, capsys):
+    assert cli.main(vt_decode_argv) == 0
+    alone = _answer(json.loads(capsys.readouterr().out))
+    assert len(counted_reads) == 1
+
+    prefetch.start(vt_decode_argv)
+    assert cli.main(vt_decode_argv) == 0
+    ahead = _answer(json.loads(capsys.readouterr().out))
+    assert len(counted_reads) == 2, "the command read the voxels again instead of taking the read-ahead ones"
+    assert ahead == alone
+
+
+def test_the_read_restores_the_switch_interval(vt_decode_argv):
+    before = sys.getswitchinterval()
+    prefetch.start(vt_decode_argv)
+    assert sys.getswitchinterval() < before
+    assert prefetch.take() is not None
+    assert sys.getswitchinterval() == before
+    assert prefetch.take() is None  # taken once
+
+
+def _corrupt_func(tmp_path):
+    path = tmp_path / "bold.nii.gz"
+    path.write_bytes(np.random.default_rng(0).bytes(4096))
+    return path
+
+
+def _mask_on_another_grid(tmp_path):
+    path = tmp_path / "mask.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((3, 3, 3), np.uint8), np.eye(4)), path)
+    return path
+
+
+@pytest.mark.parametrize("break_it", ["corrupt image", "mask on another grid", "missing image"])
+def test_a_failed_read_leaves_the_command_to_say_what_is_wrong(break_it, vt_decode_argv, tmp_path, capsys):
+    argv = list(vt_decode_argv)
+    if break_it == "corrupt image":
+        argv[argv.index("--func") + 1] = str(_corrupt_func(tmp_path))
+    elif break_it == "mask on another grid":
+        argv[argv.index("--mask") + 1] = str(_mask_on_another_grid(tmp_path))
+    else:
+        argv[argv.index("--func") + 1] = str(tmp_path / "absent.nii.gz")
+    status_alone = cli.main(argv)
+    message_alone = capsys.readouterr().err
+
+    prefetch.start(argv)
+    status = cli.main(argv)
+    message = capsys.readouterr().err
+    assert status == status_alone == cli.EXIT_INPUT_ERROR
+    assert message == message_alone
+    assert message.startswith("error: ") and "Traceback" not in message
+
+
+def test_python_m_decoding_core_gives_the_in_process_answer(vt_decode_argv, capsys):
+    """The real entry point, which reads ahead, against ``main`` called directly, which does not."""
+    assert cli.main(vt_decode_argv) == 0
+    in_process = _answer(json.loads(capsys.readouterr().out))
+    completed = subprocess.run([sys.executable, "-m", "decoding_core", *vt_decode_argv],
+                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    assert _answer(json.loads(completed.stdout)) == in_process
+    assert in_process["fold_scores"]  # the answer compared is a real one
