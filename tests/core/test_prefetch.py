@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -30,7 +31,7 @@ def _answer(summary: dict) -> dict:
 
 @pytest.fixture
 def counted_reads(monkeypatch):
-    """How many times the masked voxels of an image were read (by anyone)."""
+    """How many times this process read the masked voxels of an image."""
     calls = []
     original = masking.extract_masked_voxels
 
@@ -80,17 +81,28 @@ def test_the_command_decodes_the_read_ahead_voxels_without_reading_them_again(vt
     prefetch.start(vt_decode_argv)
     assert cli.main(vt_decode_argv) == 0
     ahead = _answer(json.loads(capsys.readouterr().out))
-    assert len(counted_reads) == 2, "the command read the voxels again instead of taking the read-ahead ones"
+    # The child's read is in its own process: this one read nothing more.
+    assert len(counted_reads) == 1, "the command read the voxels itself instead of taking the read-ahead ones"
     assert ahead == alone
 
 
-def test_the_read_restores_the_switch_interval(vt_decode_argv):
-    before = sys.getswitchinterval()
+def test_the_child_process_is_gone_once_its_voxels_are_taken(vt_decode_argv):
     prefetch.start(vt_decode_argv)
-    assert sys.getswitchinterval() < before
+    child = prefetch._pending.pid
     assert prefetch.take() is not None
-    assert sys.getswitchinterval() == before
+    with pytest.raises(ChildProcessError):
+        os.waitpid(child, os.WNOHANG)  # reaped: no zombie left behind
     assert prefetch.take() is None  # taken once
+
+
+def test_a_command_that_stops_early_ends_the_child(vt_decode_argv):
+    """An argument error exits before the voxels are taken: the child must not read on."""
+    prefetch.start(vt_decode_argv)
+    read = prefetch._pending
+    read.stop()  # what the exit handler does
+    with pytest.raises(ChildProcessError):
+        os.waitpid(read.pid, os.WNOHANG)
+    read.stop()  # twice is harmless (the exit handler after an explicit stop)
 
 
 def _corrupt_func(tmp_path):
