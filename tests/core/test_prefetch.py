@@ -146,3 +146,22 @@ def test_python_m_decoding_core_gives_the_in_process_answer(vt_decode_argv, caps
     assert completed.returncode == 0, completed.stderr
     assert _answer(json.loads(completed.stdout)) == in_process
     assert in_process["fold_scores"]  # the answer compared is a real one
+
+
+def test_the_read_ahead_starts_before_any_heavy_import():
+    """``python -m decoding_core`` forks before importing numpy or scikit-learn: the package and
+    `prefetch` import neither, and the package's re-exports still work when asked for."""
+    code = ("import sys, decoding_core, decoding_core.prefetch\n"
+            "heavy = sorted(m for m in ('numpy', 'pandas', 'sklearn', 'nibabel') if m in sys.modules)\n"
+            "from decoding_core import ESTIMATORS, DecodingConfig, DecodingInputError\n"
+            "print(heavy, 'svc' in ESTIMATORS, DecodingConfig.__name__, DecodingInputError.__name__)\n")
+    completed = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.split() == ["[]", "True", "DecodingConfig", "DecodingInputError"]
+
+
+def test_an_unknown_name_of_the_package_is_an_attribute_error():
+    import decoding_core
+
+    with pytest.raises(AttributeError, match="no_such_name"):
+        decoding_core.no_such_name  # noqa: B018
