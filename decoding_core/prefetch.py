@@ -53,10 +53,13 @@ class _Read:
         if self._pipe.closed:
             return None
         try:
-            header = json.loads(self._pipe.readline() or "null")
-            data = self._pipe.read()
+            line, data = self._pipe.readline(), self._pipe.read()
         finally:
             self.stop()
+        try:
+            header = json.loads(line) if line else None
+        except ValueError:  # the child was stopped half-way through its line
+            return None
         return None if header is None else _cache_of(self.func, header, data)
 
     def stop(self) -> None:
@@ -74,15 +77,18 @@ class _Read:
 
 def _send(func, mask, write_end: int) -> None:
     """In the child: a JSON line (key, digest, shape), then the matrix's bytes; nothing on failure."""
+    import warnings
+
+    warnings.simplefilter("ignore")  # the command's own read of the header says what needs saying, once
     with os.fdopen(write_end, "wb") as pipe:
         try:
+            voxels = masked_voxels(func, mask)  # first: a bad file or mask ends here, before the digest's pass
+            if voxels is None:
+                return
             digest = hashlib.sha256()
             with open(func, "rb") as handle:
                 for block in iter(lambda: handle.read(_HASH_BLOCK_BYTES), b""):
                     digest.update(block)
-            voxels = masked_voxels(func, mask)
-            if voxels is None:
-                return
             from decoding_core import masking
 
             mask_img, raw = voxels
@@ -131,7 +137,10 @@ def _cache_of(func, header: dict, data: bytes):
     from decoding_core import masking
     from decoding_core.io import nifti
 
-    raw = np.frombuffer(data, dtype=np.float32).reshape(header["shape"])  # read-only, as the cache keeps it
+    shape = tuple(header["shape"])
+    if len(data) != 4 * shape[0] * shape[1]:  # the child was stopped half-way: the command reads itself
+        return None
+    raw = np.frombuffer(data, dtype=np.float32).reshape(shape)  # read-only, as the cache keeps it
     nifti.remember_file_digest(func, header["sha256"])
     cache = masking.RawVoxelCache()
     cache.put(tuple(header["key"]), raw)
@@ -159,8 +168,12 @@ def start(argv: list[str]) -> None:
     """Start reading the image that ``argv`` (the command's arguments) will decode, if it is a plain case."""
     global _pending
     files = files_to_read(argv)
-    if files is not None and hasattr(os, "fork"):
+    if files is None or not hasattr(os, "fork"):
+        return
+    try:
         _pending = _Read(*files)
+    except OSError:  # no process or pipe to spare: the command reads the image itself
+        _pending = None
 
 
 def take():

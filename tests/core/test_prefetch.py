@@ -105,6 +105,27 @@ def test_a_command_that_stops_early_ends_the_child(vt_decode_argv):
     read.stop()  # twice is harmless (the exit handler after an explicit stop)
 
 
+@pytest.mark.parametrize("sent", [b"", b'{"key": ["a", "b", nu', None], ids=["nothing", "half a line", "half the voxels"])
+def test_a_child_stopped_half_way_leaves_the_command_to_read_itself(sent, vt_decode_argv, counted_reads,
+                                                                     monkeypatch, capsys):
+    def stopped_half_way(func, mask, write_end):
+        with os.fdopen(write_end, "wb") as pipe:
+            if sent is not None:
+                pipe.write(sent)
+                return
+            mask_img, raw = prefetch.masked_voxels(func, mask)
+            key = masking.raw_matrix_key("0" * 64, mask_img)
+            pipe.write(json.dumps({"key": key, "sha256": "0" * 64, "shape": raw.shape}).encode() + b"\n")
+            pipe.write(memoryview(raw).cast("B")[: raw.nbytes // 2])
+
+    monkeypatch.setattr(prefetch, "_send", stopped_half_way)
+    prefetch.start(vt_decode_argv)
+    assert prefetch._pending is not None
+    assert cli.main(vt_decode_argv) == 0
+    assert json.loads(capsys.readouterr().out)["fold_scores"]
+    assert len(counted_reads) == 1  # the command's own read
+
+
 def _corrupt_func(tmp_path):
     path = tmp_path / "bold.nii.gz"
     path.write_bytes(np.random.default_rng(0).bytes(4096))
