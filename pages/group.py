@@ -118,4 +118,4 @@ if run is not None and run.result is not None:
         st.download_button("Group mean weight map (.nii.gz)", key=state.W_GROUP_MAP_DOWNLOAD,
                            data=lambda: export.image_to_nifti_bytes(result.mean_weight_img),
                            file_name="group_mean_weights.nii.gz", mime="application/gzip",
-                           icon=":material/download:")
+                           on_click="ignore", icon=":material/download:")

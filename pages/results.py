@@ -184,6 +184,8 @@ def draw_weight_map(result, dataset) -> None:
 
 def draw_downloads(result, dataset) -> None:
     st.subheader("Downloads")
+    # on_click="ignore": a download needs no rerun (each file is built when asked for), and a rerun
+    # racing the file's request once left the other download buttons disabled in a browser test.
     kinds = map_views.available_map_kinds(result)
     # One wrapping row of buttons sized to their labels (columns cut the longer labels off).
     row = st.container(horizontal=True)
@@ -191,24 +193,27 @@ def draw_downloads(result, dataset) -> None:
     weights_column.download_button(
         "Weight map (.nii.gz)", data=lambda: export.image_to_nifti_bytes(result.weight_img),
         file_name="decoding_weights.nii.gz", mime="application/gzip", key=state.W_DOWNLOAD_WEIGHTS,
+        on_click="ignore",
     )
     for kind in kinds[1:]:
         weights_column.download_button(
             f"{state.MAP_KINDS[kind]} (.nii.gz)",
             data=lambda kind=kind: export.image_to_nifti_bytes(map_views.result_map(result, kind)),
             file_name=f"decoding_{kind}.nii.gz", mime="application/gzip", key=f"{state.W_DOWNLOAD_WEIGHTS}_{kind}",
+            on_click="ignore",
         )
     scores_column.download_button(
         "Per-fold scores (CSV)", data=lambda: export.fold_scores_csv(result),
-        file_name="fold_scores.csv", mime="text/csv", key=state.W_DOWNLOAD_SCORES,
+        file_name="fold_scores.csv", mime="text/csv", key=state.W_DOWNLOAD_SCORES, on_click="ignore",
     )
     predictions_column.download_button(
         "Predictions (CSV)", data=lambda: export.predictions_csv(result),
-        file_name="predictions.csv", mime="text/csv", key=state.W_DOWNLOAD_PREDICTIONS,
+        file_name="predictions.csv", mime="text/csv", key=state.W_DOWNLOAD_PREDICTIONS, on_click="ignore",
     )
     config_column.download_button(
         "Configuration (JSON)", data=lambda: export.config_json(result.config, dataset),
         file_name="decoding_config.json", mime="application/json", key=state.W_DOWNLOAD_CONFIG,
+        on_click="ignore",
     )
     history.draw_result_export(result, dataset)
 

@@ -280,4 +280,4 @@ def _draw_map(light, dataset) -> None:
     name = "searchlight_partial.nii.gz" if light.partial else "searchlight.nii.gz"
     st.download_button(f"Searchlight map{' (partial)' if light.partial else ''} (.nii.gz)",
                        data=lambda: export.image_to_nifti_bytes(light.score_img), file_name=name,
-                       mime="application/gzip", key=state.W_SEARCHLIGHT_DOWNLOAD)
+                       mime="application/gzip", key=state.W_SEARCHLIGHT_DOWNLOAD, on_click="ignore")
