@@ -439,6 +439,9 @@ def _command_decode(args) -> int:
     raw_voxels = prefetch.take()
     dataset = load_dataset_from_args(args, progress=progress)
     config = config_from_args(args, dataset)
+    cost_note = ESTIMATORS[config.estimator].many_classes_note
+    if cost_note and len(config.conditions) > 2 and not (args.quiet or args.json):
+        print(f"Note: {cost_note}", file=sys.stderr)
     if raw_voxels is None and n_permutations:
         # The permutation test then needs no second pass over the file.
         raw_voxels = masking.RawVoxelCache()

@@ -5,7 +5,7 @@ import streamlit as st
 import app
 from decoding_core import summaries
 from decoding_core.cleaning import scope_of
-from decoding_core.config import CV_SCHEMES, SETTINGS, DecodingConfig
+from decoding_core.config import CV_SCHEMES, ESTIMATORS, SETTINGS, DecodingConfig
 from decoding_core.io.labels import label_variants
 from decoding_core.masking import NonFiniteVoxelsError
 from ui import analysis, datasets, feedback, history, links, state
@@ -106,6 +106,8 @@ with what:
 with how:
     st.subheader("How")
     estimator = choice_widget("estimator", state.W_ESTIMATOR)
+    if len(conditions) > 2 and ESTIMATORS[estimator].many_classes_note:
+        st.info(ESTIMATORS[estimator].many_classes_note, icon=":material/schedule:")
     C = st.number_input(
         SETTINGS["C"].label, min_value=1e-6, max_value=SETTINGS["C"].high,
         step=0.1, format="%g", key=state.W_C, help=SETTINGS["C"].help,

@@ -47,3 +47,24 @@ def test_history_shows_the_score_first_and_tells_two_runs_apart(local_history):
     assert list(table.columns[:3]) == ["mean score", "sd", "chance"]
     assert len(table) == 2 and table["name"].nunique() == 2, table["name"].tolist()
     assert any("face/cat" in name for name in table["name"]) and any("8 conditions" in n for n in table["name"])
+
+
+def _cost_notes(at) -> list[str]:
+    return [info.value for info in at.info if "liblinear fits one class of one fold" in info.value]
+
+
+def test_the_l1_svm_says_what_many_classes_cost_before_the_run():
+    """Issue 13: the L1 SVM takes minutes on the 8 categories, where the others take seconds."""
+    at = start_app()
+    go_to(at, "configure.py")
+    at.selectbox(key=state.W_ESTIMATOR).set_value("svm_l1")
+    at.run()
+    assert_no_traceback(at)
+    assert not _cost_notes(at)  # face vs cat: two classes, quick enough
+    at.multiselect(key=state.W_CONDITIONS).set_value(CATEGORIES)
+    at.run()
+    assert_no_traceback(at)
+    assert len(_cost_notes(at)) == 1 and "6 minutes" in _cost_notes(at)[0]
+    at.selectbox(key=state.W_ESTIMATOR).set_value("svm_l2")
+    at.run()
+    assert not _cost_notes(at)  # the other estimators need no warning

@@ -236,3 +236,23 @@ def test_decode_json_carries_the_notes_of_nested_tuning(capsys):
     summary = json.loads(capsys.readouterr().out)
     assert status == 0
     assert any("inner" in note for note in summary["notes"]), summary["notes"]
+
+
+@pytest.mark.parametrize("estimator, conditions, extra, noted", [
+    ("svm_l1", ["face", "cat", "house"], [], True),
+    ("svm_l1", ["face", "cat"], [], False),  # two classes: quick enough
+    ("svm_l2", ["face", "cat", "house"], [], False),
+    ("svm_l1", ["face", "cat", "house"], ["--json"], False),  # JSON output stays machine-readable
+])
+def test_decode_says_what_many_classes_cost_before_running(estimator, conditions, extra, noted, monkeypatch, capsys):
+    from decoding_core import decoding
+    from decoding_core.errors import DecodingInputError
+
+    def not_run_here(*args, **kwargs):
+        raise DecodingInputError("stopped before the run")
+
+    monkeypatch.setattr(decoding, "run_decoding", not_run_here)
+    assert main(["decode", "--estimator", estimator, "--conditions", *conditions, *extra]) == EXIT_INPUT_ERROR
+    err = capsys.readouterr().err
+    assert err.rstrip().endswith("stopped before the run")
+    assert ("Note: Slow with more than two classes" in err) == noted
