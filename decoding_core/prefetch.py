@@ -19,16 +19,12 @@ always does.
 from __future__ import annotations
 
 import atexit
-import hashlib
 import json
 import os
 import signal
 
 #: Options after which the command's read is not the plain one made here.
 _OTHER_READS = ("--smoothing", "--config", "--bids", "--dataset")
-
-#: As `decoding_core.io.nifti.file_digest` reads.
-_HASH_BLOCK_BYTES = 16 * 1024**2
 
 _pending: _Read | None = None
 
@@ -85,15 +81,13 @@ def _send(func, mask, write_end: int) -> None:
             voxels = masked_voxels(func, mask)  # first: a bad file or mask ends here, before the digest's pass
             if voxels is None:
                 return
-            digest = hashlib.sha256()
-            with open(func, "rb") as handle:
-                for block in iter(lambda: handle.read(_HASH_BLOCK_BYTES), b""):
-                    digest.update(block)
             from decoding_core import masking
+            from decoding_core.io import nifti
 
             mask_img, raw = voxels
-            key = masking.raw_matrix_key(digest.hexdigest(), mask_img)
-            pipe.write(json.dumps({"key": key, "sha256": digest.hexdigest(), "shape": raw.shape}).encode() + b"\n")
+            sha256 = nifti.file_digest(func)
+            key = masking.raw_matrix_key(sha256, mask_img)
+            pipe.write(json.dumps({"key": key, "sha256": sha256, "shape": raw.shape}).encode() + b"\n")
             pipe.write(memoryview(raw).cast("B"))
         except BaseException:  # noqa: BLE001 - the command meets the same problem and reports it
             return
@@ -149,7 +143,7 @@ def _cache_of(func, header: dict, data: bytes):
 
 def files_to_read(argv: list[str]) -> tuple[str, str] | None:
     """``(func, mask)`` when ``argv`` is a plain ``decode`` of one's own image in one's own mask, else None."""
-    if not argv or argv[0] != "decode" or any(arg.split("=")[0] in _OTHER_READS for arg in argv):
+    if not argv or argv[0] != "decode" or any(_names_another_read(arg) for arg in argv):
         return None
     values = {}
     for index, arg in enumerate(argv):
@@ -162,6 +156,12 @@ def files_to_read(argv: list[str]) -> tuple[str, str] | None:
     if "--func" not in values or "--mask" not in values:
         return None
     return values["--func"], values["--mask"]
+
+
+def _names_another_read(arg: str) -> bool:
+    # argparse takes an option's unambiguous start (``--smooth 6``) for the option.
+    name = arg.split("=")[0]
+    return len(name) > 2 and name.startswith("--") and any(option.startswith(name) for option in _OTHER_READS)
 
 
 def start(argv: list[str]) -> None:

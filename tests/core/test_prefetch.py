@@ -55,6 +55,9 @@ def nothing_pending():
     (["decode", "--func", "f.nii.gz", "--labels", "l.txt"], None),  # no mask: an EPI mask from the mean image
     (["decode", "--func", "f.nii.gz", "--mask", "m.nii.gz", "--smoothing", "6"], None),
     (["decode", "--func", "f.nii.gz", "--mask", "m.nii.gz", "--smoothing=6"], None),
+    (["decode", "--func", "f.nii.gz", "--mask", "m.nii.gz", "--smooth", "6"], None),  # argparse's abbreviation
+    (["decode", "--func", "f.nii.gz", "--mask", "m.nii.gz", "--seed", "0", "--scoring", "accuracy"],
+     ("f.nii.gz", "m.nii.gz")),  # options that start alike but read nothing else
     (["decode", "--func", "f.nii.gz", "--mask", "m.nii.gz", "--config", "c.json"], None),
     (["decode", "--bids", "d", "--mask", "m.nii.gz"], None),
     (["searchlight", "--func", "f.nii.gz", "--mask", "m.nii.gz"], None),
