@@ -142,7 +142,7 @@ ESTIMATORS = {
                   "max_iter=20000, random_state=0)", fits_in_threads=False,
                   many_classes_note="Slow with more than two classes: liblinear fits one class of one fold "
                                     "at a time, to a tight tolerance. All 8 Haxby categories in the VT mask "
-                                    "(864 samples x 577 voxels, 12 folds) take about 6 minutes on 2 cores, "
+                                    "(864 samples x 577 voxels, 12 folds) take about 5 minutes on 2 cores, "
                                     "where the linear SVC takes about 1 second."),
         Estimator("logistic_l2", "L2-penalised logistic regression",
                   "Gives class probabilities; two classes fitted to the optimum (Newton's method), more "

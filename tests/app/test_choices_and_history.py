@@ -64,7 +64,7 @@ def test_the_l1_svm_says_what_many_classes_cost_before_the_run():
     at.multiselect(key=state.W_CONDITIONS).set_value(CATEGORIES)
     at.run()
     assert_no_traceback(at)
-    assert len(_cost_notes(at)) == 1 and "6 minutes" in _cost_notes(at)[0]
+    assert len(_cost_notes(at)) == 1 and "5 minutes" in _cost_notes(at)[0]
     at.selectbox(key=state.W_ESTIMATOR).set_value("svm_l2")
     at.run()
     assert not _cost_notes(at)  # the other estimators need no warning
