@@ -93,11 +93,9 @@ def test_mixed_scopes_detrend_series_then_zscore_per_run(slice_dataset, raw_slic
     np.testing.assert_allclose(masked.X, zscore_within_runs(detrended, slice_dataset.runs), rtol=0, atol=2e-5)
 
 
-def test_raw_voxels_are_read_once_across_cleaning_choices(slice_dataset, monkeypatch):
+def test_raw_voxels_are_read_once_across_cleaning_choices(slice_dataset, masked_voxel_reads):
     cache = masking.RawVoxelCache()
-    reads = []
-    original = masking.extract_masked_voxels
-    monkeypatch.setattr(masking, "extract_masked_voxels", lambda *a, **k: reads.append(1) or original(*a, **k))
+    reads = masked_voxel_reads
     series = masking.mask_dataset(slice_dataset, "uploaded", cache=cache)
     by_run = masking.mask_dataset(slice_dataset, "uploaded", standardize="run", detrend="run", cache=cache)
     none = masking.mask_dataset(slice_dataset, "uploaded", standardize="none", cache=cache)

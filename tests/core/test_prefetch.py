@@ -29,20 +29,6 @@ def _answer(summary: dict) -> dict:
     return {key: value for key, value in summary.items() if key != "elapsed_seconds"}
 
 
-@pytest.fixture
-def counted_reads(monkeypatch):
-    """How many times this process read the masked voxels of an image."""
-    calls = []
-    original = masking.extract_masked_voxels
-
-    def counting(*args, **kwargs):
-        calls.append(args[0])
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(masking, "extract_masked_voxels", counting)
-    return calls
-
-
 @pytest.fixture(autouse=True)
 def nothing_pending():
     yield
@@ -76,16 +62,16 @@ def test_the_read_ahead_voxels_are_those_the_decode_would_read(haxby_vt_dir):
     np.testing.assert_array_equal(raw, masking.extract_masked_voxels(func, dataset.masks)["uploaded"])
 
 
-def test_the_command_decodes_the_read_ahead_voxels_without_reading_them_again(vt_decode_argv, counted_reads, capsys):
+def test_the_command_decodes_the_read_ahead_voxels_without_reading_them_again(vt_decode_argv, masked_voxel_reads, capsys):
     assert cli.main(vt_decode_argv) == 0
     alone = _answer(json.loads(capsys.readouterr().out))
-    assert len(counted_reads) == 1
+    assert len(masked_voxel_reads) == 1
 
     prefetch.start(vt_decode_argv)
     assert cli.main(vt_decode_argv) == 0
     ahead = _answer(json.loads(capsys.readouterr().out))
     # The child's read is in its own process: this one read nothing more.
-    assert len(counted_reads) == 1, "the command read the voxels itself instead of taking the read-ahead ones"
+    assert len(masked_voxel_reads) == 1, "the command read the voxels itself instead of taking the read-ahead ones"
     assert ahead == alone
 
 
@@ -109,7 +95,7 @@ def test_a_command_that_stops_early_ends_the_child(vt_decode_argv):
 
 
 @pytest.mark.parametrize("sent", [b"", b'{"key": ["a", "b", nu', None], ids=["nothing", "half a line", "half the voxels"])
-def test_a_child_stopped_half_way_leaves_the_command_to_read_itself(sent, vt_decode_argv, counted_reads,
+def test_a_child_stopped_half_way_leaves_the_command_to_read_itself(sent, vt_decode_argv, masked_voxel_reads,
                                                                      monkeypatch, capsys):
     def stopped_half_way(func, mask, write_end):
         with os.fdopen(write_end, "wb") as pipe:
@@ -126,7 +112,7 @@ def test_a_child_stopped_half_way_leaves_the_command_to_read_itself(sent, vt_dec
     assert prefetch._pending is not None
     assert cli.main(vt_decode_argv) == 0
     assert json.loads(capsys.readouterr().out)["fold_scores"]
-    assert len(counted_reads) == 1  # the command's own read
+    assert len(masked_voxel_reads) == 1  # the command's own read
 
 
 def _corrupt_func(tmp_path):

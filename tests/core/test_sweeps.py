@@ -90,15 +90,8 @@ def test_default_values(simulated_dataset):
                 DecodingConfig().replace(**{setting: value})
 
 
-def test_a_sweep_over_C_gives_one_run_per_value_and_reads_the_image_once(simulated_dataset, monkeypatch):
-    reads = []
-    original = masking.extract_masked_voxels
-
-    def counting(*args, **kwargs):
-        reads.append(args[0])
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(masking, "extract_masked_voxels", counting)
+def test_a_sweep_over_C_gives_one_run_per_value_and_reads_the_image_once(simulated_dataset, masked_voxel_reads):
+    reads = masked_voxel_reads
     values = [0.001, 0.1, 10.0]
     progress = []
     base = DecodingConfig(cv="kfold", n_folds=4)
